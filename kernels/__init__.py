@@ -1,0 +1,1 @@
+"""Compute kernels: Triton implementations with pure-torch reference twins."""

@@ -1,0 +1,1 @@
+"""Batched molecular dynamics: state, integrators, thermostats, optimizers, reporters."""

@@ -1,0 +1,1 @@
+"""Benchmark drivers behind ``mlpot bench`` (and the scripts in ``benchmarks/``)."""

@@ -1,0 +1,127 @@
+"""Model checkpoints: one file with class, config, weights, species, E0, units, version.
+
+The file is written with ``torch.save`` and read with ``torch.load(weights_only=True)``,
+so loading never runs code from the file. Writes go to a temporary file that is
+renamed into place, so an interrupted save never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from mlpot.models import MODEL_CLASSES, Potential
+
+FORMAT = "mlpot-checkpoint"
+FORMAT_VERSION = 1
+UNITS = {"energy": "eV", "length": "Angstrom", "stress": "eV/Angstrom^3"}
+
+
+def _version() -> str:
+    from mlpot import __version__
+
+    return __version__
+
+
+def shipped_models() -> dict[str, Path]:
+    """Names of the models shipped inside the package → their files."""
+    folder = resources.files("mlpot") / "pretrained"
+    out = {}
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if entry.name.endswith(".pt"):
+                out[entry.name[:-3]] = Path(str(entry))
+    return dict(sorted(out.items()))
+
+
+def save_model(model: Potential, path: str | os.PathLike) -> Path:
+    """Write ``model`` to ``path`` atomically; returns the path."""
+    name = type(model).__name__
+    if MODEL_CLASSES.get(name) is not type(model):
+        raise TypeError(f"cannot save {name}: not one of mlpot's model classes "
+                        f"{sorted(MODEL_CLASSES)}")
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "mlpot_version": _version(),
+        "model_class": name,
+        "config": dataclasses.asdict(model.config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "species": model.species,
+        "e0": model.e0.detach().cpu().tolist(),
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "units": dict(UNITS),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
+    """A checkpoint path, or the file of a shipped model name."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = shipped_models()
+    if str(name_or_path) in shipped:
+        return shipped[str(name_or_path)]
+    if path.exists():
+        raise ValueError(f"{path}: is not a file")
+    raise FileNotFoundError(
+        f"no checkpoint file or shipped model named {str(name_or_path)!r} "
+        f"(shipped models: {', '.join(shipped) or 'none'})")
+
+
+def load_model(
+    name_or_path: str | os.PathLike,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> Potential:
+    """Rebuild a model from a checkpoint file or a shipped model name.
+
+    Raises:
+        FileNotFoundError: no such file or shipped name.
+        ValueError: the file is corrupt, truncated, or not an mlpot checkpoint.
+    """
+    path = resolve_model_path(name_or_path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for damaged files
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: not a readable mlpot checkpoint "
+                         f"(corrupt, truncated or foreign file: {first[:200]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an mlpot checkpoint (no '{FORMAT}' marker)")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{path}: checkpoint format {payload['format_version']} is newer "
+                         f"than this mlpot understands ({FORMAT_VERSION}); upgrade mlpot")
+    cls = MODEL_CLASSES.get(payload.get("model_class", ""))
+    if cls is None:
+        raise ValueError(f"{path}: unknown model class {payload.get('model_class')!r}; "
+                         f"known: {sorted(MODEL_CLASSES)}")
+    try:
+        model = cls(**payload["config"])
+        saved_dtype = getattr(torch, payload.get("dtype", "float32"))
+        model = model.to(saved_dtype)
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except (KeyError, TypeError, RuntimeError, ValueError) as err:
+        raise ValueError(f"{path}: checkpoint does not match {cls.__name__}: {err}") from None
+    model.eval()
+    if device is not None or dtype is not None:
+        model = model.to(device=device, dtype=dtype)
+    return model

@@ -1,0 +1,1 @@
+"""The `mlpot` command line (typer). Each command parses options and calls one library function."""

@@ -1,0 +1,47 @@
+"""Entry point of the ``mlpot`` console script."""
+
+from __future__ import annotations
+
+import typer
+
+import mlpot
+from mlpot.cli.bench import bench_app
+
+app = typer.Typer(
+    name="mlpot",
+    help="Molecular simulation with machine-learned interatomic potentials.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"mlpot {mlpot.__version__}")
+        raise typer.Exit()
+
+app.add_typer(bench_app, name="bench")
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True,
+        help="Print the version and exit."),
+) -> None:
+    """Molecular simulation with machine-learned interatomic potentials."""
+
+
+@app.command("models")
+def models() -> None:
+    """List the models shipped with mlpot."""
+    shipped = mlpot.shipped_models()
+    if not shipped:
+        typer.echo("no shipped models in this installation")
+    for name, path in shipped.items():
+        typer.echo(f"{name}\t{path}")
+
+
+if __name__ == "__main__":
+    app()
