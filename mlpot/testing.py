@@ -155,8 +155,8 @@ def assert_smooth_at_cutoff(
 ) -> float:
     """Dimer energy and force reach zero continuously at the cutoff.
 
-    Scans r over [r_c − width, r_c + width] plus r_c ∓ 1e-7 Å. Asserts that E and F
-    vanish beyond r_c, that their left limits at r_c are below ``atol`` (no jump),
+    Scans r over [r_c − width, r_c + width] plus r_c ∓ 1e-7 Å. Asserts that F and
+    E − E(separated) vanish beyond r_c, that their left limits at r_c are below ``atol`` (no jump),
     and that E changes between scan points no faster than the force allows
     (|ΔE| ≤ 1.5·Δr·max|F|, which a step in E would break). Returns |F(r_c − 1e-7)|.
     """
@@ -165,8 +165,8 @@ def assert_smooth_at_cutoff(
     structures = [ase.Atoms(numbers=list(numbers), positions=[[0, 0, 0], [r, 0, 0]])
                   for r in rs]
     out = model(AtomicGraph.from_atoms(structures, dtype=model.dtype, read_labels=False))
-    e = out.energy.detach().double().numpy() - float(model.e0[model.species_index(
-        AtomicGraph.from_atoms(structures[0], read_labels=False))].sum())
+    e = out.energy.detach().double().numpy()
+    e = e - e[points - 1]  # energy of the separated pair
     f = out.forces.detach().double().numpy()[1::2, 0]
     beyond = rs > rc
     assert np.abs(e[beyond]).max() < atol, "energy does not vanish beyond the cutoff"
