@@ -16,7 +16,6 @@ from pathlib import Path
 import ase
 import ase.io
 import numpy as np
-
 from mlpot.datasets.errors import DataFormatError, ReadReport, handle_invalid
 from mlpot.datasets.records import validate_atoms
 

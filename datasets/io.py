@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import ase
-
 from mlpot.datasets.errors import ReadReport, logger
 from mlpot.datasets.extxyz import ExtxyzReader, iter_ase
 from mlpot.datasets.mptrj import iter_mptrj
 from mlpot.datasets.omol25 import SUFFIX as OMOL_SUFFIX
 from mlpot.datasets.omol25 import OMol25Reader
-from mlpot.datasets.store import PackedStore, is_store
+from mlpot.datasets.store import PackedStore
 
 #: Formats with their own reader (anything else goes to ase.io).
 FORMATS = ("omol25", "mptrj", "store", "extxyz")
@@ -89,6 +88,8 @@ def read(path: str | Path, format: str | None = None, *,
     Raises:
         DataFormatError: bad input (names the file and record) unless ``skip_invalid``.
     """
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
     fmt = format or detect_format(path)
     report = report if report is not None else ReadReport()
     req = tuple(require) if require is not None else _DEFAULT_REQUIRE.get(fmt, ())

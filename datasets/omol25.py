@@ -12,6 +12,7 @@ entries go to ``atoms.info`` and a present charge/spin is never defaulted away.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import weakref
 import zlib
@@ -23,7 +24,6 @@ import ase
 import ase.db
 import lmdb
 import numpy as np
-
 from mlpot.datasets.errors import DataFormatError, ReadReport, handle_invalid
 from mlpot.datasets.records import make_atoms
 
@@ -53,7 +53,12 @@ def open_shard(path: str | Path) -> Any:
 
     Returns the already open database when this process has one for ``path``.
     """
-    key = (str(Path(path).resolve()), os.getpid())
+    pid = os.getpid()
+    for stale in [k for k in list(_OPEN_SHARDS.keys()) if k[1] != pid]:
+        db = _OPEN_SHARDS.pop(stale, None)
+        if db is not None:
+            release_inherited(db)
+    key = (str(Path(path).resolve()), pid)
     db = _OPEN_SHARDS.get(key)
     if db is not None:
         return db
@@ -72,6 +77,22 @@ def open_shard(path: str | Path) -> Any:
     return db
 
 
+def release_inherited(db: Any) -> None:
+    """Close, in a forked child, a shard the parent process opened.
+
+    LMDB allows one environment per file per process and py-lmdb's guard is
+    inherited on fork, so a worker must close its copy of the parent's
+    environment (read-only, no locks: the parent is unaffected) before opening
+    its own. The database object is marked as this process's so the backend
+    does not try to reopen it when it is garbage-collected.
+    """
+    env = db.__dict__.get("_env")
+    if env is not None:
+        with contextlib.suppress(lmdb.Error):
+            env.close()
+    db._env_pid = os.getpid()
+
+
 class OMol25Reader:
     """Random access to the rows of one or many ``.aselmdb`` shards.
 
@@ -83,7 +104,8 @@ class OMol25Reader:
     """
 
     def __init__(self, path: str | Path, require: Sequence[str] = ("energy", "forces"),
-                 data_keys: Sequence[str] = (), skip_invalid: bool = False, report: ReadReport | None = None) -> None:
+                 data_keys: Sequence[str] = (), skip_invalid: bool = False,
+                 report: ReadReport | None = None) -> None:
         self.path = Path(path)
         self.require = tuple(require)
         self.data_keys = tuple(data_keys)
@@ -146,6 +168,8 @@ class OMol25Reader:
 
     def _shard(self, k: int) -> Any:
         if self._pid != os.getpid():  # forked worker: never reuse the parent's environments
+            for db in self._dbs.values():
+                release_inherited(db)
             self._dbs, self._pid = {}, os.getpid()
         db = self._dbs.get(k)
         if db is None:

@@ -9,8 +9,8 @@ import ase
 import ase.data
 import numpy as np
 import torch
-
 from mlpot.datasets.records import atoms_labels
+
 from mlpot.graph import AtomicGraph
 from mlpot.neighbors import with_neighbors
 
@@ -125,3 +125,24 @@ def summarize(structures: Iterable[ase.Atoms], bins: int = 10) -> Summary:
         force_max=f_max if n_force_atoms else np.nan, stress_abs_max=float(s_max),
         labelled=labelled, charges=dict(sorted(charges.items())),
         spins=dict(sorted(spins.items())))
+
+
+def format_summary(summary: Summary, title: str = "") -> str:
+    """Plain-text report of a :class:`Summary`."""
+    s = summary
+    lines = [f"{title}: {s.structures} structures, {s.atoms} atoms"]
+    lines.append("elements: " + ", ".join(f"{k} {v}" for k, v in s.elements.items()))
+    lines.append("atoms per structure:")
+    edges, counts = s.atoms_histogram
+    for lo, hi, c in zip(edges[:-1], edges[1:], counts, strict=True):
+        lines.append(f"  {lo:7.1f} - {hi:7.1f}  {int(c):8d}")
+    lines.append("labelled: " + ", ".join(f"{k} {v}" for k, v in s.labelled.items()))
+    mean, std, lo, hi = s.energy_per_atom
+    lines.append(f"energy per atom (eV): mean {mean:.4f} std {std:.4f} min {lo:.4f} "
+                 f"max {hi:.4f}")
+    lines.append(f"forces (eV/Å): rms component {s.force_rms:.4f}, max |F| {s.force_max:.4f}")
+    lines.append(f"stress (eV/Å³): max |component| {s.stress_abs_max:.6f}")
+    lines.append("charges: " + ", ".join(f"{k:+d}: {v}" for k, v in s.charges.items()))
+    lines.append("spin multiplicities: " + ", ".join(
+        f"{'unset' if k == 0 else k}: {v}" for k, v in s.spins.items()))
+    return "\n".join(lines)

@@ -46,7 +46,6 @@ import ase
 import ase.units
 import h5py
 import numpy as np
-
 from mlpot.datasets.errors import DataFormatError
 from mlpot.datasets.records import atoms_labels, make_atoms
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import write_omol25_shard
-
 from mlpot.datasets import DataFormatError, OMol25Reader, ReadReport, read
 
 
