@@ -159,6 +159,11 @@ class PackedStoreWriter:
         self._file.flush()
         return self
 
+    @property
+    def count(self) -> int:
+        """Structures added so far (written or still buffered)."""
+        return self.written + len(self._buffer)
+
     def add(self, atoms: ase.Atoms) -> None:
         """Queue one structure."""
         self._buffer.append(atoms_to_record(atoms))
