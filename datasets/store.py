@@ -2,24 +2,26 @@
 
 Layout (format ``mlpot-packed``, :data:`VERSION`), for ``B`` structures and ``N`` atoms:
 
-=================  ===========  ===============================================
-dataset            shape        meaning
-=================  ===========  ===============================================
-``offsets``        [B+1] int64  atoms of structure ``b`` are ``offsets[b]:offsets[b+1]``
-``atomic_numbers`` [N] uint8
-``positions``      [N, 3] f8    Å
-``forces``         [N, 3] f8    eV/Å (NaN rows: structure has no forces)
-``velocities``     [N, 3] f8    Å/fs, only when some structure had velocities
-``magmoms``        [N] f8       μB, only when some structure had them
-``energy``         [B] f8       eV (NaN: no energy)
-``stress``         [B, 6] f8    ASE Voigt order and sign, eV/Å³ (NaN: no stress)
-``cell``           [B, 3, 3]    rows, Å
-``pbc``            [B, 3] bool
-``charge``         [B] int32    e
-``spin``           [B] int32    multiplicity 2S+1 (0: not given)
-``group``          [B] str      split group (mp_id, molecule id, ...)
-``data_id``        [B] str      subset / source label
-=================  ===========  ===============================================
+====================  ===========  ============================================
+dataset               shape        meaning
+====================  ===========  ============================================
+``offsets``           [B+1] int64  atoms of structure ``b``: ``offsets[b]:offsets[b+1]``
+``atomic_numbers``    [N] uint8
+``positions``         [N, 3] f8    Å
+``forces``            [N, 3] f8    eV/Å (NaN rows: structure has no forces)
+``velocities``        [N, 3] f8    Å/fs, only when some structure had velocities
+``magmoms``           [N] f8       μB, only when some structure had them
+``energy``            [B] f8       eV (NaN: no energy)
+``stress``            [B, 6] f8    ASE Voigt order and sign, eV/Å³ (NaN: no stress)
+``cell``              [B, 3, 3]    rows, Å
+``pbc``               [B, 3] uint8 periodic directions (0/1)
+``charge``            [B] int32    e
+``spin``              [B] int32    multiplicity 2S+1 (0: not given)
+``group``             [B] int64    index into ``group_names``
+``data_id``           [B] int64    index into ``data_id_names``
+``group_names``       [G] str      split groups (mp_id, molecule id, ...)
+``data_id_names``     [D] str      subset / source labels
+====================  ===========  ============================================
 
 Reading structure ``b`` is O(1): one slice per dataset. Files are written to a
 temporary name and renamed when complete, so a crash never leaves a complete-
@@ -54,14 +56,15 @@ VERSION = 1
 ATOM_CHUNK = 4096
 STRUCT_CHUNK = 1024
 _STR = h5py.string_dtype()
-#: (name, dtype, trailing shape) of the per-atom and per-structure datasets.
+#: (name, dtype, trailing shape) of the per-atom datasets.
 _ATOM_FIELDS = (("atomic_numbers", np.uint8, ()), ("positions", np.float64, (3,)),
                 ("forces", np.float64, (3,)))
 _OPTIONAL_ATOM_FIELDS = (("velocities", np.float64, (3,)), ("magmoms", np.float64, ()))
 _STRUCT_FIELDS = (("energy", np.float64, ()), ("stress", np.float64, (6,)),
-                  ("cell", np.float64, (3, 3)), ("pbc", np.bool_, (3,)),
+                  ("cell", np.float64, (3, 3)), ("pbc", np.uint8, (3,)),
                   ("charge", np.int32, ()), ("spin", np.int32, ()),
-                  ("group", _STR, ()), ("data_id", _STR, ()))
+                  ("group", np.int64, ()), ("data_id", np.int64, ()))
+_TABLES = {"group": "group_names", "data_id": "data_id_names"}
 _GROUP_KEYS = ("group", "mp_id", "molecule_id")
 _ASE_PER_FS = 1.0 / ase.units.fs
 
@@ -136,25 +139,31 @@ class PackedStoreWriter:
     exception a new file is removed and an append leaves the committed rows only.
     """
 
-    def __init__(self, path: str | Path, mode: str = "w", buffer_size: int = 512) -> None:
+    def __init__(self, path: str | Path, mode: str = "w", buffer_size: int = 512,
+                 compression: str | None = None, atom_chunk: int = ATOM_CHUNK,
+                 struct_chunk: int = STRUCT_CHUNK) -> None:
         if mode not in ("w", "a"):
             raise ValueError(f"mode must be 'w' or 'a', got {mode!r}")
         self.path = Path(path)
         self.mode = mode if (mode == "w" or self.path.exists()) else "w"
         self.buffer_size = buffer_size
+        self.layout = _Layout(compression, atom_chunk, struct_chunk)
         self._buffer: list[StoreRecord] = []
         self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         self._file: h5py.File | None = None
+        self._tables: dict[str, dict[str, int]] = {}
         self.written = 0
 
     def __enter__(self) -> PackedStoreWriter:
         if self.mode == "w":
             self._file = h5py.File(self._tmp, "w")
-            _create_layout(self._file)
+            _create_layout(self._file, self.layout)
         else:
             self._file = h5py.File(self.path, "r+")
             _check_header(self._file, self.path, allow_appending=True)
             _truncate_to_committed(self._file)
+        self._tables = {key: {_decode(v): k for k, v in enumerate(self._file[name][:])}
+                        for key, name in _TABLES.items()}
         self._file.attrs["state"] = "appending"
         self._file.flush()
         return self
@@ -202,12 +211,17 @@ class PackedStoreWriter:
             if name not in f and all(getattr(r, name) is None for r in recs):
                 continue
             if name not in f:
-                _create(f, name, dtype, shape, ATOM_CHUNK, fill=n_old)
+                _create(f, name, dtype, shape, f["positions"].chunks[0],
+                        f["positions"].compression, fill=n_old)
             parts = [getattr(r, name) if getattr(r, name) is not None
                      else np.full((len(r.atomic_numbers), *shape), np.nan) for r in recs]
             _write(f[name], n_old, n_new, np.concatenate(parts))
         for name, _, _ in _STRUCT_FIELDS:
-            _write(f[name], b_old, b_new, np.array([getattr(r, name) for r in recs]))
+            if name in _TABLES:
+                values = [self._table_index(f, name, getattr(r, name)) for r in recs]
+            else:
+                values = [getattr(r, name) for r in recs]
+            _write(f[name], b_old, b_new, np.array(values))
         _write(f["offsets"], b_old + 1, b_new + 1, n_old + np.cumsum(sizes))
         for name, _, _ in _OPTIONAL_ATOM_FIELDS:  # keep optional arrays as long as the rest
             if name in f and f[name].shape[0] < n_new:
@@ -216,6 +230,15 @@ class PackedStoreWriter:
         f.attrs["num_atoms"], f.attrs["num_structures"] = n_new, b_new
         f.flush()
         self.written += len(recs)
+
+
+    def _table_index(self, f: h5py.File, key: str, value: str) -> int:
+        """Index of ``value`` in a string table, appending it when new."""
+        table = self._tables[key]
+        if value not in table:
+            table[value] = len(table)
+            _write(f[_TABLES[key]], table[value], table[value] + 1, [value])
+        return table[value]
 
 
 class PackedStore:
@@ -235,9 +258,12 @@ class PackedStore:
                 self.num_structures = int(f.attrs["num_structures"])
                 self.offsets = f["offsets"][: self.num_structures + 1].astype(np.int64)
                 self.optional = tuple(n for n, _, _ in _OPTIONAL_ATOM_FIELDS if n in f)
+                self.tables = {key: np.array([_decode(v) for v in f[name][:]], dtype=object)
+                               for key, name in _TABLES.items()}
         except OSError as exc:
             raise DataFormatError(self.path, None, f"not a readable HDF5 file ({exc})") from None
         self._file: h5py.File | None = None
+        self._handles: dict[str, h5py.Dataset] = {}
         self._pid = -1
 
     def __len__(self) -> int:
@@ -257,14 +283,14 @@ class PackedStore:
         if not 0 <= b < self.num_structures:
             raise IndexError(f"index {index} out of range for {self.num_structures} "
                              f"structures in {self.path}")
-        f = self._h5()
+        d = self._datasets()
         lo, hi = int(self.offsets[b]), int(self.offsets[b + 1])
-        per_atom = {n: f[n][lo:hi] for n, _, _ in _ATOM_FIELDS}
-        optional = {n: f[n][lo:hi] for n in self.optional}
-        per_struct = {n: f[n][b] for n, _, _ in _STRUCT_FIELDS}
-        for key in ("group", "data_id"):
-            value = per_struct[key]
-            per_struct[key] = value.decode() if isinstance(value, bytes) else str(value)
+        per_atom = {n: d[n][lo:hi] for n, _, _ in _ATOM_FIELDS}
+        optional = {n: d[n][lo:hi] for n in self.optional}
+        per_struct = {n: d[n][b] for n, _, _ in _STRUCT_FIELDS}
+        per_struct["pbc"] = per_struct["pbc"].astype(bool)
+        for key in _TABLES:
+            per_struct[key] = self.tables[key][per_struct[key]]
         return StoreRecord(**per_atom, **per_struct, **optional)
 
     def __getitem__(self, index: int) -> ase.Atoms:
@@ -275,15 +301,17 @@ class PackedStore:
             yield self[b]
 
     def read_array(self, name: str) -> np.ndarray:
-        """A whole committed dataset (e.g. ``energy``, ``group``) as a numpy array."""
-        f = self._h5()
-        n = self.num_structures if name not in (*(a for a, _, _ in _ATOM_FIELDS),
-                                                *self.optional) else int(self.offsets[-1])
-        data = f[name][:n]
-        if name in ("group", "data_id"):
-            data = np.array([d.decode() if isinstance(d, bytes) else d for d in data],
-                            dtype=object)
-        return data
+        """A whole committed array: a per-atom dataset (``positions``, ...) or a
+        per-structure field (``energy``, ``stress``, ``group`` as strings, ...)."""
+        d = self._datasets()
+        if name in (n for n, _, _ in _STRUCT_FIELDS):
+            values = d[name][: self.num_structures]
+            if name == "pbc":
+                return values.astype(bool)
+            return self.tables[name][values] if name in _TABLES else values
+        if name not in d or name in _TABLES.values():
+            raise KeyError(f"{self.path}: no array {name!r}")
+        return d[name][: int(self.offsets[-1])]
 
     def close(self) -> None:
         if self._file is not None and self._pid == os.getpid():
@@ -294,11 +322,17 @@ class PackedStore:
         if self._file is None or self._pid != os.getpid():
             self._file = h5py.File(self.path, "r")
             self._pid = os.getpid()
+            self._handles = {name: self._file[name] for name in self._file}
         return self._file
+
+    def _datasets(self) -> dict[str, h5py.Dataset]:
+        """Dataset handles of this process's open file (looking names up costs ~0.1 ms)."""
+        self._h5()
+        return self._handles
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_file"], state["_pid"] = None, -1
+        state["_file"], state["_pid"], state["_handles"] = None, -1, {}
         return state
 
 
@@ -319,21 +353,32 @@ def is_store(path: str | Path) -> bool:
         return False
 
 
-def _create(f: h5py.File, name: str, dtype: Any, shape: tuple, chunk: int, fill: int = 0
-            ) -> None:
+@dataclass(frozen=True)
+class _Layout:
+    """HDF5 storage choices of a new store (readers need not know them)."""
+
+    compression: str | None = None
+    atom_chunk: int = ATOM_CHUNK
+    struct_chunk: int = STRUCT_CHUNK
+
+
+def _create(f: h5py.File, name: str, dtype: Any, shape: tuple, chunk: int,
+            compression: str | None, fill: int = 0) -> None:
     fillvalue = np.nan if np.dtype(dtype).kind == "f" else None
     f.create_dataset(name, shape=(fill, *shape), maxshape=(None, *shape), dtype=dtype,
-                     chunks=(chunk, *shape), fillvalue=fillvalue)
+                     chunks=(chunk, *shape), fillvalue=fillvalue, compression=compression)
 
 
-def _create_layout(f: h5py.File) -> None:
+def _create_layout(f: h5py.File, layout: _Layout) -> None:
     f.attrs["format"], f.attrs["version"] = FORMAT, VERSION
     f.attrs["num_structures"], f.attrs["num_atoms"] = 0, 0
     for name, dtype, shape in _ATOM_FIELDS:
-        _create(f, name, dtype, shape, ATOM_CHUNK)
+        _create(f, name, dtype, shape, layout.atom_chunk, layout.compression)
     for name, dtype, shape in _STRUCT_FIELDS:
-        _create(f, name, dtype, shape, STRUCT_CHUNK)
-    _create(f, "offsets", np.int64, (), STRUCT_CHUNK, fill=1)
+        _create(f, name, dtype, shape, layout.struct_chunk, layout.compression)
+    for name in _TABLES.values():
+        _create(f, name, _STR, (), layout.struct_chunk, None)
+    _create(f, "offsets", np.int64, (), layout.struct_chunk, layout.compression, fill=1)
     f["offsets"][0] = 0
 
 
@@ -360,9 +405,12 @@ def _check_header(f: h5py.File, path: Path, allow_appending: bool = False) -> No
 def _truncate_to_committed(f: h5py.File) -> None:
     """Drop rows past the committed counts (left by an interrupted append)."""
     n, b = int(f.attrs["num_atoms"]), int(f.attrs["num_structures"])
-    for name in f:
-        size = b + 1 if name == "offsets" else (
-            n if name in (*(a for a, _, _ in _ATOM_FIELDS),
-                          *(a for a, _, _ in _OPTIONAL_ATOM_FIELDS)) else b)
-        if f[name].shape[0] > size:
+    sizes = {"offsets": b + 1, **{name: b for name, _, _ in _STRUCT_FIELDS}}
+    sizes.update({a: n for a, _, _ in (*_ATOM_FIELDS, *_OPTIONAL_ATOM_FIELDS)})
+    for name, size in sizes.items():
+        if name in f and f[name].shape[0] > size:
             f[name].resize(size, axis=0)
+
+
+def _decode(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
