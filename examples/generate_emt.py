@@ -10,7 +10,7 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from mlpot.datasets.reference import emt_metals  # noqa: E402
+from mlpot.datasets.reference import emt_metals
 
 
 def main() -> None:

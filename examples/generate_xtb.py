@@ -10,7 +10,7 @@ import os
 
 os.environ["OMP_NUM_THREADS"] = "1"  # tblite: one thread is far faster here
 
-from mlpot.datasets.reference import xtb_molecules  # noqa: E402
+from mlpot.datasets.reference import xtb_molecules
 
 
 def main() -> None:
