@@ -5,7 +5,7 @@
 """
 
 from mlpot.datasets.convert import convert
-from mlpot.datasets.e0 import fit_e0
+from mlpot.datasets.e0 import fit_e0, fit_e0_structures
 from mlpot.datasets.errors import DataFormatError, ReadReport
 from mlpot.datasets.extxyz import ExtxyzReader
 from mlpot.datasets.io import detect_format, open_reader, read
@@ -27,6 +27,7 @@ __all__ = [
     "convert",
     "detect_format",
     "fit_e0",
+    "fit_e0_structures",
     "group_split",
     "neighbor_statistics",
     "open_reader",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import ase
 import numpy as np
 
 
@@ -46,3 +47,17 @@ def fit_e0(numbers: Sequence[Sequence[int] | np.ndarray], energies: Sequence[flo
     A = composition_matrix(numbers, species)
     solution, *_ = np.linalg.lstsq(A, energies, rcond=None)
     return {int(z): float(e) for z, e in zip(species, solution, strict=True)}
+
+
+def fit_e0_structures(structures: Iterable[ase.Atoms], species: Sequence[int] | None = None
+                      ) -> dict[int, float]:
+    """:func:`fit_e0` over labelled ``Atoms`` (structures without an energy are skipped)."""
+    from mlpot.datasets.records import atoms_labels
+
+    numbers, energies = [], []
+    for atoms in structures:
+        energy = atoms_labels(atoms)["energy"]
+        if energy is not None:
+            numbers.append(atoms.numbers.copy())
+            energies.append(float(energy))
+    return fit_e0(numbers, energies, species)

@@ -146,3 +146,12 @@ def format_summary(summary: Summary, title: str = "") -> str:
     lines.append("spin multiplicities: " + ", ".join(
         f"{'unset' if k == 0 else k}: {v}" for k, v in s.spins.items()))
     return "\n".join(lines)
+
+
+def format_neighbor_statistics(stats: Sequence[NeighborStats]) -> str:
+    """Plain-text table of :func:`neighbor_statistics`."""
+    lines = ["neighbours per atom:  cutoff Å   mean  median    p95   max  isolated"]
+    for s in stats:
+        lines.append(f"{'':22s}{s.cutoff:7.2f} {s.mean:6.1f} {s.median:7.1f} {s.p95:6.1f} "
+                     f"{s.max:5d}  {s.isolated_fraction:8.3f}")
+    return "\n".join(lines)

@@ -45,16 +45,25 @@ def inspect(
     path: Annotated[Path, typer.Argument(help="A dataset file or OMol25 directory.")],
     format: str | None = typer.Option(None, help="Format override."),
     bins: int = typer.Option(10, help="Histogram bins for atoms per structure."),
+    cutoffs: str = typer.Option("", help="Comma-separated cutoffs (Å) for neighbour counts, "
+                                         "e.g. 4,5,6 (on the first --sample structures)."),
+    sample: int = typer.Option(1000, help="Structures used for neighbour counts."),
 ) -> None:
     """Print counts, elements, an atoms-per-structure histogram and label statistics."""
-    from mlpot.datasets import DataFormatError, read, summarize
-    from mlpot.datasets.statistics import format_summary
+    from itertools import islice
+
+    from mlpot.datasets import DataFormatError, neighbor_statistics, read, summarize
+    from mlpot.datasets.statistics import format_neighbor_statistics, format_summary
 
     try:
         summary = summarize(read(path, format, require=()), bins=bins)
+        typer.echo(format_summary(summary, str(path)))
+        if cutoffs:
+            radii = [float(c) for c in cutoffs.split(",")]
+            stats = neighbor_statistics(islice(read(path, format, require=()), sample), radii)
+            typer.echo(format_neighbor_statistics(stats))
     except (DataFormatError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    typer.echo(format_summary(summary, str(path)))
 
 
 def _fail(message: str) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ase
 import ase.build
 import numpy as np
 import pytest
+from ase.calculators.singlepoint import SinglePointCalculator
 from ase.neighborlist import neighbor_list
-from mlpot.datasets import fit_e0, group_split, neighbor_statistics
+from mlpot.datasets import fit_e0, fit_e0_structures, group_split, neighbor_statistics
 
 
 def test_group_split_keeps_groups_together_and_is_seeded(rng):
@@ -37,6 +39,12 @@ def test_fit_e0_recovers_reference_energies(rng):
     assert fitted.keys() == e0.keys()
     for z in e0:
         assert fitted[z] == pytest.approx(e0[z], abs=1e-8)
+    structures = []
+    for nums, energy in zip(numbers, energies, strict=True):
+        atoms = ase.Atoms(numbers=nums, positions=np.zeros((len(nums), 3)))
+        atoms.calc = SinglePointCalculator(atoms, energy=energy)
+        structures.append(atoms)
+    assert fit_e0_structures(structures)[6] == pytest.approx(e0[6], abs=1e-8)
     noisy = np.asarray(energies) + rng.normal(scale=0.01, size=len(energies))
     for z, value in fit_e0(numbers, noisy).items():
         assert value == pytest.approx(e0[z], abs=0.02)

@@ -23,15 +23,17 @@ def test_convert_and_inspect(tmp_path, mptrj_file):
     assert len(store) == n_frames
     first = next(iter(next(iter(data.values())).values()))
     assert store[0].get_potential_energy() == first["corrected_total_energy"]
-    result = runner.invoke(app, ["data", "inspect", str(out)])
+    result = runner.invoke(app, ["data", "inspect", str(out), "--cutoffs", "3,5"])
     assert result.exit_code == 0, result.output
     assert f"{n_frames} structures" in result.output
     assert "atoms per structure" in result.output
+    assert "neighbours per atom" in result.output
     out2 = tmp_path / "default.h5"
     assert runner.invoke(app, ["data", "convert", str(path), str(out2)]).exit_code == 0
     stored = runner.invoke(app, ["data", "inspect", str(out2)])
     direct = runner.invoke(app, ["data", "inspect", str(path)])
     assert direct.output.split("\n", 1)[1] == stored.output.split("\n", 1)[1]
+    assert "Li" in direct.output
 
 
 def test_bad_input_one_line_nonzero_exit_no_output_file(tmp_path, mptrj_file):
