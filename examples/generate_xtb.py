@@ -22,7 +22,8 @@ def main() -> None:
     result = xtb_molecules(args.output, count=args.count, seed=args.seed,
                         progress=lambda done, total: print(f"  {done}/{total}", flush=True))
     print(f"wrote {result.structures} structures to {result.path} in {result.seconds:.0f} s "
-          f"({result.structures / result.seconds:.1f}/s); failed {result.failed}; "
+          f"({result.structures / result.seconds:.1f}/s); failed {result.failed}, "
+          f"rejected (max force) {result.rejected}; "
           f"kinds {result.kinds}")
 
 

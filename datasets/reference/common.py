@@ -23,6 +23,7 @@ class GenerationResult:
         path: the store.
         structures: structures written.
         failed: structures whose reference calculation failed (not written).
+        rejected: structures dropped because a force exceeded ``max_force``.
         seconds: wall time.
         kinds: ``{kind: count}`` written per recipe.
     """
@@ -30,6 +31,7 @@ class GenerationResult:
     path: Path
     structures: int
     failed: int
+    rejected: int
     seconds: float
     kinds: dict[str, int]
 
@@ -51,16 +53,18 @@ def label(atoms: ase.Atoms, calc: Calculator, stress: bool) -> ase.Atoms:
 
 
 def write_until(path: str | Path, count: int, batches: Iterator[tuple[str, list[ase.Atoms]]],
-                labeller: Callable[[ase.Atoms], ase.Atoms | None],
+                labeller: Callable[[ase.Atoms], ase.Atoms | None], max_force: float,
                 progress: Callable[[int, int], None] | None = None) -> GenerationResult:
     """Label structures from ``batches`` and write them until ``count`` are stored.
 
     ``labeller`` returns None when the reference calculation fails (counted).
-    The store is written atomically (temporary file, then rename).
+    Structures with a force above ``max_force`` (eV/Å; clashes from random
+    displacements) are dropped and counted. The store is written atomically
+    (temporary file, then rename).
     """
     start = time.perf_counter()
     kinds: dict[str, int] = {}
-    failed = 0
+    failed = rejected = 0
     with PackedStoreWriter(path, mode="w") as writer:
         while writer.count < count:
             kind, structures = next(batches)
@@ -71,13 +75,16 @@ def write_until(path: str | Path, count: int, batches: Iterator[tuple[str, list[
                 if labelled is None:
                     failed += 1
                     continue
+                if np.linalg.norm(labelled.calc.results["forces"], axis=1).max() > max_force:
+                    rejected += 1
+                    continue
                 writer.add(labelled)
                 kinds[kind] = kinds.get(kind, 0) + 1
                 done = writer.count
                 if progress is not None and done % 500 == 0:
                     progress(done, count)
-    return GenerationResult(Path(path), writer.written, failed, time.perf_counter() - start,
-                            kinds)
+    return GenerationResult(Path(path), writer.written, failed, rejected,
+                            time.perf_counter() - start, kinds)
 
 
 def maxwell_boltzmann(atoms: ase.Atoms, temperature_K: float, rng: np.random.Generator

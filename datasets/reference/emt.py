@@ -89,7 +89,7 @@ def _surface(rng: np.random.Generator, metals: Sequence[str]) -> list[ase.Atoms]
 
 def _rattled(rng: np.random.Generator, metals: Sequence[str]) -> list[ase.Atoms]:
     atoms = _bulk(rng, metals)[0]
-    atoms.rattle(float(rng.uniform(0.05, 0.2)), seed=int(rng.integers(2**31)))
+    atoms.rattle(float(rng.uniform(0.03, 0.12)), seed=int(rng.integers(2**31)))
     return [atoms]
 
 
@@ -143,15 +143,16 @@ def _batches(rng: np.random.Generator, metals: Sequence[str]
 
 
 def emt_metals(path: str | Path, count: int = 5000, seed: int = 0,
-               metals: Sequence[str] = EMT_METALS,
+               metals: Sequence[str] = EMT_METALS, max_force: float = 15.0,
                progress: Callable[[int, int], None] | None = None) -> GenerationResult:
     """Generate ``count`` EMT-labelled metal structures into the store ``path``.
 
     Recipes (by weight): strained fcc/bcc/hcp bulk (±6% volumetric, 2% shear),
-    1-2 vacancies, rattled (0.05-0.2 Å) bulk, fcc(111)/(100)/(110) slabs with
+    1-2 vacancies, rattled (0.03-0.12 Å) bulk, fcc(111)/(100)/(110) slabs with
     6 Å vacuum, Langevin MD snapshots at 300-1500 K, random 2-4 component fcc
     alloys at Vegard lattice constants. Labels: energy (eV), forces (eV/Å),
     stress (eV/Å³). ``group`` ids tie together snapshots of one MD run.
+    Structures with a force above ``max_force`` (eV/Å) are dropped.
     """
     unknown = set(metals) - set(EMT_METALS)
     if unknown:
@@ -160,4 +161,4 @@ def emt_metals(path: str | Path, count: int = 5000, seed: int = 0,
     rng = np.random.default_rng(seed)
     calc = EMT()
     return write_until(path, count, _batches(rng, list(metals)),
-                       lambda atoms: label(atoms, calc, stress=True), progress)
+                       lambda atoms: label(atoms, calc, stress=True), max_force, progress)

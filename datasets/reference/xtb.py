@@ -100,13 +100,13 @@ def _variants(kind: str, atoms: ase.Atoms, charge: int, mult: int, rng: np.rando
     seed = int(rng.integers(2**31))
     if kind == "rattled":
         out = atoms.copy()
-        out.rattle(float(rng.uniform(0.02, 0.08)), seed=seed)
+        out.rattle(float(rng.uniform(0.01, 0.06)), seed=seed)
         return [out]
     if kind == "conformer":
         out = rotate_random_torsion(atoms, rng)
         if out is None:
             return []
-        out.rattle(0.03, seed=seed)
+        out.rattle(0.02, seed=seed)
         return [out]
     from tblite.ase import TBLite
 
@@ -165,19 +165,21 @@ def _xtb_label(atoms: ase.Atoms) -> ase.Atoms | None:
 
 
 def xtb_molecules(path: str | Path, count: int = 2000, seed: int = 0,
-                  charged_fraction: float = 0.25,
+                  charged_fraction: float = 0.25, max_force: float = 20.0,
                   progress: Callable[[int, int], None] | None = None) -> GenerationResult:
     """Generate ``count`` GFN2-xTB-labelled molecular structures into the store ``path``.
 
     Molecules: the organic subset of ASE's G2 set, neutral with their G2
     multiplicity (radicals such as CH3, OH, NO2; triplets such as O2, CH2) or,
     with probability ``charged_fraction``, as a cation/anion (multiplicity 1 or
-    2 from the electron count). Geometries: rattled (0.02-0.08 Å), random
+    2 from the electron count). Geometries: rattled (0.01-0.06 Å), random
     torsion rotations (conformers) and Langevin MD snapshots (300-1000 K,
     0.5 fs steps, every 10 steps). Labels: energy (eV), forces (eV/Å);
-    ``info`` holds ``charge`` and ``spin`` (multiplicity).
+    ``info`` holds ``charge`` and ``spin`` (multiplicity). Structures with a
+    force above ``max_force`` (eV/Å; e.g. clashes after a torsion) are dropped.
     """
     if os.environ.get("OMP_NUM_THREADS") != "1":
         logger.warning("OMP_NUM_THREADS is not 1: tblite may be far slower for small molecules")
     rng = np.random.default_rng(seed)
-    return write_until(path, count, _batches(rng, charged_fraction), _xtb_label, progress)
+    return write_until(path, count, _batches(rng, charged_fraction), _xtb_label, max_force,
+                       progress)

@@ -64,3 +64,10 @@ def test_molecule_set_has_open_shell_species():
     ch4 = next(a for name, a, _ in molecules if name == "CH4")
     assert ion_multiplicity(ch4, 1) == 2
     assert ion_multiplicity(ch4, 0) == 1
+
+
+def test_force_filter_drops_and_counts(tmp_path):
+    result = emt_metals(tmp_path / "emt.h5", count=10, seed=4, metals=("Cu",), max_force=0.5)
+    assert result.rejected > 0
+    forces = PackedStore(tmp_path / "emt.h5").read_array("forces")
+    assert np.linalg.norm(forces, axis=1).max() <= 0.5
