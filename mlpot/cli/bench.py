@@ -22,7 +22,7 @@ def neighbors(
 @bench_app.command("data")
 def data(
     json_mb: float = typer.Option(200.0, help="Size of the generated MPTrj JSON, MB."),
-    n_random: int = typer.Option(20000, help="Structures in the random-access comparison."),
+    n_random: int = typer.Option(10000, help="Structures in the random-access comparison."),
     repeats: int = typer.Option(3, help="Timed repetitions (median reported)."),
 ) -> None:
     """MPTrj streaming rate and peak RSS; HDF5 vs extxyz vs aselmdb random access."""
