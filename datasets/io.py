@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import ase
-from mlpot.datasets.errors import ReadReport, logger
+from mlpot.datasets.errors import DataFormatError, ReadReport, handle_invalid, logger
 from mlpot.datasets.extxyz import ExtxyzReader, iter_ase
 from mlpot.datasets.mptrj import iter_mptrj
 from mlpot.datasets.omol25 import SUFFIX as OMOL_SUFFIX
 from mlpot.datasets.omol25 import OMol25Reader
+from mlpot.datasets.records import validate_atoms
 from mlpot.datasets.store import PackedStore
 
 #: Formats with their own reader (anything else goes to ase.io).
@@ -101,7 +102,14 @@ def read(path: str | Path, format: str | None = None, *,
         reader = cls(path, require=req, skip_invalid=skip_invalid, report=report, **options)
         yield from reader
     elif fmt == "store":
-        for atoms in PackedStore(path):
+        store = PackedStore(path)
+        for index in range(len(store)):
+            atoms = store[index]
+            try:
+                validate_atoms(atoms, str(path), f"structure {index}", req)
+            except DataFormatError as err:
+                handle_invalid(err, skip_invalid, report)
+                continue
             report.read += 1
             yield atoms
     else:

@@ -171,3 +171,13 @@ def test_newer_version_and_foreign_file_are_refused(tmp_path, rng):
         f["x"] = np.zeros(3)
     with pytest.raises(DataFormatError, match="not an mlpot packed store"):
         PackedStore(tmp_path / "other.h5")
+
+
+def test_require_applies_to_stores(tmp_path, rng):
+    structures = labelled_structures(rng, 4)
+    structures[1].calc = None
+    write_store(tmp_path / "s.h5", structures)
+    with pytest.raises(DataFormatError, match=r"s\.h5: structure 1: missing energy"):
+        list(read(tmp_path / "s.h5", require=("energy",)))
+    assert len(list(read(tmp_path / "s.h5", require=("energy",), skip_invalid=True))) == 3
+    assert len(list(read(tmp_path / "s.h5"))) == 4
