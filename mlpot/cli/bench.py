@@ -17,3 +17,15 @@ def neighbors(
     from mlpot.benchmarks.neighbors import run
 
     run(cutoff=cutoff, repeats=repeats)
+
+
+@bench_app.command("data")
+def data(
+    json_mb: float = typer.Option(200.0, help="Size of the generated MPTrj JSON, MB."),
+    n_random: int = typer.Option(10000, help="Structures in the random-access comparison."),
+    repeats: int = typer.Option(3, help="Timed repetitions (median reported)."),
+) -> None:
+    """MPTrj streaming rate and peak RSS; HDF5 vs extxyz vs aselmdb random access."""
+    from mlpot.benchmarks.data_throughput import run
+
+    run(json_mb=json_mb, n_random=n_random, repeats=repeats)

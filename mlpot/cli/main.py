@@ -6,6 +6,7 @@ import typer
 
 import mlpot
 from mlpot.cli.bench import bench_app
+from mlpot.cli.data import data_app
 
 app = typer.Typer(
     name="mlpot",
@@ -22,6 +23,7 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit()
 
 app.add_typer(bench_app, name="bench")
+app.add_typer(data_app, name="data")
 
 
 @app.callback()
