@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import write_omol25_shard
+from format_writers import write_omol25_shard
 from mlpot.datasets import DataFormatError, OMol25Reader, ReadReport, read
 
 

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
-from conftest import write_omol25_shard
+from format_writers import write_omol25_shard
 from mlpot.datasets import (
     DataFormatError,
     PackedStore,
