@@ -20,6 +20,30 @@ from mlpot.md.units import GPA, KB
 CELL_MODES = ("isotropic", "anisotropic", "full")
 
 
+def matmul3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``[..., 3, 3] @ [..., 3, 3]`` as an elementwise sum, so every matrix of a batch is
+    computed exactly as it would be alone (batched GEMM kernels may round differently)."""
+    return (a[..., :, :, None] * b[..., None, :, :]).sum(-2)
+
+
+def expm_small(a: torch.Tensor, squarings: int = 4, order: int = 12) -> torch.Tensor:
+    """exp of ``[B, 3, 3]`` matrices with small norm (barostat strain increments).
+
+    Scaling and squaring with a fixed Taylor order, every matrix treated alike
+    (``torch.linalg.matrix_exp`` picks its algorithm from the whole batch's norms,
+    which would make a system's trajectory depend on its batch-mates).
+    """
+    x = a / 2**squarings
+    eye = torch.eye(3, dtype=a.dtype, device=a.device).expand_as(a)
+    term, total = eye, eye.clone()
+    for k in range(1, order + 1):
+        term = matmul3(term, x) / k
+        total = total + term
+    for _ in range(squarings):
+        total = matmul3(total, total)
+    return total
+
+
 class NPTStochasticCellRescaling(Integrator):
     """Isothermal–isobaric dynamics: stochastic cell rescaling (Bernetti & Bussi,
     J. Chem. Phys. 153, 114107 (2020); anisotropic variants as in Del Tatto, Raiteri,
@@ -92,12 +116,12 @@ class NPTStochasticCellRescaling(Integrator):
             raise ValueError("NPT needs the stress: use ForceField(model, compute_stress=True)")
         if not bool(state.graph.pbc.all()):
             raise ValueError("NPT needs cells periodic in all three directions")
-        mu = torch.linalg.matrix_exp(self._strain(state, dt))
-        mu_inv = torch.linalg.inv(mu)
+        de = self._strain(state, dt)
+        mu, mu_inv = expm_small(de), expm_small(-de)
         idx = state.system_index
-        positions = torch.einsum("ni,nij->nj", state.positions, mu[idx])
-        momenta = torch.einsum("ni,nij->nj", state.momenta, mu_inv[idx])
-        return state.with_positions(positions, state.cell @ mu).replace(momenta=momenta)
+        positions = (state.positions[:, :, None] * mu[idx]).sum(1)
+        momenta = (state.momenta[:, :, None] * mu_inv[idx]).sum(1)
+        return state.with_positions(positions, matmul3(state.cell, mu)).replace(momenta=momenta)
 
     def thermostat(self, state: MDState, dt: float) -> MDState:
         state, dK = csvr_rescale(state, per_system(self.temperature, state), self.tau_t, dt)
