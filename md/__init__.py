@@ -6,10 +6,10 @@ Units throughout: Å, fs, amu, eV, K; conversions live in :mod:`mlpot.md.units`.
 from mlpot.md.forces import ForceField
 from mlpot.md.integrators import (
     CSVR,
-    NPTStochasticCellRescaling,
     Integrator,
     Langevin,
     NoseHooverChain,
+    NPTStochasticCellRescaling,
     VelocityVerlet,
 )
 from mlpot.md.relax import FIRE, RelaxResult

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from mlpot.graph import AtomicGraph
 from mlpot.md.errors import ResourceExhaustedError, is_out_of_memory
 from mlpot.md.state import MDState
+
+from mlpot.graph import AtomicGraph
 from mlpot.models.base import Potential, PotentialOutput
 from mlpot.models.lj import LennardJones
 from mlpot.neighbors import system_neighbors

@@ -13,7 +13,6 @@ from typing import Protocol
 
 import numpy as np
 import torch
-
 from mlpot.md.errors import BlowUpError, ResourceExhaustedError
 from mlpot.md.forces import ForceField
 from mlpot.md.integrators.base import Integrator
@@ -91,7 +90,7 @@ def check_blow_up(state: MDState, force_field: ForceField, limits: SafetyLimits)
                 & torch.isfinite(state.energy).all()):
         raise BlowUpError(f"step {state.step}: NaN or inf in positions, momenta or energy")
     T = state.temperature()
-    hot = T > limits.max_temperature
+    hot = limits.max_temperature < T
     if bool(hot.any()):
         b = int(hot.nonzero()[0, 0])
         raise BlowUpError(f"step {state.step}: system {b} reached {float(T[b]):.3g} K "

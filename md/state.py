@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, replace
 import ase
 import numpy as np
 import torch
+from mlpot.md.units import KB, MVV2E
 
 from mlpot.graph import AtomicGraph
-from mlpot.md.units import KB, MVV2E
 
 
 def system_sum(values: torch.Tensor, system_index: torch.Tensor, num_systems: int

@@ -19,10 +19,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import torch
-
-from mlpot.graph import AtomicGraph
 from mlpot.md.state import MDState
 from mlpot.md.units import MVV2E
+
+from mlpot.graph import AtomicGraph
 from mlpot.models.base import PotentialOutput
 
 ForcesFn = Callable[[AtomicGraph], PotentialOutput]
@@ -75,5 +75,5 @@ class Integrator(ABC):
         """Per-system internal variables (thermostat/barostat) for restart files."""
         return {}
 
-    def load_state_dict(self, values: dict[str, torch.Tensor]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+    def load_state_dict(self, values: dict[str, torch.Tensor]) -> None:  # noqa: B027
+        """Restore what :meth:`state_dict` returned (nothing to restore by default)."""

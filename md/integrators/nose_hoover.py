@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 from mlpot.md.integrators.base import (
     ForcesFn,
     Integrator,

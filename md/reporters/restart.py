@@ -16,11 +16,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
-
-from mlpot.graph import AtomicGraph
 from mlpot.md.forces import ForceField
 from mlpot.md.integrators.base import Integrator
 from mlpot.md.state import MDState
+
+from mlpot.graph import AtomicGraph
 
 FORMAT = "mlpot-md-restart"
 

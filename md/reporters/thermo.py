@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 
 import torch
-
 from mlpot.md.integrators.base import Integrator
 from mlpot.md.state import MDState
 from mlpot.md.units import GPA
@@ -23,15 +22,18 @@ class ThermoReporter:
             (a resumed run rewrites them) and new rows are appended.
         every: report every this many steps.
         resume_step: the step a restart resumes from, or None for a new file.
+        append: append to an existing file (later parts of a split batch).
+        first_index: index of the first system in the ``system`` column.
     """
 
-    def __init__(self, path: str | Path, every: int = 10, resume_step: int | None = None
-                 ) -> None:
+    def __init__(self, path: str | Path, every: int = 10, resume_step: int | None = None,
+                 append: bool = False, first_index: int = 0) -> None:
         if every < 1:
             raise ValueError(f"report interval must be >= 1, got {every}")
-        self.path, self.every = Path(path), int(every)
-        if resume_step is not None and self.path.exists():
-            _truncate_after(self.path, resume_step)
+        self.path, self.every, self.first_index = Path(path), int(every), int(first_index)
+        if (resume_step is not None or append) and self.path.exists():
+            if resume_step is not None:
+                _truncate_after(self.path, resume_step)
             self._fh = self.path.open("a", newline="")
             self._writer = csv.writer(self._fh)
         else:
@@ -51,7 +53,7 @@ class ThermoReporter:
             state.pressure() / GPA, state.volume(), integrator.conserved_energy(state)],
             dim=1).detach().cpu().double().tolist()
         for b, row in enumerate(columns):
-            self._writer.writerow([state.step, f"{state.time:.6g}", b,
+            self._writer.writerow([state.step, f"{state.time:.6g}", self.first_index + b,
                                    *(f"{x:.10g}" for x in row)])
         self._fh.flush()
 

@@ -19,7 +19,6 @@ import ase.units
 import mdtraj
 import numpy as np
 from ase.data import chemical_symbols
-
 from mlpot.md.state import MDState
 
 TRAJECTORY_FORMATS = {".dcd": "dcd", ".xtc": "xtc", ".h5": "h5", ".hdf5": "h5",
@@ -53,12 +52,15 @@ def topology_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".pdb")
 
 
-def system_paths(path: str | Path, num_systems: int) -> list[Path]:
-    """One file per system: ``path`` itself for one system, else ``stem_<b><suffix>``."""
+def system_paths(path: str | Path, num_systems: int, first_index: int = 0,
+                 total_systems: int | None = None) -> list[Path]:
+    """One file per system: ``path`` itself for a single system, else ``stem_<b><suffix>``
+    with ``b`` the system's index among ``total_systems`` (batches run in parts)."""
     path = Path(path)
-    if num_systems == 1:
+    if (total_systems or num_systems) == 1:
         return [path]
-    return [path.with_name(f"{path.stem}_{b}{path.suffix}") for b in range(num_systems)]
+    return [path.with_name(f"{path.stem}_{first_index + b}{path.suffix}")
+            for b in range(num_systems)]
 
 
 class _SystemWriter:
@@ -84,7 +86,7 @@ class _SystemWriter:
         if self.handle is None:
             self._open(pos, lengths, angles)
         if self.fmt == "dcd":
-            self.handle.write(pos[None], lengths[None], angles[None])
+            self.handle.write(pos[None].astype(np.float32), lengths[None], angles[None])
         elif self.fmt == "xtc":
             self.handle.write((pos * _NM)[None].astype(np.float32),
                               time=np.array([time_fs * _PS], dtype=np.float32),
@@ -93,7 +95,9 @@ class _SystemWriter:
         else:
             self.handle.write(pos[None] * _NM, time=np.array([time_fs * _PS]),
                               cell_lengths=lengths[None] * _NM, cell_angles=angles[None])
-        self.handle.flush()
+        flush = getattr(self.handle, "flush", None)  # DCD flushes on close only
+        if flush is not None:
+            flush()
 
     def _open(self, pos: np.ndarray, lengths: np.ndarray, angles: np.ndarray) -> None:
         mode = "a" if self.append else "w"
@@ -161,15 +165,18 @@ class TrajectoryReporter:
         every: write every this many steps.
         resume_frames: when resuming, the number of frames the restart had seen
             (later frames are dropped, new frames appended); None starts new files.
+        first_index, total_systems: name files by global system index when a large
+            batch runs in parts.
     """
 
     def __init__(self, path: str | Path, state: MDState, every: int = 10,
-                 resume_frames: int | None = None) -> None:
+                 resume_frames: int | None = None, first_index: int = 0,
+                 total_systems: int | None = None) -> None:
         if every < 1:
             raise ValueError(f"trajectory interval must be >= 1, got {every}")
         trajectory_format(path)
         self.every, self.frames = int(every), 0
-        self.paths = system_paths(path, state.num_systems)
+        self.paths = system_paths(path, state.num_systems, first_index, total_systems)
         numbers = state.graph.atomic_numbers.cpu().numpy()
         sys_idx = state.system_index.cpu().numpy()
         self._masks = [sys_idx == b for b in range(state.num_systems)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 import mlpot
+from mlpot.cli import md as md_commands
 from mlpot.cli.bench import bench_app
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit()
 
 app.add_typer(bench_app, name="bench")
+md_commands.register(app)
 
 
 @app.callback()

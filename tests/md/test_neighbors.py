@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-
 from mlpot.md import ForceField, Langevin, NPTStochasticCellRescaling
 from mlpot.md.units import GPA
+
 from mlpot.neighbors import with_neighbors
 
 from .helpers import argon_lj, fcc_argon, start
