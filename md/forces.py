@@ -22,7 +22,6 @@ from mlpot.md.state import MDState
 
 from mlpot.graph import AtomicGraph
 from mlpot.models.base import Potential, PotentialOutput
-from mlpot.models.lj import LennardJones
 from mlpot.neighbors import system_neighbors
 
 
@@ -36,6 +35,9 @@ class VerletList:
         ref_positions: ``[N, 3]`` positions at the rebuild, Å.
         ref_cell: ``[B, 3, 3]`` cell at the rebuild, Å.
         ref_cell_inv: ``[B, 3, 3]`` its inverse (identity where the cell is singular).
+        ref_distance: ``[E]`` pair distances at the rebuild, Å, ascending (the pairs are
+            stored in this order; the stable sort keeps each system's relative order, so a
+            system's pair order does not depend on its batch-mates).
     """
 
     edge_index: torch.Tensor
@@ -43,6 +45,7 @@ class VerletList:
     ref_positions: torch.Tensor
     ref_cell: torch.Tensor
     ref_cell_inv: torch.Tensor
+    ref_distance: torch.Tensor
 
 
 def _safe_inverse(cell: torch.Tensor) -> torch.Tensor:
@@ -63,10 +66,14 @@ def build_verlet_list(graph: AtomicGraph, radius: float) -> VerletList:
                               graph.pbc[b], radius)
         edges.append(torch.stack([nl.i, nl.j]).to(graph.device) + int(start))
         shifts.append(nl.cell_shifts.to(device=graph.device, dtype=graph.dtype))
-    return VerletList(edge_index=torch.cat(edges, dim=1), cell_shifts=torch.cat(shifts),
-                      ref_positions=graph.positions.detach().clone(),
-                      ref_cell=graph.cell.detach().clone(), ref_cell_inv=_safe_inverse(
-                          graph.cell.detach()))
+    edge_index, cell_shifts = torch.cat(edges, dim=1), torch.cat(shifts)
+    pos, cell = graph.positions.detach(), graph.cell.detach()
+    i, j = edge_index
+    vec = pos[j] - pos[i] + (cell_shifts[:, :, None] * cell[graph.system_index[i]]).sum(1)
+    dist, order = torch.sort(vec.norm(dim=1), stable=True)
+    return VerletList(edge_index=edge_index[:, order], cell_shifts=cell_shifts[order],
+                      ref_positions=pos.clone(), ref_cell=cell.clone(),
+                      ref_cell_inv=_safe_inverse(cell), ref_distance=dist)
 
 
 class ForceField:
@@ -76,8 +83,8 @@ class ForceField:
         model: any :class:`~mlpot.models.Potential` (must vanish for r >= cutoff).
         skin: extra radius of the candidate list, Å (0 rebuilds every call).
         compute_stress: also return the stress (needed by NPT and cell relaxation).
-        prune: hand the model only pairs closer than the cutoff (default: yes, except
-            for LennardJones, where pruning costs as much as the extra pairs).
+        prune: hand the model only pairs closer than the cutoff (otherwise all
+            candidates; the model gives them exactly zero weight, at a cost).
 
     Attributes:
         rebuilds: how many times the candidate list was built.
@@ -85,7 +92,7 @@ class ForceField:
     """
 
     def __init__(self, model: Potential, skin: float = 1.0, compute_stress: bool = False,
-                 prune: bool | None = None) -> None:
+                 prune: bool = True) -> None:
         if skin < 0:
             raise ValueError(f"neighbour-list skin must be >= 0 Å, got {skin}")
         self.model = model
@@ -94,31 +101,35 @@ class ForceField:
         self.compute_stress = compute_stress
         self.rebuilds = 0
         self.calls = 0
-        # Pair potentials cost about as much as pruning, so they get the candidates.
-        self.prune = (not isinstance(model, LennardJones)) if prune is None else prune
+        self.prune = prune
         self.verlet: VerletList | None = None
         self._shift_cell: torch.Tensor | None = None
         self._shifts: torch.Tensor | None = None
+        self._last: tuple[AtomicGraph, AtomicGraph] | None = None
 
     # ----------------------------------------------------------- neighbours
+    def displacement_bounds(self, graph: AtomicGraph) -> tuple[float, float, float]:
+        """(max non-affine displacement δ Å, smallest and largest singular value of F)
+        since the last rebuild, over all systems."""
+        v = self.verlet
+        cell = graph.cell.detach()
+        if torch.equal(cell, v.ref_cell):
+            disp = (graph.positions.detach() - v.ref_positions).norm(dim=1)
+            return float(disp.max()) if disp.numel() else 0.0, 1.0, 1.0
+        F = v.ref_cell_inv @ cell
+        affine = (v.ref_positions[:, :, None] * F[graph.system_index]).sum(1)
+        disp = (graph.positions.detach() - affine).norm(dim=1)
+        sv = torch.linalg.svdvals(F)
+        return (float(disp.max()) if disp.numel() else 0.0, float(sv[:, -1].min()),
+                float(sv[:, 0].max()))
+
     def needs_rebuild(self, graph: AtomicGraph) -> bool:
         """Whether a pair may have entered the cutoff since the last rebuild."""
         v = self.verlet
         if v is None or v.ref_positions.shape != graph.positions.shape or self.skin == 0:
             return True
-        cell = graph.cell.detach()
-        if torch.equal(cell, v.ref_cell):
-            disp = (graph.positions.detach() - v.ref_positions).norm(dim=1)
-            sigma_min = torch.ones(graph.num_systems, dtype=disp.dtype, device=disp.device)
-        else:
-            F = v.ref_cell_inv @ cell
-            affine = torch.einsum("ni,nij->nj", v.ref_positions, F[graph.system_index])
-            disp = (graph.positions.detach() - affine).norm(dim=1)
-            sigma_min = torch.linalg.svdvals(F)[:, -1]
-        max_disp = torch.zeros(graph.num_systems, dtype=disp.dtype, device=disp.device)
-        max_disp = max_disp.scatter_reduce(0, graph.system_index, disp, "amax")
-        margin = sigma_min * (self.cutoff + self.skin) - 2 * max_disp
-        return bool((margin < self.cutoff).any())
+        delta, smin, _ = self.displacement_bounds(graph)
+        return smin * (self.cutoff + self.skin) - 2 * delta < self.cutoff
 
     def _cartesian_shifts(self, graph: AtomicGraph) -> torch.Tensor:
         """``[E, 3]`` shifts S·cell of the candidate pairs for the current cell (cached)."""
@@ -126,27 +137,49 @@ class ForceField:
         cell = graph.cell.detach()
         if self._shift_cell is None or not torch.equal(cell, self._shift_cell):
             edge_cell = cell[graph.system_index[v.edge_index[0]]]
-            self._shifts = torch.einsum("ei,eij->ej", v.cell_shifts, edge_cell)
+            self._shifts = (v.cell_shifts[:, :, None] * edge_cell).sum(1)
             self._shift_cell = cell.clone()
         return self._shifts
 
     def _set_verlet(self, verlet: VerletList) -> None:
-        self.verlet, self._shift_cell, self._shifts = verlet, None, None
+        self.verlet, self._shift_cell, self._shifts, self._last = verlet, None, None, None
 
     def edges(self, graph: AtomicGraph) -> AtomicGraph:
         """``graph`` with its pair list: the candidates (rebuilt when needed), pruned to
-        the cutoff when ``prune`` is set."""
-        if self.needs_rebuild(graph):
+        the cutoff when ``prune`` is set.
+
+        Pruning measures only the pairs whose fate is uncertain: with
+        |r − r_ref·F| ≤ δ per atom, a pair is surely inside when
+        σ_max·d_ref + 2δ < r_c and surely outside when σ_min·d_ref − 2δ > r_c. The
+        pairs are sorted by d_ref, so both groups are contiguous slices and only the
+        thin band between them is measured.
+        """
+        if self._last is not None and self._last[0] is graph:
+            return self._last[1]
+        v = self.verlet
+        fresh = v is None or v.ref_positions.shape != graph.positions.shape or self.skin == 0
+        delta, smin, smax = (0.0, 1.0, 1.0) if fresh else self.displacement_bounds(graph)
+        if fresh or smin * (self.cutoff + self.skin) - 2 * delta < self.cutoff:
             self._set_verlet(build_verlet_list(graph, self.cutoff + self.skin))
             self.rebuilds += 1
-        edge_index, shifts = self.verlet.edge_index, self._cartesian_shifts(graph)
+            delta, smin, smax = 0.0, 1.0, 1.0
+        v = self.verlet
+        edge_index, shifts = v.edge_index, self._cartesian_shifts(graph)
         if self.prune:
+            lo = (self.cutoff - 2 * delta) / smax - 1e-6
+            hi = (self.cutoff + 2 * delta) / smin + 1e-6
+            bounds = torch.tensor([lo, hi], dtype=v.ref_distance.dtype,
+                                  device=v.ref_distance.device)
+            first, last = torch.searchsorted(v.ref_distance, bounds).tolist()
             pos = graph.positions.detach()
-            i, j = edge_index
-            vec = pos.index_select(0, j) - pos.index_select(0, i) + shifts
-            keep = ((vec * vec).sum(1) < self.cutoff**2).nonzero().squeeze(1)
-            edge_index, shifts = edge_index.index_select(1, keep), shifts.index_select(0, keep)
-        return graph.replace(edge_index=edge_index, shifts=shifts)
+            i, j = edge_index[:, first:last]
+            vec = pos.index_select(0, j) - pos.index_select(0, i) + shifts[first:last]
+            keep = ((vec * vec).sum(1) < self.cutoff**2).nonzero().squeeze(1) + first
+            edge_index = torch.cat([edge_index[:, :first], edge_index.index_select(1, keep)], 1)
+            shifts = torch.cat([shifts[:first], shifts.index_select(0, keep)])
+        out = graph.replace(edge_index=edge_index, shifts=shifts)
+        self._last = (graph, out)  # the blow-up check asks again for the same graph
+        return out
 
     def min_distance(self, graph: AtomicGraph) -> float | None:
         """Shortest pair distance in ``graph`` (from the candidate list), Å; None if no pairs."""

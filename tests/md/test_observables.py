@@ -67,5 +67,5 @@ def test_observables_from_written_trajectory(tmp_path):
     assert m[0] == 0 and m[-1] > 0
     c = vacf(frames.velocities)
     assert c[0] == 1.0
-    r, g = rdf(frames.positions, frames.cells, r_max=5.0)
+    _, g = rdf(frames.positions, frames.cells, r_max=5.0)
     assert g.max() > 2
