@@ -13,6 +13,7 @@ from mlpot.md.integrators import (
     VelocityVerlet,
 )
 from mlpot.md.relax import FIRE, RelaxResult
+from mlpot.md.simulate import RunSummary, SafetyLimits, run_md
 from mlpot.md.state import MDState, maxwell_boltzmann
 
 __all__ = [
@@ -25,6 +26,9 @@ __all__ = [
     "NPTStochasticCellRescaling",
     "NoseHooverChain",
     "RelaxResult",
+    "RunSummary",
+    "SafetyLimits",
     "VelocityVerlet",
     "maxwell_boltzmann",
+    "run_md",
 ]

@@ -66,8 +66,10 @@ def system_paths(path: str | Path, num_systems: int, first_index: int = 0,
 class _SystemWriter:
     """Writes frames of one system in one format."""
 
-    def __init__(self, path: Path, numbers: np.ndarray, append: bool) -> None:
+    def __init__(self, path: Path, numbers: np.ndarray, append: bool,
+                 keep_frames: int | None = None) -> None:
         self.path, self.numbers, self.fmt = path, numbers, trajectory_format(path)
+        self.keep_frames = keep_frames
         self.handle = None
         self.append = append and path.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,9 +102,9 @@ class _SystemWriter:
             flush()
 
     def _open(self, pos: np.ndarray, lengths: np.ndarray, angles: np.ndarray) -> None:
-        mode = "a" if self.append else "w"
         top = topology(self.numbers)
         if self.fmt == "h5":
+            mode = "a" if self.append else "w"
             self.handle = mdtraj.formats.HDF5TrajectoryFile(str(self.path), mode)
             if not self.append:
                 self.handle.topology = top
@@ -113,7 +115,22 @@ class _SystemWriter:
             traj.save_pdb(str(topology_path(self.path)))
         cls = (mdtraj.formats.DCDTrajectoryFile if self.fmt == "dcd"
                else mdtraj.formats.XTCTrajectoryFile)
-        self.handle = cls(str(self.path), mode)
+        if not self.append:
+            self.handle = cls(str(self.path), "w")
+            return
+        # DCD/XTC cannot be appended to: copy the kept frames into a new file that
+        # replaces the old one once complete (the open handle follows the rename).
+        with cls(str(self.path), "r") as old:
+            frames = [None if x is None else x[:self.keep_frames] for x in old.read()]
+        tmp = self.path.with_name(f".tmp_{self.path.name}")
+        self.handle = cls(str(tmp), "w")
+        if len(frames[0]):
+            if self.fmt == "dcd":
+                self.handle.write(*frames)
+            else:
+                xyz, time_ps, step, box = frames
+                self.handle.write(xyz, time=time_ps, step=step, box=box)
+        os.replace(tmp, self.path)
 
     def close(self) -> None:
         if self.handle is not None:
@@ -182,9 +199,10 @@ class TrajectoryReporter:
         self._masks = [sys_idx == b for b in range(state.num_systems)]
         if resume_frames is not None:
             for p in self.paths:
-                truncate_frames(p, resume_frames)
+                if trajectory_format(p) in ("extxyz", "h5"):  # DCD/XTC: cut when reopened
+                    truncate_frames(p, resume_frames)
             self.frames = resume_frames
-        self._writers = [_SystemWriter(p, numbers[m], resume_frames is not None)
+        self._writers = [_SystemWriter(p, numbers[m], resume_frames is not None, resume_frames)
                          for p, m in zip(self.paths, self._masks, strict=True)]
 
     def report(self, state: MDState, integrator: object = None) -> None:

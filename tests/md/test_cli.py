@@ -57,31 +57,42 @@ def test_trajectory_formats_are_readable(tmp_path, argon_file, ext):
     assert len(rows) == 6
 
 
-def test_restart_resumes_bit_for_bit(tmp_path, argon_file):
+def _frames(path):
+    if path.suffix == ".extxyz":
+        return np.stack([a.positions for a in ase.io.read(path, index=":")])
+    top = path.with_suffix(".pdb")
+    t = mdtraj.load(str(path), top=str(top)) if top.exists() else mdtraj.load(str(path))
+    return t.xyz
+
+
+@pytest.mark.parametrize("ext", ["extxyz", "dcd", "xtc", "h5"])
+def test_restart_resumes_bit_for_bit(tmp_path, argon_file, ext):
+    """Interrupted at step 20 and resumed (twice, the second time over a trajectory that
+    already ran past the restart) == one uninterrupted run: state, frames and log."""
     common = ["--ensemble", "nvt", "--thermostat", "langevin", "--temperature", "80",
               "--every", "5", "--seed", "4", *BASE]
-    full = tmp_path / "full"
-    part = tmp_path / "part"
+    full, part = tmp_path / "full", tmp_path / "part"
     full.mkdir()
     part.mkdir()
-    res = mlpot("md", argon_file, *common, "--steps", "40", "--traj", full / "t.extxyz",
-                "--log", full / "log.csv")
-    assert res.exit_code == 0, res.output
-    res = mlpot("md", argon_file, *common, "--steps", "20", "--traj", part / "t.extxyz",
-                "--log", part / "log.csv")
-    assert res.exit_code == 0, res.output
-    res = mlpot("md", argon_file, *common, "--steps", "40", "--traj", part / "t.extxyz",
-                "--log", part / "log.csv", "--restart", part / "t.restart.pt")
-    assert res.exit_code == 0, res.output
+
+    def md(folder, steps, *extra):
+        res = mlpot("md", argon_file, *common, "--steps", steps, "--traj", folder / f"t.{ext}",
+                    "--log", folder / "log.csv", *extra)
+        assert res.exit_code == 0, res.output
+
+    md(full, 40)
+    md(part, 20)
+    (part / "t.restart.pt").rename(part / "step20.pt")
+    md(part, 40, "--restart", part / "step20.pt")  # frames 25..40 written
+    md(part, 40, "--restart", part / "step20.pt")  # again: frames after step 20 replaced
     a = load_restart(full / "t.restart.pt").state
     b = load_restart(part / "t.restart.pt").state
     assert a.step == b.step == 40
     assert torch.equal(a.positions, b.positions) and torch.equal(a.momenta, b.momenta)
     assert torch.equal(a.forces, b.forces)
-    fa = ase.io.read(full / "t.extxyz", index=":")
-    fb = ase.io.read(part / "t.extxyz", index=":")
+    fa, fb = _frames(full / f"t.{ext}"), _frames(part / f"t.{ext}")
     assert len(fa) == len(fb) == 9
-    assert all(np.array_equal(x.positions, y.positions) for x, y in zip(fa, fb, strict=True))
+    assert np.array_equal(fa, fb)
     assert (full / "log.csv").read_text() == (part / "log.csv").read_text()
 
 
