@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ase.io
-import mdtraj
+import ase.units
 import numpy as np
 import torch
 from mlpot.md.reporters.trajectory import topology_path, trajectory_format
@@ -49,6 +49,8 @@ def load_frames(path: str | Path) -> Frames:
         times = np.array([a.info.get("time_fs", k) for k, a in enumerate(images)], float)
         return Frames(np.stack([a.positions for a in images]),
                       np.stack([a.cell[:] for a in images]), images[0].numbers, times, vel)
+    import mdtraj
+
     top = str(topology_path(path)) if fmt in ("dcd", "xtc") else None
     traj = mdtraj.load(str(path), top=top) if top else mdtraj.load(str(path))
     numbers = np.array([a.element.atomic_number for a in traj.topology.atoms])

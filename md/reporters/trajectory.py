@@ -16,7 +16,6 @@ import ase
 import ase.geometry
 import ase.io
 import ase.units
-import mdtraj
 import numpy as np
 from ase.data import chemical_symbols
 from mlpot.md.state import MDState
@@ -36,8 +35,16 @@ def trajectory_format(path: str | Path) -> str:
     return fmt
 
 
-def topology(numbers: np.ndarray) -> mdtraj.Topology:
+def _mdtraj():
+    """mdtraj, imported on first use (it is slow to import)."""
+    import mdtraj
+
+    return mdtraj
+
+
+def topology(numbers: np.ndarray):
     """An mdtraj topology with one residue per atom (no bonds)."""
+    mdtraj = _mdtraj()
     top = mdtraj.Topology()
     chain = top.add_chain()
     for z in numbers:
@@ -102,6 +109,7 @@ class _SystemWriter:
             flush()
 
     def _open(self, pos: np.ndarray, lengths: np.ndarray, angles: np.ndarray) -> None:
+        mdtraj = _mdtraj()
         top = topology(self.numbers)
         if self.fmt == "h5":
             mode = "a" if self.append else "w"
@@ -152,6 +160,7 @@ def count_frames(path: str | Path) -> int:
     if fmt == "extxyz":
         return len(ase.io.read(path, index=":", format="extxyz"))
     top = str(topology_path(path)) if fmt in ("dcd", "xtc") else None
+    mdtraj = _mdtraj()
     return mdtraj.load(str(path), top=top).n_frames if top else mdtraj.load(str(path)).n_frames
 
 
@@ -167,6 +176,7 @@ def truncate_frames(path: str | Path, frames: int) -> None:
                      format="extxyz")
     else:
         top = str(topology_path(path)) if fmt in ("dcd", "xtc") else None
+        mdtraj = _mdtraj()
         traj = mdtraj.load(str(path), top=top) if top else mdtraj.load(str(path))
         traj[:frames].save(str(tmp))
     os.replace(tmp, path)

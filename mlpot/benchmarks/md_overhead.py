@@ -18,6 +18,7 @@ Then 16 small systems are advanced as one batch and one by one.
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 import time
 from dataclasses import dataclass
@@ -99,8 +100,9 @@ class _MlpotLoop:
         self.rebuilds = 0
 
     def __call__(self) -> None:
-        reporters = [ThermoReporter(self.workdir / "log.csv", 10),
-                     TrajectoryReporter(self.workdir / "traj.dcd", self.state, 10)]
+        reporters = [ThermoReporter(self.workdir / "log.csv", 10)]
+        if importlib.util.find_spec("mdtraj") is not None:
+            reporters.append(TrajectoryReporter(self.workdir / "traj.dcd", self.state, 10))
         self.timed.seconds = 0.0
         before = self.ff.rebuilds
         summary = run_md(self.state, self.vv, self.ff, self.steps, reporters)
@@ -206,6 +208,8 @@ def run(steps: int = 100, device: str = "cpu", dtype: str = "float32",
     console.print(table)
     if eq is None:
         console.print(f"[yellow]equivariant model: not measured[/] ({why})")
+    if importlib.util.find_spec("mdtraj") is None:
+        console.print("[yellow]mdtraj missing: no DCD trajectory in the timed loop[/]")
     batch_s, single_s = batching_speedup(lj, n_systems=n_systems, device=device)
     console.print(f"batching {n_systems} x 32-atom Cu (LJ): {batch_s * 1e3:.2f} ms/step as one "
                   f"batch vs {single_s * 1e3:.2f} ms/step one by one -> "

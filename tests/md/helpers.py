@@ -23,10 +23,12 @@ def argon_lj(cutoff: float = 8.5) -> LennardJones:
 
 
 def start(structures: list[ase.Atoms], model: LennardJones, temperature: float, seed: int = 1,
-          stress: bool = False, skin: float = 1.0) -> tuple[MDState, ForceField]:
+          stress: bool = False, skin: float = 1.0, device: str = "cpu"
+          ) -> tuple[MDState, ForceField]:
     """State with Maxwell–Boltzmann momenta and forces, plus its force field."""
-    ff = ForceField(model, skin=skin, compute_stress=stress)
-    state = maxwell_boltzmann(MDState.from_atoms(structures, seed=seed), temperature)
+    ff = ForceField(model.to(device), skin=skin, compute_stress=stress)
+    state = maxwell_boltzmann(MDState.from_atoms(structures, seed=seed, device=device),
+                              temperature)
     return ff.evaluate(state), ff
 
 

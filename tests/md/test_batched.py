@@ -31,19 +31,23 @@ INTEGRATORS = {
 }
 
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", list(INTEGRATORS))
-def test_batch_of_eight_equals_single_runs(name):
+def test_batch_of_eight_equals_single_runs(name, device):
     systems = eight_systems()
     if name == "npt":
         systems = systems[:7]  # NPT needs a 3-D periodic cell
     model = argon_lj(7.0)
     stress = name == "npt"
-    batch, ff = start(systems, model, 80.0, seed=10, stress=stress)
+    batch, ff = start(systems, model, 80.0, seed=10, stress=stress, device=device)
     batch, _ = run(batch, INTEGRATORS[name](), ff, 150)
     worst = 0.0
     start_atom = 0
     for k, atoms in enumerate(systems):
-        single, ff1 = start([atoms], model, 80.0, seed=10 + k, stress=stress)
+        single, ff1 = start([atoms], model, 80.0, seed=10 + k, stress=stress, device=device)
         single, _ = run(single, INTEGRATORS[name](), ff1, 150)
         n = len(atoms)
         sl = slice(start_atom, start_atom + n)
@@ -51,6 +55,6 @@ def test_batch_of_eight_equals_single_runs(name):
                     float((batch.momenta[sl] - single.momenta).abs().max()),
                     float((batch.cell[k] - single.cell[0]).abs().max()))
         start_atom += n
-    print(f"{name}: max |batched - single| after 150 steps = {worst:.2e}")
+    print(f"{name} ({device}): max |batched - single| after 150 steps = {worst:.2e}")
     assert worst < 1e-10
     assert torch.isfinite(batch.positions).all()
