@@ -17,7 +17,7 @@ from mlpot.md.integrators import (
     NPTStochasticCellRescaling,
     VelocityVerlet,
 )
-from mlpot.md.units import GPA
+from mlpot.md.units import gpa_to_ev_per_a3
 
 from mlpot.models import LennardJones, Potential
 
@@ -77,8 +77,9 @@ def build_integrator(cfg: EnsembleConfig) -> Integrator:
         if cfg.thermostat != "csvr":
             raise ValueError("NPT uses the CSVR thermostat; drop --thermostat or pass csvr")
         return NPTStochasticCellRescaling(
-            dt, T, cfg.pressure_gpa * GPA, tau_t=cfg.tau_t, tau_p=cfg.tau_p,
-            compressibility=cfg.compressibility_per_gpa / GPA, cell_mode=cfg.cell_mode)
+            dt, T, gpa_to_ev_per_a3(cfg.pressure_gpa), tau_t=cfg.tau_t, tau_p=cfg.tau_p,
+            compressibility=1.0 / gpa_to_ev_per_a3(1.0 / cfg.compressibility_per_gpa),
+            cell_mode=cfg.cell_mode)
     if cfg.thermostat == "langevin":
         return Langevin(dt, T, friction=1.0 / cfg.tau_t)
     if cfg.thermostat == "nose-hoover":

@@ -22,7 +22,7 @@ from mlpot.md.relax import FIRE, RelaxResult
 from mlpot.md.reporters import ThermoReporter, TrajectoryReporter, load_restart
 from mlpot.md.simulate import RunSummary, SafetyLimits, run_md
 from mlpot.md.state import MDState, maxwell_boltzmann
-from mlpot.md.units import FS_PER_NS, GPA
+from mlpot.md.units import FS_PER_NS, GPA, gpa_to_ev_per_a3
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -240,7 +240,7 @@ def run_relax_command(cfg: RelaxConfig, console: Console | None = None) -> Relax
     state = MDState.from_atoms(structures, dtype=model.dtype, device=cfg.device)
     ff = ForceField(model, skin=0.5, compute_stress=cfg.cell)
     fire = FIRE(fmax=cfg.fmax, max_steps=cfg.steps, cell_filter=cfg.cell,
-                pressure=cfg.pressure_gpa * GPA)
+                pressure=gpa_to_ev_per_a3(cfg.pressure_gpa))
     start = time.perf_counter()
     with Progress(TextColumn("[bold]relax"), MofNCompleteColumn(),
                   TextColumn("fmax {task.fields[f]}"), console=console,

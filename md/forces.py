@@ -181,14 +181,27 @@ class ForceField:
         self._last = (graph, out)  # the blow-up check asks again for the same graph
         return out
 
-    def min_distance(self, graph: AtomicGraph) -> float | None:
-        """Shortest pair distance in ``graph`` (from the candidate list), Å; None if no pairs."""
-        g = self.edges(graph)
-        i, j = g.edge_index
-        if i.numel() == 0:
+    def min_distance(self, graph: AtomicGraph, below: float | None = None) -> float | None:
+        """Shortest pair distance (Å), or None when no pair is closer than ``below``.
+
+        Only candidates that can be that close are measured: with the displacement
+        bound δ, a pair now closer than ``below`` had d_ref < (below + 2δ)/σ_min, a
+        short slice of the sorted candidates (usually empty).
+        """
+        self.edges(graph)  # make sure the candidate list is current
+        v = self.verlet
+        count = v.ref_distance.numel()
+        if below is not None:
+            delta, smin, _ = self.displacement_bounds(graph)
+            limit = torch.tensor([(below + 2 * delta) / smin + 1e-6],
+                                 dtype=v.ref_distance.dtype, device=v.ref_distance.device)
+            count = int(torch.searchsorted(v.ref_distance, limit))
+        if count == 0:
             return None
-        vec = graph.positions[j] - graph.positions[i] + g.shifts
-        return float(vec.norm(dim=1).min())
+        i, j = v.edge_index[:, :count]
+        shifts = self._cartesian_shifts(graph)[:count]
+        d = float((graph.positions[j] - graph.positions[i] + shifts).norm(dim=1).min())
+        return d if below is None or d < below else None
 
     def rebuild_from(self, ref_positions: torch.Tensor, ref_cell: torch.Tensor,
                      graph: AtomicGraph) -> None:

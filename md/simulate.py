@@ -95,8 +95,8 @@ def check_blow_up(state: MDState, force_field: ForceField, limits: SafetyLimits)
         b = int(hot.nonzero()[0, 0])
         raise BlowUpError(f"step {state.step}: system {b} reached {float(T[b]):.3g} K "
                           f"(limit {limits.max_temperature:g} K)")
-    d = force_field.min_distance(state.graph)
-    if d is not None and d < limits.min_distance:
+    d = force_field.min_distance(state.graph, below=limits.min_distance)
+    if d is not None:
         raise BlowUpError(f"step {state.step}: atoms {d:.3f} Å apart "
                           f"(limit {limits.min_distance} Å); the time step may be too large")
 

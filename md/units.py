@@ -23,3 +23,8 @@ BAR: float = ase.units.bar
 
 #: femtoseconds per nanosecond.
 FS_PER_NS: float = 1.0e6
+
+
+def gpa_to_ev_per_a3(pressure_gpa: float) -> float:
+    """User-facing GPa → internal eV/Å³ (the one conversion the CLI uses)."""
+    return pressure_gpa * GPA

@@ -47,7 +47,10 @@ class NPTStochasticCellRescaling(Integrator):
     """Isothermal–isobaric dynamics: stochastic cell rescaling (Bernetti & Bussi,
     J. Chem. Phys. 153, 114107 (2020); anisotropic variants as in Del Tatto, Raiteri,
     Bernetti & Bussi, Appl. Sci. 12, 1139 (2022)) with the CSVR thermostat
-    (Bussi, Donadio & Parrinello 2007) on the particles.
+    (Bussi, Donadio & Parrinello 2007) on the particles. (The deterministic alternative,
+    the MTK barostat of Martyna, Tobias & Klein, J. Chem. Phys. 101, 4177 (1994), is
+    not implemented: SCR samples the same ensemble with a first-order, noise-driven
+    cell equation that needs no barostat mass.)
 
     Isotropic, for ε = ln V (first-order, overdamped barostat):
     dε = −(β_T/τ_p)(P₀ − P_int − k_BT/V) dt + sqrt(2 k_BT β_T/(V τ_p)) dW,
@@ -138,10 +141,4 @@ class NPTStochasticCellRescaling(Integrator):
 
     def load_state_dict(self, values: dict[str, torch.Tensor]) -> None:
         self.injected = values.get("injected")
-
-
-def pressure_gpa(value: float) -> float:
-    """GPa → eV/Å³ (the one conversion used by the CLI)."""
-    return value * GPA
-
 

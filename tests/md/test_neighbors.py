@@ -43,3 +43,15 @@ def test_rebuild_triggered_by_cell_shrink_only():
     out = ff(shrunk.graph)
     fresh = model(with_neighbors(shrunk.graph, model.cutoff))
     assert torch.allclose(out.energy, fresh.energy, rtol=1e-13)
+
+
+def test_min_distance_finds_close_pairs_only_when_asked():
+    model = argon_lj(7.0)
+    state, ff = start([fcc_argon(2)], model, 50.0)
+    nearest = ff.min_distance(state.graph)
+    assert abs(nearest - 5.30 / 2**0.5) < 0.1
+    assert ff.min_distance(state.graph, below=1.0) is None
+    pos = state.positions.clone()
+    pos[5] = pos[3] + torch.tensor([0.4, 0.0, 0.0], dtype=pos.dtype)
+    moved = state.with_positions(pos)
+    assert abs(ff.min_distance(moved.graph, below=1.0) - 0.4) < 1e-12
