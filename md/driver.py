@@ -121,6 +121,8 @@ def run_md_command(cfg: MDRunConfig, console: Console | None = None) -> list[Run
     console = console or Console()
     _validate(cfg)
     structures = read_structures(cfg.structure)
+    if cfg.ensemble.ensemble == "npt" and not all(a.pbc.all() for a in structures):
+        raise ValueError(f"{cfg.structure}: NPT needs a cell periodic in all three directions")
     model = build_model(cfg.model, structures, cfg.lj, cfg.device, cfg.dtype)
     state, resumed = _initial_state(cfg, structures, model)
     if resumed is not None:

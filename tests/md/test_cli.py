@@ -1,6 +1,7 @@
 """``mlpot md`` / ``mlpot relax``: trajectories readable by mdtraj and ase, exact restarts,
 one-line errors for bad input."""
 
+import ase
 import ase.build
 import ase.io
 import mdtraj
@@ -122,6 +123,9 @@ BAD_INPUT = {
     "unknown trajectory format": lambda p, c: ["md", p / "ar.extxyz", "--model", "lj",
                                                "--traj", p / "t.abc"],
     "relax missing structure": lambda p, c: ["relax", p / "nope.xyz", "--model", "lj"],
+    "npt without a cell": lambda p, c: ["md", p / "cluster.xyz", "--model", "lj",
+                                        "--ensemble", "npt"],
+    "unknown dtype": lambda p, c: ["md", p / "ar.extxyz", "--model", "lj", "--dtype", "fp8"],
 }
 
 
@@ -129,9 +133,27 @@ BAD_INPUT = {
 def test_bad_input_gives_one_clear_line(tmp_path, argon_file, ar_checkpoint, case):
     (tmp_path / "garbage.xyz").write_text("this is not\nan xyz file\n")
     ase.io.write(tmp_path / "cu.extxyz", ase.build.bulk("Cu", "fcc", a=3.61))
+    ase.io.write(tmp_path / "cluster.xyz", ase.Atoms("Ar3", positions=[[0, 0, 0], [3.8, 0, 0],
+                                                                       [0, 3.8, 0]]))
     res = mlpot(*BAD_INPUT[case](tmp_path, ar_checkpoint), "--steps", "5", "--no-progress")
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert res.exit_code != 0
     assert "Traceback" not in res.output
     assert len(lines) == 1 and lines[0].startswith("error:"), res.output
     print(f"{case}: {lines[0]}")
+
+
+def test_many_frames_run_as_batches_split_to_fit(tmp_path):
+    frames = [ase.build.bulk("Ar", "fcc", a=a, cubic=True).repeat(2) for a in (5.3, 5.35, 5.4)]
+    ase.io.write(tmp_path / "three.extxyz", frames)
+    res = mlpot("md", tmp_path / "three.extxyz", *BASE, "--steps", "10", "--every", "5",
+                "--traj", tmp_path / "t.extxyz", "--log", tmp_path / "log.csv",
+                "--max-batch-atoms", "64")
+    assert res.exit_code == 0, res.output
+    assert "part 2/2" in res.output
+    for b in range(3):
+        assert len(ase.io.read(tmp_path / f"t_{b}.extxyz", index=":")) == 3
+    systems = [ln.split(",")[2] for ln in (tmp_path / "log.csv").read_text().splitlines()[1:]]
+    assert sorted(set(systems)) == ["0", "1", "2"]
+    assert (tmp_path / "t.restart.part0.pt").exists()
+    assert (tmp_path / "t.restart.part1.pt").exists()
