@@ -176,9 +176,12 @@ def equivariant_model(device: str, dtype: torch.dtype) -> tuple[Potential | None
     except ImportError:
         return None, "mlpot.models.EquivariantPotential is not available in this build"
     try:
-        model = EquivariantPotential(species=["Cu"], cutoff=5.0)
-    except TypeError:
-        model = EquivariantPotential(species=["Cu"])
+        try:
+            model = EquivariantPotential(species=["Cu"], cutoff=5.0)
+        except TypeError:
+            model = EquivariantPotential(species=["Cu"])
+    except (TypeError, ValueError) as err:  # the constructor's signature is not known here
+        return None, f"could not construct EquivariantPotential for Cu: {err}"
     return model.to(device=device, dtype=dtype).eval(), ""
 
 
