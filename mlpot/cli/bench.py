@@ -29,3 +29,16 @@ def data(
     from mlpot.benchmarks.data_throughput import run
 
     run(json_mb=json_mb, n_random=n_random, repeats=repeats)
+
+
+@bench_app.command("md")
+def md(
+    steps: int = typer.Option(100, help="MD steps per timed block (3 blocks per case)."),
+    device: str = typer.Option("cpu", help="cpu | cuda."),
+    dtype: str = typer.Option("float32", help="float32 | float64."),
+    systems: int = typer.Option(16, help="Small systems for the batching speed-up."),
+) -> None:
+    """MD loop overhead vs the bare model and vs ASE VelocityVerlet; batching speed-up."""
+    from mlpot.benchmarks.md_overhead import run
+
+    run(steps=steps, device=device, dtype=dtype, n_systems=systems)

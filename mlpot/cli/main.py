@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 import mlpot
+from mlpot.cli import md as md_commands
 from mlpot.cli.bench import bench_app
 from mlpot.cli.data import data_app
 
@@ -24,6 +25,7 @@ def _version_callback(value: bool) -> None:
 
 app.add_typer(bench_app, name="bench")
 app.add_typer(data_app, name="data")
+md_commands.register(app)
 
 
 @app.callback()

@@ -1,0 +1,240 @@
+"""`ForceField`: a Potential behind a Verlet-skin neighbour list, as the MD force function.
+
+The candidate list holds every pair closer than ``cutoff + skin`` at the last
+rebuild, stored with *integer* image offsets so it stays valid when the cell
+deforms (NPT, cell relaxation). Each call keeps only the pairs now closer than
+the cutoff and hands them to the model (or, with ``prune=False``, all candidates:
+every Potential gives exactly zero for r >= cutoff), so forces are the same as
+with a fresh list. The list is rebuilt only when a pair could have entered the cutoff:
+with the affine deformation F = cell_ref⁻¹·cell and non-affine displacements
+δ_i = r_i − r_ref,i·F, every pair now closer than r_c was closer than r_c + skin
+at the rebuild as long as σ_min(F)·(r_c + skin) − 2·max|δ| ≥ r_c.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from mlpot.md.errors import ResourceExhaustedError, is_out_of_memory
+from mlpot.md.state import MDState
+
+from mlpot.graph import AtomicGraph
+from mlpot.models.base import Potential, PotentialOutput
+from mlpot.neighbors import system_neighbors
+
+
+@dataclass
+class VerletList:
+    """Candidate pairs within ``cutoff + skin`` at the reference configuration.
+
+    Attributes:
+        edge_index: ``[2, E]`` batch atom indices.
+        cell_shifts: ``[E, 3]`` integer image offsets (as floats) of atom j.
+        ref_positions: ``[N, 3]`` positions at the rebuild, Å.
+        ref_cell: ``[B, 3, 3]`` cell at the rebuild, Å.
+        ref_cell_inv: ``[B, 3, 3]`` its inverse (identity where the cell is singular).
+        ref_distance: ``[E]`` pair distances at the rebuild, Å, ascending (the pairs are
+            stored in this order; the stable sort keeps each system's relative order, so a
+            system's pair order does not depend on its batch-mates).
+    """
+
+    edge_index: torch.Tensor
+    cell_shifts: torch.Tensor
+    ref_positions: torch.Tensor
+    ref_cell: torch.Tensor
+    ref_cell_inv: torch.Tensor
+    ref_distance: torch.Tensor
+
+
+def _safe_inverse(cell: torch.Tensor) -> torch.Tensor:
+    det = torch.linalg.det(cell)
+    ok = det.abs() > 1e-8
+    eye = torch.eye(3, dtype=cell.dtype, device=cell.device).expand_as(cell)
+    return torch.where(ok[:, None, None], torch.linalg.inv(torch.where(
+        ok[:, None, None], cell, eye)), eye)
+
+
+def build_verlet_list(graph: AtomicGraph, radius: float) -> VerletList:
+    """Candidate pairs of every system within ``radius`` (one vesin call per system)."""
+    counts = graph.atoms_per_system.tolist()
+    starts = np.cumsum([0, *counts[:-1]])
+    edges, shifts = [], []
+    for b, (start, count) in enumerate(zip(starts, counts, strict=True)):
+        nl = system_neighbors(graph.positions[start:start + count], graph.cell[b],
+                              graph.pbc[b], radius)
+        edges.append(torch.stack([nl.i, nl.j]).to(graph.device) + int(start))
+        shifts.append(nl.cell_shifts.to(device=graph.device, dtype=graph.dtype))
+    edge_index, cell_shifts = torch.cat(edges, dim=1), torch.cat(shifts)
+    pos, cell = graph.positions.detach(), graph.cell.detach()
+    i, j = edge_index
+    vec = pos[j] - pos[i] + (cell_shifts[:, :, None] * cell[graph.system_index[i]]).sum(1)
+    dist, order = torch.sort(vec.norm(dim=1), stable=True)
+    return VerletList(edge_index=edge_index[:, order], cell_shifts=cell_shifts[order],
+                      ref_positions=pos.clone(), ref_cell=cell.clone(),
+                      ref_cell_inv=_safe_inverse(cell), ref_distance=dist)
+
+
+class ForceField:
+    """Energy, forces (and stress) of a batch through ``model``, with a Verlet-skin list.
+
+    Args:
+        model: any :class:`~mlpot.models.Potential` (must vanish for r >= cutoff).
+        skin: extra radius of the candidate list, Å (0 rebuilds every call).
+        compute_stress: also return the stress (needed by NPT and cell relaxation).
+        prune: hand the model only pairs closer than the cutoff (otherwise all
+            candidates; the model gives them exactly zero weight, at a cost).
+
+    Attributes:
+        rebuilds: how many times the candidate list was built.
+        calls: how many force evaluations were made.
+    """
+
+    def __init__(self, model: Potential, skin: float = 1.0, compute_stress: bool = False,
+                 prune: bool = True) -> None:
+        if skin < 0:
+            raise ValueError(f"neighbour-list skin must be >= 0 Å, got {skin}")
+        self.model = model
+        self.cutoff = float(model.cutoff)
+        self.skin = float(skin)
+        self.compute_stress = compute_stress
+        self.rebuilds = 0
+        self.calls = 0
+        self.prune = prune
+        self.verlet: VerletList | None = None
+        self._shift_cell: torch.Tensor | None = None
+        self._shifts: torch.Tensor | None = None
+        self._last: tuple[AtomicGraph, AtomicGraph] | None = None
+
+    # ----------------------------------------------------------- neighbours
+    def displacement_bounds(self, graph: AtomicGraph) -> tuple[float, float, float]:
+        """(max non-affine displacement δ Å, smallest and largest singular value of F)
+        since the last rebuild, over all systems."""
+        v = self.verlet
+        cell = graph.cell.detach()
+        if torch.equal(cell, v.ref_cell):
+            disp = (graph.positions.detach() - v.ref_positions).norm(dim=1)
+            return float(disp.max()) if disp.numel() else 0.0, 1.0, 1.0
+        F = v.ref_cell_inv @ cell
+        affine = (v.ref_positions[:, :, None] * F[graph.system_index]).sum(1)
+        disp = (graph.positions.detach() - affine).norm(dim=1)
+        sv = torch.linalg.svdvals(F)
+        return (float(disp.max()) if disp.numel() else 0.0, float(sv[:, -1].min()),
+                float(sv[:, 0].max()))
+
+    def needs_rebuild(self, graph: AtomicGraph) -> bool:
+        """Whether a pair may have entered the cutoff since the last rebuild."""
+        v = self.verlet
+        if v is None or v.ref_positions.shape != graph.positions.shape or self.skin == 0:
+            return True
+        delta, smin, _ = self.displacement_bounds(graph)
+        return smin * (self.cutoff + self.skin) - 2 * delta < self.cutoff
+
+    def _cartesian_shifts(self, graph: AtomicGraph) -> torch.Tensor:
+        """``[E, 3]`` shifts S·cell of the candidate pairs for the current cell (cached)."""
+        v = self.verlet
+        cell = graph.cell.detach()
+        if self._shift_cell is None or not torch.equal(cell, self._shift_cell):
+            edge_cell = cell[graph.system_index[v.edge_index[0]]]
+            self._shifts = (v.cell_shifts[:, :, None] * edge_cell).sum(1)
+            self._shift_cell = cell.clone()
+        return self._shifts
+
+    def _set_verlet(self, verlet: VerletList) -> None:
+        self.verlet, self._shift_cell, self._shifts, self._last = verlet, None, None, None
+
+    def edges(self, graph: AtomicGraph) -> AtomicGraph:
+        """``graph`` with its pair list: the candidates (rebuilt when needed), pruned to
+        the cutoff when ``prune`` is set.
+
+        Pruning measures only the pairs whose fate is uncertain: with
+        |r − r_ref·F| ≤ δ per atom, a pair is surely inside when
+        σ_max·d_ref + 2δ < r_c and surely outside when σ_min·d_ref − 2δ > r_c. The
+        pairs are sorted by d_ref, so both groups are contiguous slices and only the
+        thin band between them is measured.
+        """
+        if self._last is not None and self._last[0] is graph:
+            return self._last[1]
+        v = self.verlet
+        fresh = v is None or v.ref_positions.shape != graph.positions.shape or self.skin == 0
+        delta, smin, smax = (0.0, 1.0, 1.0) if fresh else self.displacement_bounds(graph)
+        if fresh or smin * (self.cutoff + self.skin) - 2 * delta < self.cutoff:
+            self._set_verlet(build_verlet_list(graph, self.cutoff + self.skin))
+            self.rebuilds += 1
+            delta, smin, smax = 0.0, 1.0, 1.0
+        v = self.verlet
+        edge_index, shifts = v.edge_index, self._cartesian_shifts(graph)
+        if self.prune:
+            lo = (self.cutoff - 2 * delta) / smax - 1e-6
+            hi = (self.cutoff + 2 * delta) / smin + 1e-6
+            bounds = torch.tensor([lo, hi], dtype=v.ref_distance.dtype,
+                                  device=v.ref_distance.device)
+            first, last = torch.searchsorted(v.ref_distance, bounds).tolist()
+            pos = graph.positions.detach()
+            i, j = edge_index[:, first:last]
+            vec = pos.index_select(0, j) - pos.index_select(0, i) + shifts[first:last]
+            keep = ((vec * vec).sum(1) < self.cutoff**2).nonzero().squeeze(1) + first
+            edge_index = torch.cat([edge_index[:, :first], edge_index.index_select(1, keep)], 1)
+            shifts = torch.cat([shifts[:first], shifts.index_select(0, keep)])
+        out = graph.replace(edge_index=edge_index, shifts=shifts)
+        self._last = (graph, out)  # the blow-up check asks again for the same graph
+        return out
+
+    def min_distance(self, graph: AtomicGraph, below: float | None = None) -> float | None:
+        """Shortest pair distance (Å), or None when no pair is closer than ``below``.
+
+        Only candidates that can be that close are measured: with the displacement
+        bound δ, a pair now closer than ``below`` had d_ref < (below + 2δ)/σ_min, a
+        short slice of the sorted candidates (usually empty).
+        """
+        self.edges(graph)  # make sure the candidate list is current
+        v = self.verlet
+        count = v.ref_distance.numel()
+        if below is not None:
+            delta, smin, _ = self.displacement_bounds(graph)
+            limit = torch.tensor([(below + 2 * delta) / smin + 1e-6],
+                                 dtype=v.ref_distance.dtype, device=v.ref_distance.device)
+            count = int(torch.searchsorted(v.ref_distance, limit))
+        if count == 0:
+            return None
+        i, j = v.edge_index[:, :count]
+        shifts = self._cartesian_shifts(graph)[:count]
+        d = float((graph.positions[j] - graph.positions[i] + shifts).norm(dim=1).min())
+        return d if below is None or d < below else None
+
+    def rebuild_from(self, ref_positions: torch.Tensor, ref_cell: torch.Tensor,
+                     graph: AtomicGraph) -> None:
+        """Rebuild the candidate list at a saved reference (restarts resume bit-for-bit)."""
+        ref = graph.replace(positions=ref_positions.to(graph.positions),
+                            cell=ref_cell.to(graph.cell))
+        self._set_verlet(build_verlet_list(ref, self.cutoff + self.skin))
+
+    # -------------------------------------------------------------- forces
+    def __call__(self, graph: AtomicGraph) -> PotentialOutput:
+        """Energy ``[B]``, forces ``[N, 3]`` (and stress ``[B, 3, 3]``) at ``graph``.
+
+        Raises:
+            ResourceExhaustedError: the model ran out of memory (nothing was advanced).
+        """
+        self.calls += 1
+        g = self.edges(graph)
+        try:
+            return self.model(g, compute_forces=True, compute_stress=self.compute_stress)
+        except (RuntimeError, MemoryError) as err:
+            if is_out_of_memory(err):
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                raise ResourceExhaustedError(
+                    f"out of memory evaluating {type(self.model).__name__} on "
+                    f"{graph.num_systems} system(s) / {graph.num_atoms} atoms: "
+                    f"{str(err).splitlines()[0][:200]}") from None
+            raise
+
+    def evaluate(self, state: MDState) -> MDState:
+        """``state`` with energy, forces and stress recomputed at its positions."""
+        out = self(state.graph)
+        dtype = state.momenta.dtype
+        return state.replace(
+            energy=out.energy.detach().to(dtype), forces=out.forces.detach().to(dtype),
+            stress=None if out.stress is None else out.stress.detach().to(dtype))

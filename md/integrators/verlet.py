@@ -1,0 +1,38 @@
+"""Velocity Verlet: microcanonical (NVE) dynamics."""
+
+from __future__ import annotations
+
+from mlpot.md.integrators.base import (
+    ForcesFn,
+    Integrator,
+    advance_clock,
+    drift,
+    kick,
+    update_forces,
+)
+from mlpot.md.state import MDState
+
+
+class VelocityVerlet(Integrator):
+    """Velocity Verlet (Swope, Andersen, Berens & Wilson, J. Chem. Phys. 76, 637 (1982)).
+
+    p(t+Δt/2) = p(t) + (Δt/2)·F(t)
+    r(t+Δt)   = r(t) + Δt·p(t+Δt/2)/m
+    p(t+Δt)   = p(t+Δt/2) + (Δt/2)·F(t+Δt)
+
+    (the B-A-B splitting; symplectic and time reversible). Forces in eV/Å are
+    converted to amu·Å/fs² by 1/MVV2E.
+
+    Args:
+        dt: time step, fs.
+    """
+
+    def __init__(self, dt: float) -> None:
+        if not dt > 0:
+            raise ValueError(f"time step must be positive, got {dt} fs")
+        self.dt = float(dt)
+
+    def step(self, state: MDState, forces_fn: ForcesFn) -> MDState:
+        state = drift(kick(state, 0.5 * self.dt), self.dt)
+        state = kick(update_forces(state, forces_fn), 0.5 * self.dt)
+        return advance_clock(state, self.dt)

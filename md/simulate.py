@@ -1,0 +1,211 @@
+"""The MD loop: steps, reporters, restarts, blow-up detection, clean stops and a summary."""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from mlpot.md.errors import BlowUpError, ResourceExhaustedError
+from mlpot.md.forces import ForceField
+from mlpot.md.integrators.base import Integrator
+from mlpot.md.reporters.restart import save_restart
+from mlpot.md.state import MDState
+from mlpot.md.units import FS_PER_NS
+
+STOP_REASONS = ("completed", "interrupted", "blow-up", "out-of-memory")
+
+
+class Reporter(Protocol):
+    """Anything with ``report(state, integrator)`` and ``close()``."""
+
+    def report(self, state: MDState, integrator: Integrator) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SafetyLimits:
+    """When a run counts as blown up.
+
+    Attributes:
+        max_temperature: K; any system hotter stops the run.
+        min_distance: Å; two atoms closer than this stop the run.
+        check_every: steps between checks (each check synchronises a GPU).
+    """
+
+    max_temperature: float = 1.0e5
+    min_distance: float = 0.3
+    check_every: int = 10
+
+
+@dataclass
+class RunSummary:
+    """What happened in :func:`run_md`.
+
+    Attributes:
+        state: the last valid state (the one written to the restart file).
+        steps: steps completed in this call.
+        wall_s: wall time, s.
+        stop_reason: one of ``STOP_REASONS``.
+        message: human-readable reason when not completed.
+        restart_path: restart written at the end (None when none was asked for or on blow-up).
+        drift_per_atom_per_ns: ``[B]`` slope of the conserved energy per atom, eV/atom/ns.
+        times_fs, conserved: sampled conserved energy per system (``[T]``, ``[T, B]``).
+        dt_fs: the integrator's time step, fs.
+    """
+
+    state: MDState
+    steps: int
+    wall_s: float
+    stop_reason: str
+    message: str = ""
+    restart_path: Path | None = None
+    drift_per_atom_per_ns: np.ndarray | None = None
+    times_fs: list[float] = field(default_factory=list)
+    conserved: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def ns_per_day(self) -> float:
+        sim_ns = self.steps * self.dt_fs / FS_PER_NS
+        return sim_ns / self.wall_s * 86400 if self.wall_s > 0 else math.inf
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.wall_s if self.wall_s > 0 else math.inf
+
+    dt_fs: float = 0.0
+
+
+def check_blow_up(state: MDState, force_field: ForceField, limits: SafetyLimits) -> None:
+    """Raise :class:`BlowUpError` naming the first problem found."""
+    if not bool(torch.isfinite(state.positions).all() & torch.isfinite(state.momenta).all()
+                & torch.isfinite(state.energy).all()):
+        raise BlowUpError(f"step {state.step}: NaN or inf in positions, momenta or energy")
+    T = state.temperature()
+    hot = limits.max_temperature < T
+    if bool(hot.any()):
+        b = int(hot.nonzero()[0, 0])
+        raise BlowUpError(f"step {state.step}: system {b} reached {float(T[b]):.3g} K "
+                          f"(limit {limits.max_temperature:g} K)")
+    d = force_field.min_distance(state.graph, below=limits.min_distance)
+    if d is not None:
+        raise BlowUpError(f"step {state.step}: atoms {d:.3f} Å apart "
+                          f"(limit {limits.min_distance} Å); the time step may be too large")
+
+
+class _StopFlag:
+    """First Ctrl-C requests a clean stop at the next step boundary; the second aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old = None
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def _drift(times: list[float], values: list[np.ndarray], atoms: np.ndarray) -> np.ndarray | None:
+    if len(times) < 2:
+        return None
+    t = np.asarray(times) / FS_PER_NS
+    y = np.stack(values) / atoms[None, :]
+    return np.polyfit(t - t.mean(), y - y.mean(0), 1)[0]
+
+
+def run_md(
+    state: MDState,
+    integrator: Integrator,
+    force_field: ForceField,
+    steps: int,
+    reporters: Sequence[Reporter] = (),
+    restart_path: str | Path | None = None,
+    restart_every: int | None = None,
+    restart_extra: Callable[[], dict] | None = None,
+    limits: SafetyLimits | None = None,
+    on_step: Callable[[MDState], None] | None = None,
+    report_initial: bool = True,
+) -> RunSummary:
+    """Advance ``state`` by ``steps`` steps of ``integrator``.
+
+    The state must carry forces (``force_field.evaluate(state)``). Ctrl-C,
+    out-of-memory and blow-ups stop the loop cleanly: reporters are closed, and
+    except after a blow-up a restart file of the last complete step is written
+    (the integrator and random generators are rolled back to that step).
+    """
+    limits = limits or SafetyLimits()
+    extra = restart_extra or dict
+    n_atoms = state.graph.atoms_per_system.cpu().numpy().astype(float)
+    summary = RunSummary(state=state, steps=0, wall_s=0.0, stop_reason="completed")
+    summary.dt_fs = integrator.dt
+
+    def sample(s: MDState) -> None:
+        summary.times_fs.append(s.time)
+        summary.conserved.append(integrator.conserved_energy(s).detach().cpu().double().numpy())
+
+    if report_initial:
+        for r in reporters:
+            r.report(state, integrator)
+    sample(state)
+    start = time.perf_counter()
+    try:
+        with _StopFlag() as stop:
+            for _ in range(steps):
+                if stop.requested:
+                    summary.stop_reason, summary.message = "interrupted", "interrupted by user"
+                    break
+                saved = (integrator.state_dict(), [g.get_state() for g in state.generators])
+                try:
+                    new = integrator.step(state, force_field)
+                except (ResourceExhaustedError, KeyboardInterrupt) as err:
+                    integrator.load_state_dict(saved[0])
+                    for g, s in zip(state.generators, saved[1], strict=True):
+                        g.set_state(s)
+                    oom = isinstance(err, ResourceExhaustedError)
+                    summary.stop_reason = "out-of-memory" if oom else "interrupted"
+                    summary.message = str(err) if oom else "interrupted by user"
+                    break
+                state = new
+                summary.steps += 1
+                if state.step % limits.check_every == 0:
+                    check_blow_up(state, force_field, limits)
+                    sample(state)
+                for r in reporters:
+                    r.report(state, integrator)
+                if restart_path and restart_every and state.step % restart_every == 0:
+                    save_restart(restart_path, state, integrator, force_field, extra())
+                if on_step is not None:
+                    on_step(state)
+    except BlowUpError as err:
+        summary.stop_reason, summary.message = "blow-up", str(err)
+    finally:
+        summary.wall_s = time.perf_counter() - start
+        for r in reporters:
+            r.close()
+    summary.state = state
+    if summary.stop_reason != "blow-up":
+        if summary.times_fs[-1] != state.time:
+            sample(state)
+        if restart_path:
+            summary.restart_path = save_restart(restart_path, state, integrator, force_field,
+                                                extra())
+    summary.drift_per_atom_per_ns = _drift(summary.times_fs, summary.conserved, n_atoms)
+    return summary

@@ -1,0 +1,220 @@
+"""MD engine overhead: mlpot's NVE loop vs the bare model and vs ASE, plus batching speed-up.
+
+For 864-atom fcc Cu and each model (LennardJones; the equivariant model when
+``mlpot.models.EquivariantPotential`` exists) it measures, in the same run:
+
+* ``bare``: the model alone (energy + forces) on a ready pair list of r < r_c;
+* ``mlpot``: one step of the NVE loop (``run_md`` with VelocityVerlet, Verlet-skin
+  list, blow-up checks, a thermo log and a DCD trajectory every 10 steps);
+* ``in-model``: the part of that step spent inside the model call;
+* ``ase``: one step of ``ase.md.VelocityVerlet`` driving the same model through
+  ``MLPotCalculator``.
+
+Overhead = (mlpot − in-model)/mlpot: integrator, neighbour list (check, rebuild,
+pruning to the cutoff) and reporters. A second LJ row hands the model the whole
+skin list instead (no pruning): less overhead outside the model, more inside it.
+Then 16 small systems are advanced as one batch and one by one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ase
+import ase.build
+import numpy as np
+import torch
+from ase.md.verlet import VelocityVerlet as AseVelocityVerlet
+from rich.console import Console
+from rich.table import Table
+
+from mlpot.benchmarks.timing import interleaved_median_times
+from mlpot.calculator import MLPotCalculator
+from mlpot.md import ForceField, MDState, VelocityVerlet, maxwell_boltzmann
+from mlpot.md.reporters import ThermoReporter, TrajectoryReporter
+from mlpot.md.simulate import run_md
+from mlpot.models import LennardJones, Potential
+from mlpot.neighbors import with_neighbors
+
+#: Halicioğlu & Pound (1975) LJ parameters for Cu, with a 5 Å cutoff like an MLIP's.
+CU_LJ = {"epsilon": 0.4093, "sigma": 2.338, "cutoff": 5.0}
+
+
+class _TimedModel:
+    """Wraps a Potential and accumulates the wall time of its calls."""
+
+    def __init__(self, model: Potential) -> None:
+        self.model, self.cutoff, self.seconds = model, model.cutoff, 0.0
+
+    def _sync(self) -> None:
+        if self.model.e0.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def __call__(self, *args, **kwargs):
+        self._sync()
+        start = time.perf_counter()
+        out = self.model(*args, **kwargs)
+        self._sync()
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+@dataclass
+class OverheadRow:
+    name: str
+    model_ms: float
+    mlpot_ms: float
+    in_model_ms: float
+    ase_ms: float
+    rebuilds: int
+    steps: int
+
+    @property
+    def overhead(self) -> float:
+        return (self.mlpot_ms - self.in_model_ms) / self.mlpot_ms
+
+
+def fcc_cu(repeat: int = 6, rattle: float = 0.0, seed: int = 0) -> ase.Atoms:
+    atoms = ase.build.bulk("Cu", "fcc", a=3.61, cubic=True).repeat(repeat)
+    if rattle:
+        atoms.rattle(rattle, seed=seed)
+    return atoms
+
+
+class _MlpotLoop:
+    """Blocks of mlpot NVE steps with a thermo log and a DCD trajectory every 10 steps."""
+
+    def __init__(self, model, atoms, steps, dt, device, skin, workdir: Path,
+                 prune: bool = True) -> None:
+        state = MDState.from_atoms(atoms, seed=1, dtype=model.dtype, device=device)
+        self.timed = _TimedModel(model)
+        self.ff = ForceField(model, skin=skin, prune=prune)
+        self.ff.model = self.timed
+        self.state = self.ff.evaluate(maxwell_boltzmann(state, 300.0))
+        self.vv, self.steps, self.workdir = VelocityVerlet(dt), steps, workdir
+        self.in_model: list[float] = []
+        self.rebuilds = 0
+
+    def __call__(self) -> None:
+        reporters = [ThermoReporter(self.workdir / "log.csv", 10)]
+        if importlib.util.find_spec("mdtraj") is not None:
+            reporters.append(TrajectoryReporter(self.workdir / "traj.dcd", self.state, 10))
+        self.timed.seconds = 0.0
+        before = self.ff.rebuilds
+        summary = run_md(self.state, self.vv, self.ff, self.steps, reporters)
+        self.state = summary.state
+        self.in_model.append(self.timed.seconds / self.steps)
+        self.rebuilds += self.ff.rebuilds - before
+
+
+class _AseLoop:
+    """Blocks of ase.md.VelocityVerlet steps through MLPotCalculator."""
+
+    def __init__(self, model, atoms, steps, dt) -> None:
+        self.atoms = atoms.copy()
+        self.atoms.calc = MLPotCalculator(model)
+        rng = np.random.default_rng(1)
+        self.atoms.set_velocities(rng.normal(scale=0.005, size=(len(atoms), 3)))
+        self.dyn = AseVelocityVerlet(self.atoms, timestep=dt * ase.units.fs)
+        self.steps = steps
+
+    def __call__(self) -> None:
+        self.dyn.run(self.steps)
+
+
+def overhead_row(name, model, steps=100, dt=2.0, device="cpu", skin=1.0, repeats=3,
+                 prune: bool = True) -> OverheadRow:
+    """Median per-step times of the bare model, the mlpot loop and the ASE loop (interleaved)."""
+    atoms = fcc_cu(6)
+    graph = with_neighbors(MDState.from_atoms(atoms, dtype=model.dtype, device=device).graph,
+                           model.cutoff)
+    with tempfile.TemporaryDirectory() as tmp:
+        mlpot_loop = _MlpotLoop(model, atoms, steps, dt, device, skin, Path(tmp), prune)
+        ase_loop = _AseLoop(model, atoms, steps, dt)
+        times = interleaved_median_times(
+            {"model": lambda: model(graph), "mlpot": mlpot_loop, "ase": ase_loop},
+            repeats=repeats)
+    in_model = float(np.median(mlpot_loop.in_model[1:]))  # skip the warm-up block
+    return OverheadRow(name, times["model"] * 1e3, times["mlpot"] / steps * 1e3,
+                       in_model * 1e3, times["ase"] / steps * 1e3, mlpot_loop.rebuilds,
+                       steps * repeats)
+
+
+def batching_speedup(model, n_systems=16, steps=30, dt=2.0, device="cpu") -> tuple[float, float]:
+    """(one batch, one by one) seconds per step for ``n_systems`` rattled 32-atom Cu cells."""
+    systems = [fcc_cu(2, rattle=0.05, seed=k) for k in range(n_systems)]
+
+    def prepare(group):
+        state = maxwell_boltzmann(MDState.from_atoms(group, dtype=model.dtype, device=device),
+                                  300.0)
+        ff = ForceField(model, skin=1.0, prune=True)
+        return ff.evaluate(state), ff
+
+    batch = prepare(systems)
+    singles = [prepare([a]) for a in systems]
+    vv = VelocityVerlet(dt)
+
+    def run_batch():
+        run_md(batch[0], vv, batch[1], steps)
+
+    def run_singles():
+        for s, ff in singles:
+            run_md(s, vv, ff, steps)
+
+    times = interleaved_median_times({"batch": run_batch, "singles": run_singles}, repeats=3)
+    return times["batch"] / steps, times["singles"] / steps
+
+
+def equivariant_model(device: str, dtype: torch.dtype) -> tuple[Potential | None, str]:
+    """The equivariant model for Cu if this installation has it, else (None, why)."""
+    try:
+        from mlpot.models import EquivariantPotential
+    except ImportError:
+        return None, "mlpot.models.EquivariantPotential is not available in this build"
+    try:
+        try:
+            model = EquivariantPotential(species=["Cu"], cutoff=5.0)
+        except TypeError:
+            model = EquivariantPotential(species=["Cu"])
+    except (TypeError, ValueError) as err:  # the constructor's signature is not known here
+        return None, f"could not construct EquivariantPotential for Cu: {err}"
+    return model.to(device=device, dtype=dtype).eval(), ""
+
+
+def run(steps: int = 100, device: str = "cpu", dtype: str = "float32",
+        n_systems: int = 16) -> list[OverheadRow]:
+    """Print the overhead table and the batching speed-up; return the rows."""
+    console = Console(width=max(Console().width, 120))
+    torch_dtype = getattr(torch, dtype)
+    lj = LennardJones(["Cu"], **CU_LJ).to(device=device, dtype=torch_dtype)
+    models: list[tuple[str, Potential]] = [("LennardJones", lj)]
+    eq, why = equivariant_model(device, torch_dtype)
+    if eq is not None:
+        models.append(("EquivariantPotential", eq))
+    rows = [overhead_row(name, m, steps=steps, device=device) for name, m in models]
+    # the trade-off for a model as cheap as LJ: no pruning, the model sees the whole skin list
+    rows.insert(1, overhead_row("LJ, no pruning", lj, steps=steps, device=device, prune=False))
+    table = Table(title=f"NVE, 864-atom fcc Cu, {dtype}, {device}: ms per step "
+                  f"(median of 3 blocks of {steps} steps)")
+    for col in ("model", "bare", "mlpot", "in-model", "overhead", "ase", "ase/mlpot",
+                "rebuilds"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in rows:
+        table.add_row(r.name, f"{r.model_ms:.2f}", f"{r.mlpot_ms:.2f}", f"{r.in_model_ms:.2f}",
+                      f"{r.overhead:.1%}", f"{r.ase_ms:.2f}", f"{r.ase_ms / r.mlpot_ms:.2f}x",
+                      f"{r.rebuilds}/{r.steps}")
+
+    console.print(table)
+    if eq is None:
+        console.print(f"[yellow]equivariant model: not measured[/] ({why})")
+    if importlib.util.find_spec("mdtraj") is None:
+        console.print("[yellow]mdtraj missing: no DCD trajectory in the timed loop[/]")
+    batch_s, single_s = batching_speedup(lj, n_systems=n_systems, device=device)
+    console.print(f"batching {n_systems} x 32-atom Cu (LJ): {batch_s * 1e3:.2f} ms/step as one "
+                  f"batch vs {single_s * 1e3:.2f} ms/step one by one -> "
+                  f"{single_s / batch_s:.2f}x speed-up")
+    return rows

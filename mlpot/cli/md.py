@@ -1,0 +1,113 @@
+"""``mlpot md`` and ``mlpot relax``: parse options into configs, call :mod:`mlpot.md.driver`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from mlpot.md.config import EnsembleConfig, LJParameters
+from mlpot.md.errors import MDError
+
+
+def _fail(message: str) -> None:
+    Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+def md(
+    structure: Annotated[Path, typer.Argument(help="Structure file (anything ase.io reads; "
+                                              "several frames run as one batch).")],
+    model: str = typer.Option(..., "--model", "-m", help="'lj', a shipped model name or a "
+                              "checkpoint path."),
+    ensemble: str = typer.Option("nve", help="nve | nvt | npt."),
+    thermostat: str = typer.Option("csvr", help="csvr | langevin | nose-hoover."),
+    temperature: float = typer.Option(300.0, help="Target/initial temperature, K."),
+    pressure: float = typer.Option(0.0, help="Target pressure, GPa (npt)."),
+    timestep: float = typer.Option(1.0, help="Time step, fs."),
+    steps: int = typer.Option(1000, help="Run until this step (resumed runs continue to it)."),
+    traj: Annotated[Path | None, typer.Option(help="Trajectory: .dcd .xtc .h5 .extxyz.")
+                    ] = None,
+    log: Annotated[Path | None, typer.Option(help="Thermo log CSV.")] = None,
+    every: int = typer.Option(10, help="Report every N steps."),
+    seed: int = typer.Option(0, help="Random seed (system b uses seed + b)."),
+    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N."),
+    dtype: str | None = typer.Option(None, help="float32 | float64 (default: the model's)."),
+    restart: Annotated[Path | None, typer.Option(help="Resume from this restart file.")
+                       ] = None,
+    restart_out: Annotated[Path | None, typer.Option(
+        help="Where to write restarts (default: next to --traj/--log).")] = None,
+    restart_every: int | None = typer.Option(None, help="Also write a restart every N steps."),
+    tau_t: float = typer.Option(100.0, help="Thermostat time constant, fs."),
+    tau_p: float = typer.Option(1000.0, help="Barostat time constant, fs."),
+    compressibility: float = typer.Option(0.5, help="Barostat compressibility, 1/GPa."),
+    cell_mode: str = typer.Option("isotropic", help="isotropic | anisotropic | full (npt)."),
+    skin: float = typer.Option(1.0, help="Neighbour-list skin, Å."),
+    max_temperature: float = typer.Option(1.0e5, help="Stop if any system gets hotter, K."),
+    max_batch_atoms: int | None = typer.Option(None, help="Split batches above this many "
+                                               "atoms (default: estimated on GPU)."),
+    lj_epsilon: float = typer.Option(0.0104, help="--model lj: ε, eV."),
+    lj_sigma: float = typer.Option(3.40, help="--model lj: σ, Å."),
+    lj_cutoff: float = typer.Option(8.5, help="--model lj: cutoff, Å."),
+    progress: bool = typer.Option(True, help="Show the live progress bar."),
+) -> None:
+    """Molecular dynamics (NVE, NVT, NPT) of one or many systems."""
+    from mlpot.md.driver import MDRunConfig, run_md_command
+
+    cfg = MDRunConfig(
+        structure=structure, model=model,
+        ensemble=EnsembleConfig(ensemble=ensemble.lower(), thermostat=thermostat.lower(),
+                                timestep=timestep, temperature=temperature,
+                                pressure_gpa=pressure, tau_t=tau_t, tau_p=tau_p,
+                                compressibility_per_gpa=compressibility, cell_mode=cell_mode),
+        steps=steps, traj=traj, log=log, every=every, seed=seed, device=device, dtype=dtype,
+        restart=restart, restart_out=restart_out, restart_every=restart_every, skin=skin,
+        lj=LJParameters(lj_epsilon, lj_sigma, lj_cutoff), max_temperature=max_temperature,
+        max_batch_atoms=max_batch_atoms, progress=progress)
+    try:
+        summaries = run_md_command(cfg)
+    except (ValueError, FileNotFoundError, MDError, OSError) as err:
+        _fail(str(err))
+        return
+    if any(s.stop_reason in ("blow-up", "out-of-memory") for s in summaries):
+        raise typer.Exit(code=2)
+    if any(s.stop_reason == "interrupted" for s in summaries):
+        raise typer.Exit(code=130)
+
+
+def relax(
+    structure: Annotated[Path, typer.Argument(help="Structure file (anything ase.io reads).")],
+    model: str = typer.Option(..., "--model", "-m", help="'lj', a shipped name or a path."),
+    out: Annotated[Path, typer.Option(help="Output (extxyz).")] = Path("relaxed.extxyz"),
+    fmax: float = typer.Option(0.05, help="Force convergence, eV/Å."),
+    steps: int = typer.Option(1000, help="Maximum FIRE steps."),
+    cell: bool = typer.Option(False, "--cell/--no-cell", help="Relax the cell too."),
+    pressure: float = typer.Option(0.0, help="External pressure with --cell, GPa."),
+    device: str = typer.Option("cpu", help="cpu | cuda."),
+    dtype: str | None = typer.Option(None, help="float32 | float64."),
+    lj_epsilon: float = typer.Option(0.0104, help="--model lj: ε, eV."),
+    lj_sigma: float = typer.Option(3.40, help="--model lj: σ, Å."),
+    lj_cutoff: float = typer.Option(8.5, help="--model lj: cutoff, Å."),
+    progress: bool = typer.Option(True, help="Show the live progress bar."),
+) -> None:
+    """Relax positions (and with --cell the cell) with batched FIRE."""
+    from mlpot.md.driver import RelaxConfig, run_relax_command
+
+    cfg = RelaxConfig(structure=structure, model=model, out=out, fmax=fmax, steps=steps,
+                      cell=cell, pressure_gpa=pressure, device=device, dtype=dtype,
+                      lj=LJParameters(lj_epsilon, lj_sigma, lj_cutoff), progress=progress)
+    try:
+        result = run_relax_command(cfg)
+    except (ValueError, FileNotFoundError, MDError, OSError) as err:
+        _fail(str(err))
+        return
+    if not bool(result.converged.all()):
+        raise typer.Exit(code=3)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``md`` and ``relax`` to the ``mlpot`` app."""
+    app.command("md")(md)
+    app.command("relax")(relax)
