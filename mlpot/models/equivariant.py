@@ -65,29 +65,40 @@ class EquivariantPotentialConfig:
 class EquivariantPotential(Potential):
     """Equivariant message-passing potential (MACE/NequIP family, Facet-style parts).
 
-    Layer t maps node features h ``[N, (L+1)², C]`` to new features:
-    messages m_ij = R¹(r_ij)·Y(r̂_ij)·s_j + R²(r_ij)·h_j with spline radial weights
-    (:mod:`mlpot.kernels.spline`), density A_i = Σ_j m_ij, factors x_k = W_k A (+W h_i),
-    node update Σ_ν λ_ν(Z_i) Π_{k≤ν} x_k plus a per-grid-point MLP of x_1, evaluated
-    on a Gauss–Legendre × uniform S² grid and projected back (backend "grid"), or with
-    exact Gaunt/CG contractions and a gated MLP (backend "cg"). The last layer only
-    keeps l = 0. Per-atom energy = Σ_t readout_t(h_t[l=0]) (linear, last one an MLP),
-    then the base class applies scale/shift and E0. h_0 = species + charge + spin
-    embeddings (scalars).
+    Layer t maps node features h ``[N, (L_h+1)², C]`` to new features: messages
+    m_ij = R¹(r_ij)·Y(r̂_ij)·s_j + R²(r_ij)·h_j (channel-wise) with cubic-spline radial
+    weights (:mod:`mlpot.kernels.spline`, C² envelope, exactly 0 for r ≥ cutoff),
+    density A_i = Σ_j m_ij / avg_num_neighbors up to l = lmax, factors
+    x_k = W_k,l A + W'_k,l h_i (k = 1 … correlation), node update
+    Σ_ν λ_ν(Z_i) Π_{k≤ν} x_k plus a per-grid-point MLP of x_1 (Facet-style
+    self-connection), evaluated on a Gauss–Legendre × uniform S² grid and projected
+    back (backend "grid"), or with exact Gaunt/CG contractions and a gated MLP (backend
+    "cg"). Features passed on keep l ≤ hidden_lmax; the last layer keeps l = 0. Per-atom
+    energy = Σ_t readout_t(h_t[l=0]) (linear; the last an MLP) minus the same for the
+    atom without neighbours (so an isolated atom has exactly E0); the base class adds
+    scale/shift and E0. h_0 = species + charge + spin embeddings (scalars).
 
-    Grid rule: res_β = ⌈(D+1)/2⌉, res_α = D + 1 with D = correlation·lmax + lmax_out;
-    then the product path equals the exact CG backend to rounding (~1e-15) and is
-    exactly E(3)-equivariant. The MLP path aliases (not band-limited): its rotation
-    error is measured in ``tests/mlpot/test_equivariant_symmetry.py``.
+    Grid rule: res_β = ⌈(D+1)/2⌉, res_α = D + 1 with
+    D = correlation·lmax + lmax_out + grid_oversample. For any grid_oversample ≥ 0 the
+    product path equals the exact CG backend to rounding (~1e-15) and is exactly
+    E(3)-equivariant (tests: 1e-10). The MLP path is not band-limited and aliases.
+    Measured rotation error at initialisation (float64, default 64 channels, lmax 3,
+    ethylamine + water / rattled Cu–Ni cell): grid_oversample = 0: energy 3e-5, forces
+    7e-4 (relative to the largest force); grid_oversample = 4 (default): energy 1e-6,
+    forces 5e-6. ``self_mlp=False`` makes the grid backend exactly equivariant.
 
     Parity: all features have natural parity (Y_l has parity (−1)^l) and products
     only create natural-parity terms (Gaunt coefficients vanish for odd l₁+l₂+l₃), so
     both backends are invariant under improper rotations too (E(3), not just SE(3)):
     mirror images (enantiomers) get identical energies; pseudoscalar terms such as
-    triple products a·(b×c) cannot be represented.
+    triple products a·(b×c) cannot be represented. Tested in
+    ``tests/mlpot/test_equivariant_symmetry.py``.
 
-    Defaults (measured, see the module README in the report): 2 layers, 64 channels,
-    lmax 3, correlation 3, 8 knots, 5 Å.
+    Defaults, from measurements on 2-core CPU, float32: 2 layers, 64 channels, lmax 3,
+    hidden_lmax 1, correlation 3 (MACE's 64x0e+64x1o, max_ell 3 reference setting),
+    12 knots (overfitting 20 EMT Cu–Ni cells, 0.08 Å rattle, 600 Adam steps: force
+    RMSE 14.2 meV/Å with K = 8, 10.3 with K = 12), grid_oversample 4 (100× smaller
+    MLP aliasing for ~1.5× node-update cost), 5 Å cutoff.
     """
 
     def __init__(
