@@ -172,20 +172,20 @@ class EquivariantPotential(Potential):
         """Learned energy of each atom minus that of the same atom without neighbours,
         so an isolated atom's energy is exactly its E0."""
         c = self.config
-        edges = EdgeFeatures.build(graph.edge_index, edge_vectors, graph.num_atoms, c.lmax,
-                                   c.num_knots, self.cutoff)
         h = self.embed(graph, species)
-        energy = self._energy_chain(h, edges, species)
-        # isolated references, one per distinct (species, charge, spin) embedding
+        # isolated references, one per distinct (species, charge, spin) embedding, run
+        # as extra edge-less nodes in the same pass
         system_key = ((graph.charge + c.max_charge) * c.max_spin + graph.spin - 1)
         key = species + len(c.species) * system_key[graph.system_index]
         unique, inverse = torch.unique(key, return_inverse=True)
-        first = torch.full_like(unique, graph.num_atoms).scatter_reduce_(
-            0, inverse, torch.arange(graph.num_atoms, device=key.device), reduce="amin")
-        none = EdgeFeatures.build(graph.edge_index[:, :0], edge_vectors[:0], len(unique),
-                                  c.lmax, c.num_knots, self.cutoff)
-        isolated = self._energy_chain(h[first], none, species[first])
-        return energy - isolated[inverse]
+        n = graph.num_atoms
+        first = torch.full_like(unique, n).scatter_reduce_(
+            0, inverse, torch.arange(n, device=key.device), reduce="amin")
+        edges = EdgeFeatures.build(graph.edge_index, edge_vectors, n + len(unique), c.lmax,
+                                   c.num_knots, self.cutoff)
+        energy = self._energy_chain(torch.cat([h, h[first]]), edges,
+                                    torch.cat([species, species[first]]))
+        return energy[:n] - energy[n:][inverse]
 
     def _energy_chain(
         self, h: torch.Tensor, edges: EdgeFeatures, species: torch.Tensor
