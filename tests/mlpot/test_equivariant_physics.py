@@ -156,3 +156,17 @@ def test_ase_calculator_runs_the_model(tmp_path):
     direct = model(AtomicGraph.from_atoms(atoms, dtype=torch.float64))
     assert abs(atoms.get_potential_energy() - float(direct.energy)) < 1e-10
     np.testing.assert_allclose(atoms.get_forces(), direct.forces.numpy(), atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", ["grid", "cg"])
+def test_blocked_evaluation_equals_single_block(monkeypatch, backend):
+    from mlpot.models import equivariant_layers
+
+    model = small_model(backend, True)
+    g = AtomicGraph.from_atoms(cuni_cell().repeat((2, 2, 1)), dtype=torch.float64)
+    whole = model(g, compute_stress=True)
+    monkeypatch.setattr(equivariant_layers, "BLOCK_BYTES", 1)  # 8 centres per block
+    blocked = model(g, compute_stress=True)
+    np.testing.assert_allclose(blocked.energy.numpy(), whole.energy.numpy(), rtol=1e-13)
+    np.testing.assert_allclose(blocked.forces.numpy(), whole.forces.numpy(), atol=1e-12)
+    np.testing.assert_allclose(blocked.stress.numpy(), whole.stress.numpy(), atol=1e-12)
