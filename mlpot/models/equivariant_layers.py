@@ -234,8 +234,9 @@ class EquivariantLayer(nn.Module):
         """``h`` ``[N, M_h, C]`` → ``[N, (lmax_out+1)², C]``, in blocks of centres."""
         n, c = h.shape[0], h.shape[-1]
         s = h[:, 0] @ self.up
-        step = self.chunk_size(c, edges.slots.max_neighbors, edges.basis.shape[-1],
-                               h.element_size())
+        # blocks only help the CPU allocator; CUDA's caching allocator reuses memory
+        step = n if h.is_cuda else self.chunk_size(
+            c, edges.slots.max_neighbors, edges.basis.shape[-1], h.element_size())
         out = []
         for start in range(0, n, step):
             stop = min(n, start + step)
