@@ -235,7 +235,7 @@ class EquivariantLayer(nn.Module):
         n, c = h.shape[0], h.shape[-1]
         s = h[:, 0] @ self.up
         # blocks only help the CPU allocator; CUDA's caching allocator reuses memory
-        step = n if h.is_cuda else self.chunk_size(
+        step = max(n, 1) if h.is_cuda else self.chunk_size(
             c, edges.slots.max_neighbors, edges.basis.shape[-1], h.element_size())
         out = []
         for start in range(0, n, step):
