@@ -88,7 +88,8 @@ class EquivariantLayer(nn.Module):
     with s = h[l=0] W_up and R = spline radial weights (R² only after the first layer),
     A_i = Σ_j m_ij / avg_num_neighbors. Factors x_k = W_k,l A + W'_k,l h_i,
     then y = products + self-MLP (see :func:`grid_node_update`), and
-    h_new = W_out,l y + W_skip,l h.
+    h_new = W_out,l y + W_skip,l h. On CPU the centres are processed in blocks whose
+    temporaries stay ≲ BLOCK_BYTES (same result; avoids page-faulting large buffers).
     """
 
     def __init__(
