@@ -8,8 +8,11 @@ record is skipped instead, logged, and counted in a :class:`ReadReport`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import ase
 
 logger = logging.getLogger("mlpot.datasets")
 
@@ -51,3 +54,16 @@ def handle_invalid(error: DataFormatError, skip_invalid: bool, report: ReadRepor
     if not skip_invalid:
         raise error
     report.skip(error)
+
+
+def iter_indexed(reader: Sequence[ase.Atoms], skip_invalid: bool, report: ReadReport
+                 ) -> Iterator[ase.Atoms]:
+    """Yield ``reader[0..len-1]``; invalid records raise or are counted in ``report``."""
+    for index in range(len(reader)):
+        try:
+            atoms = reader[index]
+        except DataFormatError as err:
+            handle_invalid(err, skip_invalid, report)
+            continue
+        report.read += 1
+        yield atoms

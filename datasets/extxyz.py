@@ -16,7 +16,7 @@ from pathlib import Path
 import ase
 import ase.io
 import numpy as np
-from mlpot.datasets.errors import DataFormatError, ReadReport, handle_invalid
+from mlpot.datasets.errors import DataFormatError, ReadReport, handle_invalid, iter_indexed
 from mlpot.datasets.records import validate_atoms
 
 
@@ -90,14 +90,7 @@ class ExtxyzReader:
         return validate_atoms(atoms, str(self.path), record, self.require)
 
     def __iter__(self) -> Iterator[ase.Atoms]:
-        for index in range(len(self)):
-            try:
-                atoms = self[index]
-            except DataFormatError as err:
-                handle_invalid(err, self.skip_invalid, self.report)
-                continue
-            self.report.read += 1
-            yield atoms
+        return iter_indexed(self, self.skip_invalid, self.report)
 
 
 def iter_ase(path: str | Path, format: str | None = None, require: Sequence[str] = (),

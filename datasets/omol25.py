@@ -24,7 +24,7 @@ import ase
 import ase.db
 import lmdb
 import numpy as np
-from mlpot.datasets.errors import DataFormatError, ReadReport, handle_invalid
+from mlpot.datasets.errors import DataFormatError, ReadReport, handle_invalid, iter_indexed
 from mlpot.datasets.records import make_atoms
 
 SUFFIX = ".aselmdb"
@@ -150,14 +150,7 @@ class OMol25Reader:
         return row_to_atoms(row, path, self.require, self.data_keys)
 
     def __iter__(self) -> Iterator[ase.Atoms]:
-        for index in range(len(self)):
-            try:
-                atoms = self[index]
-            except DataFormatError as err:
-                handle_invalid(err, self.skip_invalid, self.report)
-                continue
-            self.report.read += 1
-            yield atoms
+        return iter_indexed(self, self.skip_invalid, self.report)
 
     def num_atoms(self, index: int) -> int:
         """Atoms in structure ``index`` (from ``metadata.npz`` when present, else the row)."""

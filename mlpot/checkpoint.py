@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
 import torch
 
+from mlpot.atomic_io import atomic_torch_save
 from mlpot.models import MODEL_CLASSES, Potential
 
 FORMAT = "mlpot-checkpoint"
@@ -57,19 +57,7 @@ def save_model(model: Potential, path: str | os.PathLike) -> Path:
         "dtype": str(model.dtype).removeprefix("torch."),
         "units": dict(UNITS),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def resolve_model_path(name_or_path: str | os.PathLike) -> Path:

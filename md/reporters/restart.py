@@ -10,8 +10,6 @@ list) and free-form run settings (``extra``: plain Python values). Written with
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from mlpot.md.forces import ForceField
 from mlpot.md.integrators.base import Integrator
 from mlpot.md.state import MDState
 
+from mlpot.atomic_io import atomic_torch_save
 from mlpot.graph import AtomicGraph
 
 FORMAT = "mlpot-md-restart"
@@ -64,19 +63,7 @@ def save_restart(path: str | Path, state: MDState, integrator: Integrator,
         "integrator_state": {k: v.cpu() for k, v in integrator.state_dict().items()},
         "verlet": verlet, "extra": dict(extra or {}),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def load_restart(path: str | Path, device: torch.device | str = "cpu") -> RestartData:
