@@ -37,8 +37,10 @@ def md(
     device: str = typer.Option("cpu", help="cpu | cuda."),
     dtype: str = typer.Option("float32", help="float32 | float64."),
     systems: int = typer.Option(16, help="Small systems for the batching speed-up."),
+    ml_steps: int = typer.Option(10, help="Steps per block for the equivariant model "
+                                 "(0 skips it)."),
 ) -> None:
     """MD loop overhead vs the bare model and vs ASE VelocityVerlet; batching speed-up."""
     from mlpot.benchmarks.md_overhead import run
 
-    run(steps=steps, device=device, dtype=dtype, n_systems=systems)
+    run(steps=steps, device=device, dtype=dtype, n_systems=systems, ml_steps=ml_steps)
