@@ -24,6 +24,8 @@ Protocol: one JSON object per line in, one per line out; every reply has ``ok``.
   what was in use before the call. Send it first, in a fresh worker.
 * ``{"op": "run", "repeats": k}`` → ``{"ok": true, "times": [k seconds]}``, wall
   time of each call (CUDA synchronised).
+* ``{"op": "profile", "rows": 15}`` → ``{"ok": true, "table"}``: torch.profiler's
+  top ops (by self time) of one call.
 * ``{"op": "quit"}`` → exits. Errors reply ``{"ok": false, "error": traceback}``.
 
 Tasks: ``energy_forces`` = energy and forces (−∂E/∂r) on a prebuilt neighbour
@@ -135,6 +137,21 @@ def time_steps(step: Callable[[], None], device: torch.device, repeats: int) -> 
     return times
 
 
+def profile_table(step: Callable[[], None], device: torch.device, rows: int) -> str:
+    """``torch.profiler`` table of one ``step()``: top ops by self time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows)
+
+
 def _handle(request: dict, state: dict, build: Callable[[dict], Workload]) -> dict:
     op = request.get("op")
     if op == "load":
@@ -147,7 +164,7 @@ def _handle(request: dict, state: dict, build: Callable[[dict], Workload]) -> di
         return {"ok": True, "num_atoms": len(request["structure"]["numbers"]),
                 "num_edges": work.num_edges, "num_params": work.num_params,
                 "versions": work.versions}
-    if op in ("peak", "run") and "workload" not in state:
+    if op in ("peak", "run", "profile") and "workload" not in state:
         raise RuntimeError(f"'{op}' before 'load'")
     if op == "peak":
         peak, method = measure_peak(state["workload"].step, state["device"])
@@ -155,6 +172,10 @@ def _handle(request: dict, state: dict, build: Callable[[dict], Workload]) -> di
     if op == "run":
         times = time_steps(state["workload"].step, state["device"], int(request["repeats"]))
         return {"ok": True, "times": times}
+    if op == "profile":
+        table = profile_table(state["workload"].step, state["device"],
+                              int(request.get("rows", 15)))
+        return {"ok": True, "table": table}
     raise ValueError(f"unknown op {op!r}")
 
 

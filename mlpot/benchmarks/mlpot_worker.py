@@ -42,8 +42,8 @@ def build_mlpot(request: dict) -> Workload:
         backend=spec["backend"],
     ).to(device=device, dtype=dtype)
     atoms = structure_to_atoms(request["structure"])
-    graph = with_neighbors(AtomicGraph.from_atoms(atoms, dtype=dtype, device=device,
-                                                  read_labels=False), model.cutoff)
+    graph = with_neighbors(AtomicGraph.from_atoms(atoms, dtype=dtype, read_labels=False),
+                           model.cutoff).to(device, dtype)  # list built on CPU, untimed
     versions = {"mlpot": version("mlpot"), "e3nn": version("e3nn"), "torch": torch.__version__}
     num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if request["task"] == "energy_forces":

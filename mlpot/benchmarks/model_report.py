@@ -152,6 +152,10 @@ def print_report(result: BenchResult, console: Console | None = None) -> None:
         ratio = scaling_ratio(result)
         console.print(f"per-atom time ratio {result.scaling[1].num_atoms} / "
                       f"{result.scaling[0].num_atoms} atoms: {ratio:.2f}x")
+    for m in (*result.measurements, *result.scaling):
+        if m.profile:
+            console.print(f"\nprofile: {LABELS[m.framework]}, {m.case} ({m.num_atoms} atoms)")
+            console.print(m.profile, markup=False, highlight=False)
     if result.scaling_error:
         console.print(f"scaling check failed: {result.scaling_error.splitlines()[-1]}")
     for text, met in target_checks(result):

@@ -96,6 +96,8 @@ class BenchConfig:
         mace_venv: where the managed venv lives (None: default cache dir).
         mace_pythonpath: prepended to PYTHONPATH of the MACE worker only.
         seed: RNG seed of weights and training labels.
+        profile: after timing, also record a torch.profiler table of one call of
+            every framework on every case.
     """
 
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -114,6 +116,7 @@ class BenchConfig:
     mace_venv: str | None = None
     mace_pythonpath: str | None = None
     seed: int = 0
+    profile: bool = False
 
     def __post_init__(self) -> None:
         bad = [f for f in self.frameworks if f not in FRAMEWORKS]
@@ -148,6 +151,7 @@ class Measurement:
         peak_bytes: peak memory rise of the first call, bytes.
         peak_method: how the peak was measured.
         versions: package versions in the worker.
+        profile: torch.profiler top-ops table of one call, when asked for.
     """
 
     case: str
@@ -160,6 +164,7 @@ class Measurement:
     peak_bytes: int
     peak_method: str
     versions: dict[str, str]
+    profile: str | None = None
 
     @property
     def median(self) -> float:
@@ -227,14 +232,16 @@ def measure_interleaved(
             for k in range(len(workers)):
                 idx = (k + r) % len(workers)  # rotate who goes first
                 times[idx] += workers[idx].request({"op": "run", "repeats": 1})["times"]
+        profiles = [w.request({"op": "profile"})["table"] if config.profile else None
+                    for w in workers]
     finally:
         for w in workers:
             w.close()
     return [Measurement(case.name, framework, case.task, load["num_atoms"], load["num_edges"],
                         load["num_params"], tuple(t), peak["peak_bytes"], peak["method"],
-                        load["versions"])
-            for (framework, case), load, peak, t in zip(entries, loads, peaks, times,
-                                                        strict=True)]
+                        load["versions"], prof)
+            for (framework, case), load, peak, t, prof in zip(entries, loads, peaks, times,
+                                                              profiles, strict=True)]
 
 
 def _log(text: str) -> None:

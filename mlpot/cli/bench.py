@@ -51,6 +51,7 @@ def model(
     mace_venv: str = typer.Option(None, help="MACE venv dir (default ~/.cache/mlpot/...)."),
     mace_pythonpath: str = typer.Option(None, help="Prepended to PYTHONPATH of MACE only."),
     json_out: str = typer.Option(None, "--json", help="Also write the raw results here."),
+    profile: bool = typer.Option(False, help="Also print torch.profiler top ops per case."),
 ) -> None:
     """mlpot EquivariantPotential (grid, cg) vs mace-torch: time, memory, ratios."""
     from mlpot.benchmarks.mace_env import MaceEnvError
@@ -67,7 +68,8 @@ def model(
             device=device, dtype=dtype, threads=threads, cu_repeats=_int_tuple(sizes, "--sizes"),
             train_repeat=train_size or None, scaling_repeats=scaling_n or None,
             repeats=repeats, frameworks=tuple(f.strip() for f in frameworks.split(",")),
-            mace_python=mace_python, mace_venv=mace_venv, mace_pythonpath=mace_pythonpath)
+            mace_python=mace_python, mace_venv=mace_venv, mace_pythonpath=mace_pythonpath,
+            profile=profile)
         if quick:
             config = quick_config(config)
         run(config, json_out)
