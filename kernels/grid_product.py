@@ -1,0 +1,81 @@
+"""Fused SH → grid → pointwise products + MLP → SH node update (pure-torch reference).
+
+Node features are channels-last ``[N, M, C]`` (M = (L+1)² real SH coefficients, e3nn
+order, C channels). With F factor features x_1 … x_F (each ``[N, M, C]``) mapped to
+the grid, f_k(g) = Σ_lm x_k[lm] Y_lm(g), the update is
+
+    y = P_out[ Σ_{ν=1}^{F} λ_ν ⊙ Π_{k ≤ ν} f_k(g)  +  W₂ᵀ silu(W₁ᵀ f_1(g) + b₁) ],
+
+with per-node, per-channel weights λ_ν (``[N, F, C]``) and a per-grid-point MLP over
+channels (shared by all points: a Facet-style self-connection). P_out is the
+quadrature projection onto l ≤ L_out (:mod:`mlpot.kernels.s2grid`). The product
+terms are polynomials of degree ≤ F·L, projected exactly when the grid follows
+:func:`~mlpot.kernels.s2grid.grid_resolution`; then they equal Gaunt (CG) products and
+are exactly equivariant. The MLP term is not band-limited and aliases (measured in the
+tests and documented on :class:`~mlpot.models.EquivariantPotential`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as tnf
+
+
+@dataclass(frozen=True)
+class GridMLPWeights:
+    """A one-hidden-layer MLP over channels, applied at each grid point.
+
+    Attributes:
+        w1: ``[C, H]``; b1: ``[H]``; w2: ``[H, C]``.
+    """
+
+    w1: torch.Tensor
+    b1: torch.Tensor
+    w2: torch.Tensor
+
+
+def to_grid(x: torch.Tensor, to_grid_matrix: torch.Tensor) -> torch.Tensor:
+    """``[..., M, C]`` SH coefficients → ``[..., G, C]`` grid values."""
+    return torch.matmul(to_grid_matrix.T, x)
+
+
+def from_grid(f: torch.Tensor, from_grid_matrix: torch.Tensor) -> torch.Tensor:
+    """``[..., G, C]`` grid values → ``[..., M_out, C]`` SH coefficients."""
+    return torch.matmul(from_grid_matrix.T, f)
+
+
+def grid_mlp(f: torch.Tensor, mlp: GridMLPWeights) -> torch.Tensor:
+    """``[..., G, C]`` → ``[..., G, C]``: W₂ᵀ silu(W₁ᵀ f + b₁) at every point."""
+    return tnf.silu(f @ mlp.w1 + mlp.b1) @ mlp.w2
+
+
+def grid_node_update(
+    factors: torch.Tensor,
+    coupling: torch.Tensor,
+    to_grid_matrix: torch.Tensor,
+    from_grid_matrix: torch.Tensor,
+    mlp: GridMLPWeights | None,
+) -> torch.Tensor:
+    """Many-body products and MLP on the grid, projected back.
+
+    Args:
+        factors: ``[F, N, M, C]`` factor features x_1 … x_F (SH coefficients).
+        coupling: ``[N, F, C]`` weights λ_ν of the ν-fold product.
+        to_grid_matrix: ``[M, G]`` SH → grid.
+        from_grid_matrix: ``[G, M_out]`` grid → SH (quadrature weights included).
+        mlp: the per-point MLP applied to f_1, or None for the polynomial path only.
+
+    Returns:
+        ``[N, M_out, C]``.
+    """
+    grid = to_grid(factors, to_grid_matrix)  # [F, N, G, C]
+    product = grid[0]
+    total = coupling[:, 0, None, :] * product
+    for nu in range(1, factors.shape[0]):
+        product = product * grid[nu]
+        total = total + coupling[:, nu, None, :] * product
+    if mlp is not None:
+        total = total + grid_mlp(grid[0], mlp)
+    return from_grid(total, from_grid_matrix)

@@ -1,0 +1,163 @@
+"""One message-passing layer of :class:`~mlpot.models.EquivariantPotential`.
+
+Features are channels-last SH coefficients ``[N, M, C]`` (M = (L+1)², e3nn order and
+conventions, natural parity: l even ↔ even, l odd ↔ odd).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as tnf
+from torch import nn
+
+from mlpot.kernels.gaunt import cg_node_update, gaunt_tensor, product_chain_degrees
+from mlpot.kernels.grid_product import GridMLPWeights, grid_node_update
+from mlpot.kernels.s2grid import grid_resolution, num_sh, s2_grid
+from mlpot.kernels.spline import spline_radial
+
+
+def linear_per_l(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Equivariant channel mixing: ``[N, M, Cin]`` @ ``weight[l]`` ``[Cin, Cout]`` per l.
+
+    Uses the l-blocks present in x (M = (l_x + 1)², l_x < len(weight)).
+    """
+    lmax_x = math.isqrt(x.shape[1]) - 1
+    if lmax_x == 0:
+        return x @ weight[0]
+    return torch.cat([x[:, l * l:(l + 1) ** 2] @ weight[l] for l in range(lmax_x + 1)], dim=1)
+
+
+def _normal(*shape: int, std: float) -> nn.Parameter:
+    return nn.Parameter(torch.randn(*shape) * std)
+
+
+class EquivariantLayer(nn.Module):
+    """Spline-radial messages, then a many-body node update (grid or CG backend).
+
+    Messages from neighbour j to centre i (channel-wise, c):
+        m_ij[lm, c] = R¹_ij[l, c] Y_lm(r̂_ij) s_j[c]  +  R²_ij[l, c] h_j[lm, c],
+    with s = h[l=0] W_up and R = spline radial weights (R² only after the first layer),
+    A_i = Σ_j m_ij / avg_num_neighbors. Factors x_k = W_k,l A (+ W_self,l h_i for k = 1),
+    then y = products + self-MLP (see :func:`grid_node_update`), and
+    h_new = W_out,l y + W_skip,l h.
+    """
+
+    def __init__(
+        self,
+        num_species: int,
+        channels: int,
+        lmax: int,
+        lmax_out: int,
+        correlation: int,
+        num_knots: int,
+        cutoff: float,
+        first: bool,
+        backend: str,
+        self_mlp: bool,
+        avg_num_neighbors: float,
+        grid_oversample: int = 0,
+    ) -> None:
+        super().__init__()
+        c, num_l = channels, lmax + 1
+        self.lmax, self.lmax_out, self.first = lmax, lmax_out, first
+        self.cutoff, self.backend = cutoff, backend
+        self.inv_avg_neighbors = 1.0 / avg_num_neighbors
+        num_paths = 1 if first else 2
+        self.radial = _normal(num_knots, num_paths * num_l * c, std=1.0)
+        self.up = _normal(c, c, std=1.0 / math.sqrt(c))
+        self.mix = _normal(num_l, c, correlation * c, std=1.0 / math.sqrt(c))
+        self.self_mix = _normal(num_l, c, c, std=1.0 / math.sqrt(c))
+        self.coupling = nn.Parameter(torch.ones(num_species, correlation, c)
+                                     / torch.arange(1, correlation + 1)[:, None] ** 2)
+        self.out = _normal(lmax_out + 1, c, c, std=1.0 / math.sqrt(c))
+        self.skip = None if first else _normal(lmax_out + 1, c, c, std=1.0 / math.sqrt(c))
+        self.self_mlp = self_mlp
+        if self_mlp:
+            self.mlp_w1 = _normal(c, c, std=1.0 / math.sqrt(c))
+            self.mlp_b1 = nn.Parameter(torch.zeros(c))
+            self.mlp_w2 = _normal(c, c, std=1.0 / math.sqrt(c))
+            if backend == "cg":
+                self.gate = _normal(c, c, std=1.0 / math.sqrt(c))
+        self._masters: dict[str, torch.Tensor] = {}
+        if backend == "grid":
+            res = grid_resolution(correlation * lmax + grid_oversample, lmax_out)
+            grid = s2_grid(lmax, lmax_out, *res)
+            self._register_constant("to_grid", grid.to_grid)
+            self._register_constant("from_grid", grid.from_grid)
+            self.grid_shape = res
+        else:
+            chain = product_chain_degrees(lmax, correlation, lmax_out)
+            self.num_gaunts = len(chain)
+            for k, (l_in, l_keep) in enumerate(chain):
+                self._register_constant(f"gaunt{k}", gaunt_tensor(l_in, lmax, l_keep))
+        self.register_buffer("l_of_m", torch.repeat_interleave(
+            torch.arange(num_l), 2 * torch.arange(num_l) + 1), persistent=False)
+
+    def _register_constant(self, name: str, value64: torch.Tensor) -> None:
+        """A non-persistent buffer re-derived from its float64 master on every dtype or
+        device change (so float32 → float64 does not keep float32 rounding)."""
+        self._masters[name] = value64
+        self.register_buffer(name, value64.to(torch.get_default_dtype()), persistent=False)
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        for name, master in self._masters.items():
+            buf = self._buffers[name]
+            self._buffers[name] = master.to(device=buf.device, dtype=buf.dtype)
+        return self
+
+    def messages(
+        self, h: torch.Tensor, edge_index: torch.Tensor, sh: torch.Tensor, r: torch.Tensor
+    ) -> torch.Tensor:
+        """Aggregated neighbour density A ``[N, M, C]``."""
+        i, j = edge_index
+        n, c = h.shape[0], h.shape[-1]
+        radial = spline_radial(r, self.radial, self.cutoff)
+        radial = radial.view(r.shape[0], -1, self.lmax + 1, c)
+        s = h[:, 0] @ self.up
+        msg = radial[:, 0][:, self.l_of_m] * sh[:, :, None] * s[j][:, None, :]
+        if not self.first:
+            msg = msg + radial[:, 1][:, self.l_of_m] * h[j]
+        out = torch.zeros(n, sh.shape[1], c, dtype=h.dtype, device=h.device)
+        return out.index_add_(0, i, msg) * self.inv_avg_neighbors
+
+    def node_update(self, a: torch.Tensor, h: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        """Many-body update of the density ``a`` ``[N, M, C]`` → ``[N, M_out, C]``."""
+        n, m, c = a.shape
+        factors = linear_per_l(a, self.mix).view(n, m, -1, c).permute(2, 0, 1, 3)
+        own = linear_per_l(h, self.self_mix)
+        first = torch.cat([factors[0, :, :own.shape[1]] + own, factors[0, :, own.shape[1]:]], 1)
+        factors = torch.cat([first[None], factors[1:]], dim=0)
+        coupling = self.coupling[species]
+        if self.backend == "grid":
+            mlp = (GridMLPWeights(self.mlp_w1, self.mlp_b1, self.mlp_w2)
+                   if self.self_mlp else None)
+            return grid_node_update(factors, coupling, self.to_grid, self.from_grid, mlp)
+        gaunts = [getattr(self, f"gaunt{k}") for k in range(self.num_gaunts)]
+        y = cg_node_update(factors, coupling, gaunts, self.lmax_out)
+        if self.self_mlp:
+            y = y + self._gated_mlp(factors[0][:, :num_sh(self.lmax_out)])
+        return y
+
+    def _gated_mlp(self, x: torch.Tensor) -> torch.Tensor:
+        """CG-backend counterpart of the grid MLP: scalars through the MLP, l > 0
+        scaled by sigmoid gates computed from the scalars."""
+        s = x[:, 0]
+        scalars = tnf.silu(s @ self.mlp_w1 + self.mlp_b1) @ self.mlp_w2
+        if x.shape[1] == 1:
+            return scalars[:, None]
+        gated = x[:, 1:] * torch.sigmoid(s @ self.gate)[:, None]
+        return torch.cat([scalars[:, None], gated], dim=1)
+
+    def forward(
+        self, h: torch.Tensor, edge_index: torch.Tensor, sh: torch.Tensor, r: torch.Tensor,
+        species: torch.Tensor,
+    ) -> torch.Tensor:
+        """``h`` ``[N, M_h, C]`` → ``[N, (lmax_out+1)², C]``."""
+        a = self.messages(h, edge_index, sh, r)
+        y = linear_per_l(self.node_update(a, h, species), self.out)
+        if self.skip is not None:
+            y = y + linear_per_l(h[:, :num_sh(self.lmax_out)], self.skip)
+        return y
