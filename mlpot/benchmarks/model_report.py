@@ -95,31 +95,39 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
     return "n/a" if value is None else f"{value:{spec}}{suffix}"
 
 
-def main_table(result: BenchResult) -> Table:
-    """Times, peak memory and MACE/mlpot ratios per case."""
-    cfg = result.config
-    fws = cfg.frameworks
-    m = cfg.model
-    table = Table(title=(
-        f"EquivariantPotential vs MACE — {cfg.device}, {cfg.dtype}, {cfg.threads} threads; "
-        f"channels {m.channels}, lmax {m.lmax}, correlation {m.correlation}, "
-        f"{m.num_layers} layers, cutoff {m.cutoff} Å (median of {cfg.repeats})"))
-    for col in ("case", "atoms", "edges", *(f"{LABELS[f]} ms" for f in fws)):
-        table.add_column(col, justify="right")
+def _title(result: BenchResult, what: str) -> str:
+    cfg, m = result.config, result.config.model
+    return (f"{what} — {cfg.device}, {cfg.dtype}, {cfg.threads} threads; channels "
+            f"{m.channels}, lmax {m.lmax}, correlation {m.correlation}, {m.num_layers} "
+            f"layers, cutoff {m.cutoff} Å")
+
+
+def time_table(result: BenchResult) -> Table:
+    """Median times and MACE/mlpot time ratios per case."""
+    fws = result.config.frameworks
     ratio_fws = [f for f in ("grid", "cg") if f in fws] if "mace" in fws else []
-    for f in ratio_fws:
-        table.add_column(f"MACE/{f} time", justify="right")
-    for f in fws:
-        table.add_column(f"{LABELS[f]} MiB", justify="right")
-    for f in ratio_fws:
-        table.add_column(f"MACE/{f} mem", justify="right")
+    table = Table(title=_title(result, f"time, median of {result.config.repeats}"))
+    for col in ("case", "atoms", "edges", *(f"{LABELS[f]} ms" for f in fws),
+                *(f"MACE/{f}" for f in ratio_fws)):
+        table.add_column(col, justify="right")
     for row in case_rows(result):
         table.add_row(
             row.case, str(row.num_atoms), str(row.num_edges),
-            *(_fmt(row.seconds.get(f) and row.seconds[f] * 1e3, ".1f") for f in fws),
-            *(_fmt(row.speedup(f), ".2f", "x") for f in ratio_fws),
-            *(_fmt(row.peak_mib.get(f), ".0f") for f in fws),
-            *(_fmt(row.memory_ratio(f), ".2f", "x") for f in ratio_fws))
+            *(_fmt(row.seconds[f] * 1e3 if f in row.seconds else None, ".1f") for f in fws),
+            *(_fmt(row.speedup(f), ".2f", "x") for f in ratio_fws))
+    return table
+
+
+def memory_table(result: BenchResult) -> Table:
+    """Peak memory rise of the first call and MACE/mlpot memory ratios per case."""
+    fws = result.config.frameworks
+    ratio_fws = [f for f in ("grid", "cg") if f in fws] if "mace" in fws else []
+    table = Table(title=_title(result, "peak memory rise of one call (fresh process)"))
+    for col in ("case", *(f"{LABELS[f]} MiB" for f in fws), *(f"MACE/{f}" for f in ratio_fws)):
+        table.add_column(col, justify="right")
+    for row in case_rows(result):
+        table.add_row(row.case, *(_fmt(row.peak_mib.get(f), ".0f") for f in fws),
+                      *(_fmt(row.memory_ratio(f), ".2f", "x") for f in ratio_fws))
     return table
 
 
@@ -137,8 +145,10 @@ def scaling_table(result: BenchResult) -> Table:
 
 def print_report(result: BenchResult, console: Console | None = None) -> None:
     """Print the tables, parameter counts, versions and target checks."""
-    console = console or Console()
-    console.print(main_table(result))
+    if console is None:
+        console = Console() if Console().is_terminal else Console(width=140)
+    console.print(time_table(result))
+    console.print(memory_table(result))
     seen: dict[str, str] = {}
     for m in result.measurements:
         if m.framework not in seen:
@@ -157,6 +167,6 @@ def print_report(result: BenchResult, console: Console | None = None) -> None:
             console.print(f"\nprofile: {LABELS[m.framework]}, {m.case} ({m.num_atoms} atoms)")
             console.print(m.profile, markup=False, highlight=False)
     if result.scaling_error:
-        console.print(f"scaling check failed: {result.scaling_error.splitlines()[-1]}")
+        console.print(f"scaling check: {result.scaling_error.strip().splitlines()[-1]}")
     for text, met in target_checks(result):
         console.print(f"[{'green' if met else 'red'}]{'met   ' if met else 'missed'}[/] {text}")

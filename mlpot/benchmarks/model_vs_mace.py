@@ -244,6 +244,37 @@ def measure_interleaved(
                                                               profiles, strict=True)]
 
 
+def available_memory_bytes() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes (None where unreadable)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def scaling_memory_problem(measurements: list[Measurement], large_atoms: int,
+                           available: int | None) -> str | None:
+    """Why the large scaling case would not fit in CPU memory, or None if it should.
+
+    Extrapolates the grid backend's peak memory per atom from its largest
+    energy+forces case (with 30 % margin) and compares it with ``available``.
+    """
+    grid = [m for m in measurements if m.framework == "grid" and m.task == "energy_forces"]
+    if not grid or available is None:
+        return None
+    ref = max(grid, key=lambda m: m.num_atoms)
+    need = 1.3 * ref.peak_bytes * large_atoms / ref.num_atoms
+    if need <= 0.8 * available:
+        return None
+    return (f"skipped: {large_atoms} atoms would need ~{need / 2**30:.1f} GiB (grid peak "
+            f"{ref.peak_bytes / 2**20:.0f} MiB at {ref.num_atoms} atoms, scaled per atom), "
+            f"only {available / 2**30:.1f} GiB available")
+
+
 def _log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -268,7 +299,14 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] = _log) -> Ben
                 f"{', '.join(config.frameworks)}")
             measurements += measure_interleaved([(f, case) for f in config.frameworks],
                                                 config, species, spawn, config.repeats)
-        if scaling_cases:
+        problem = None
+        if scaling_cases and config.device == "cpu":
+            problem = scaling_memory_problem(measurements, len(scaling_cases[1].atoms),
+                                             available_memory_bytes())
+        if problem:
+            scaling_error = problem
+            log(f"scaling check {problem}")
+        elif scaling_cases:
             log(f"scaling: grid backend, {len(scaling_cases[0].atoms)} vs "
                 f"{len(scaling_cases[1].atoms)} atoms")
             try:

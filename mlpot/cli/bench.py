@@ -41,6 +41,7 @@ def model(
     mace_hidden_lmax: int = typer.Option(
         -1, help="Highest l of MACE's hidden irreps (-1: same as --lmax, like mlpot)."),
     sizes: str = typer.Option("4,6", help="fcc Cu supercells n (4·n³ atoms) for energy+forces."),
+    molecule: bool = typer.Option(True, help="Time aspirin (21 atoms) too."),
     train_size: int = typer.Option(4, help="fcc Cu supercell n of the training step (0: skip)."),
     scaling: str = typer.Option("6,14", help="Two supercells n for the per-atom scaling check "
                                 "of the grid backend ('' to skip)."),
@@ -66,7 +67,7 @@ def model(
             model=ModelSpec(channels, lmax, correlation, layers, knots, cutoff,
                             None if mace_hidden_lmax < 0 else mace_hidden_lmax),
             device=device, dtype=dtype, threads=threads, cu_repeats=_int_tuple(sizes, "--sizes"),
-            train_repeat=train_size or None, scaling_repeats=scaling_n or None,
+            train_repeat=train_size or None, molecule=molecule, scaling_repeats=scaling_n or None,
             repeats=repeats, frameworks=tuple(f.strip() for f in frameworks.split(",")),
             mace_python=mace_python, mace_venv=mace_venv, mace_pythonpath=mace_pythonpath,
             profile=profile)

@@ -35,6 +35,7 @@ from mlpot.benchmarks.model_vs_mace import (
     Measurement,
     ModelSpec,
     quick_config,
+    scaling_memory_problem,
     write_json,
 )
 from mlpot.benchmarks.worker_client import Worker, WorkerError, parse_reply, worker_env
@@ -217,3 +218,16 @@ def test_mace_env_creation_failure_is_clear(tmp_path):
     with pytest.raises(MaceEnvError, match="creating the venv"):
         ensure_mace_venv(blocker / "venv", log=lambda _: None)
     assert torch_requirement().startswith("torch==")
+
+
+def test_scaling_memory_guard():
+    ms = [_measurement("a", "grid", "energy_forces", 100, [1.0], 100),
+          _measurement("b", "grid", "energy_forces", 200, [1.0], 100),
+          _measurement("c", "grid", "train_step", 200, [1.0], 10000)]
+    gib = 2**30
+    # largest energy+forces case: 0.5 MiB/atom -> 10k atoms ~ 6.3 GiB with margin
+    assert scaling_memory_problem(ms, 10_000, 64 * gib) is None
+    problem = scaling_memory_problem(ms, 10_000, 4 * gib)
+    assert problem.startswith("skipped") and "200 atoms" in problem
+    assert scaling_memory_problem(ms, 10_000, None) is None
+    assert scaling_memory_problem([], 10_000, gib) is None
