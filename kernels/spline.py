@@ -49,12 +49,22 @@ def bspline_basis(r: torch.Tensor, num_knots: int, cutoff: float) -> torch.Tenso
 
 
 def polynomial_envelope(r: torch.Tensor, cutoff: float, p: int = ENVELOPE_POWER) -> torch.Tensor:
-    """``[E]`` envelope u(r / cutoff): 1 at r = 0, C² zero at the cutoff, 0 beyond."""
+    """``[E]`` envelope u(r / cutoff): 1 at r = 0, C² zero at the cutoff, 0 beyond.
+
+    Evaluated in the factored form u(x) = (1 − x)³ Σ_{k<p} (k+1)(k+2)/2 · x^k (the same
+    polynomial), which has no cancellation near x = 1.
+    """
     x = (r / cutoff).clamp(max=1.0)
-    xp = x**p
-    u = (1 - (p + 1) * (p + 2) / 2 * xp + p * (p + 2) * xp * x
-         - p * (p + 1) / 2 * xp * x * x)
+    poly = torch.full_like(x, p * (p + 1) / 2)
+    for k in range(p - 2, -1, -1):
+        poly = poly * x + (k + 1) * (k + 2) / 2
+    u = (1 - x) ** 3 * poly
     return torch.where(r < cutoff, u, torch.zeros_like(u))
+
+
+def radial_basis(r: torch.Tensor, num_knots: int, cutoff: float) -> torch.Tensor:
+    """``[E, K]`` enveloped basis u(r/r_c) B_k(r); R = radial_basis @ C."""
+    return bspline_basis(r, num_knots, cutoff) * polynomial_envelope(r, cutoff)[:, None]
 
 
 def spline_radial(r: torch.Tensor, coefficients: torch.Tensor, cutoff: float) -> torch.Tensor:
@@ -68,5 +78,4 @@ def spline_radial(r: torch.Tensor, coefficients: torch.Tensor, cutoff: float) ->
     Returns:
         ``[E, P]`` radial weights.
     """
-    basis = bspline_basis(r, coefficients.shape[0], cutoff)
-    return (basis @ coefficients) * polynomial_envelope(r, cutoff)[:, None]
+    return radial_basis(r, coefficients.shape[0], cutoff) @ coefficients

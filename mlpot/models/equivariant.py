@@ -14,9 +14,8 @@ import torch.nn.functional as tnf
 from torch import nn
 
 from mlpot.graph import AtomicGraph
-from mlpot.kernels.s2grid import spherical_harmonics
 from mlpot.models.base import Potential, species_to_numbers
-from mlpot.models.equivariant_layers import EquivariantLayer
+from mlpot.models.equivariant_layers import EdgeFeatures, EquivariantLayer
 
 BACKENDS = ("grid", "cg")
 
@@ -29,7 +28,9 @@ class EquivariantPotentialConfig:
         species: atomic numbers the model accepts.
         cutoff: r_c, Å.
         channels: C, feature channels per (l, m).
-        lmax: L, highest spherical-harmonic degree of the features.
+        lmax: L, highest spherical-harmonic degree of the edge SH and the density.
+        hidden_lmax: highest degree of the node features passed between layers
+            (≤ lmax; MACE's hidden irreps 0e+1o correspond to 1).
         correlation: ν_max, body order − 1 of each node update (products of ν ≤ ν_max
             copies of the neighbour density).
         num_layers: message-passing layers (≥ 1).
@@ -48,6 +49,7 @@ class EquivariantPotentialConfig:
     cutoff: float = 5.0
     channels: int = 64
     lmax: int = 3
+    hidden_lmax: int = 1
     correlation: int = 3
     num_layers: int = 2
     num_knots: int = 8
@@ -94,6 +96,7 @@ class EquivariantPotential(Potential):
         cutoff: float = 5.0,
         channels: int = 64,
         lmax: int = 3,
+        hidden_lmax: int = 1,
         correlation: int = 3,
         num_layers: int = 2,
         num_knots: int = 8,
@@ -106,11 +109,14 @@ class EquivariantPotential(Potential):
         grid_oversample: int = 0,
     ) -> None:
         super().__init__(species, cutoff)
+        if not 0 <= hidden_lmax <= lmax:
+            raise ValueError(f"hidden_lmax must lie in [0, lmax={lmax}], got {hidden_lmax}")
         _validate(backend, channels, lmax, correlation, num_layers, num_knots,
                   avg_num_neighbors, max_charge, max_spin, grid_oversample)
         self.config = EquivariantPotentialConfig(
             species=tuple(species_to_numbers(species)), cutoff=float(cutoff),
-            channels=int(channels), lmax=int(lmax), correlation=int(correlation),
+            channels=int(channels), lmax=int(lmax),
+            hidden_lmax=int(hidden_lmax), correlation=int(correlation),
             num_layers=int(num_layers), num_knots=int(num_knots), backend=backend,
             self_mlp=bool(self_mlp), readout_hidden=int(readout_hidden),
             avg_num_neighbors=float(avg_num_neighbors), max_charge=int(max_charge),
@@ -121,8 +127,9 @@ class EquivariantPotential(Potential):
         self.spin_embedding = nn.Parameter(torch.zeros(max_spin, channels))
         self.layers = nn.ModuleList(
             EquivariantLayer(
-                num_species, channels, lmax, 0 if t == num_layers - 1 else lmax,
-                correlation, num_knots, self.cutoff, first=t == 0, backend=backend,
+                num_species, channels, lmax, 0 if t == num_layers - 1 else hidden_lmax,
+                correlation, num_knots, self.cutoff, lmax_in=None if t == 0 else hidden_lmax,
+                backend=backend,
                 self_mlp=self_mlp, avg_num_neighbors=avg_num_neighbors,
                 grid_oversample=grid_oversample)
             for t in range(num_layers))
@@ -151,12 +158,31 @@ class EquivariantPotential(Potential):
     def atomic_energies(
         self, graph: AtomicGraph, edge_vectors: torch.Tensor, species: torch.Tensor
     ) -> torch.Tensor:
-        r = torch.linalg.vector_norm(edge_vectors, dim=-1)
-        sh = spherical_harmonics(self.config.lmax, edge_vectors)
+        """Learned energy of each atom minus that of the same atom without neighbours,
+        so an isolated atom's energy is exactly its E0."""
+        c = self.config
+        edges = EdgeFeatures.build(graph.edge_index, edge_vectors, graph.num_atoms, c.lmax,
+                                   c.num_knots, self.cutoff)
         h = self.embed(graph, species)
-        energy = torch.zeros(graph.num_atoms, dtype=h.dtype, device=h.device)
+        energy = self._energy_chain(h, edges, species)
+        # isolated references, one per distinct (species, charge, spin) embedding
+        system_key = ((graph.charge + c.max_charge) * c.max_spin + graph.spin - 1)
+        key = species + len(c.species) * system_key[graph.system_index]
+        unique, inverse = torch.unique(key, return_inverse=True)
+        first = torch.full_like(unique, graph.num_atoms).scatter_reduce_(
+            0, inverse, torch.arange(graph.num_atoms, device=key.device), reduce="amin")
+        none = EdgeFeatures.build(graph.edge_index[:, :0], edge_vectors[:0], len(unique),
+                                  c.lmax, c.num_knots, self.cutoff)
+        isolated = self._energy_chain(h[first], none, species[first])
+        return energy - isolated[inverse]
+
+    def _energy_chain(
+        self, h: torch.Tensor, edges: EdgeFeatures, species: torch.Tensor
+    ) -> torch.Tensor:
+        """``[N]`` Σ_t readout_t(h_t) from the embedding ``h`` ``[N, 1, C]``."""
+        energy = torch.zeros(h.shape[0], dtype=h.dtype, device=h.device)
         for t, layer in enumerate(self.layers):
-            h = layer(h, graph.edge_index, sh, r, species)
+            h = layer(h, edges, species)
             if t < len(self.layers) - 1:
                 energy = energy + h[:, 0] @ self.readouts[t]
         hidden = tnf.silu(h[:, 0] @ self.readout_w1 + self.readout_b1)

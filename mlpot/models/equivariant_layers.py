@@ -7,6 +7,7 @@ conventions, natural parity: l even ↔ even, l odd ↔ odd).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as tnf
@@ -14,8 +15,35 @@ from torch import nn
 
 from mlpot.kernels.gaunt import cg_node_update, gaunt_tensor, product_chain_degrees
 from mlpot.kernels.grid_product import GridMLPWeights, grid_node_update
-from mlpot.kernels.s2grid import grid_resolution, num_sh, s2_grid
-from mlpot.kernels.spline import spline_radial
+from mlpot.kernels.neighbors import NeighborSlots, contract_density, neighbor_slots
+from mlpot.kernels.s2grid import grid_resolution, num_sh, s2_grid, spherical_harmonics
+from mlpot.kernels.spline import radial_basis
+
+
+@dataclass(frozen=True)
+class EdgeFeatures:
+    """Per-edge quantities shared by all layers, in the padded neighbour layout.
+
+    Attributes:
+        slots: the ``[N, K_max]`` slot table.
+        basis: ``[N, K_max, K]`` enveloped spline basis b_k(r) (zero in empty slots).
+        basis_sh: ``[N, K_max, K·M]`` b_k(r) Y_m(r̂).
+    """
+
+    slots: NeighborSlots
+    basis: torch.Tensor
+    basis_sh: torch.Tensor
+
+    @classmethod
+    def build(cls, edge_index: torch.Tensor, edge_vectors: torch.Tensor, num_nodes: int,
+              lmax: int, num_knots: int, cutoff: float) -> EdgeFeatures:
+        """From ``edge_index`` ``[2, E]`` and ``edge_vectors`` ``[E, 3]`` (Å)."""
+        slots = neighbor_slots(edge_index, num_nodes)
+        r = torch.linalg.vector_norm(edge_vectors, dim=-1)
+        basis = radial_basis(r, num_knots, cutoff)
+        sh = spherical_harmonics(lmax, edge_vectors)
+        basis_sh = (basis[:, :, None] * sh[:, None, :]).reshape(r.shape[0], num_knots * sh.shape[1])
+        return cls(slots=slots, basis=slots.pad(basis), basis_sh=slots.pad(basis_sh))
 
 
 def linear_per_l(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -53,7 +81,7 @@ class EquivariantLayer(nn.Module):
         correlation: int,
         num_knots: int,
         cutoff: float,
-        first: bool,
+        lmax_in: int | None,
         backend: str,
         self_mlp: bool,
         avg_num_neighbors: float,
@@ -61,11 +89,12 @@ class EquivariantLayer(nn.Module):
     ) -> None:
         super().__init__()
         c, num_l = channels, lmax + 1
-        self.lmax, self.lmax_out, self.first = lmax, lmax_out, first
+        self.lmax, self.lmax_out, self.lmax_in = lmax, lmax_out, lmax_in
+        first = lmax_in is None
         self.cutoff, self.backend = cutoff, backend
         self.inv_avg_neighbors = 1.0 / avg_num_neighbors
-        num_paths = 1 if first else 2
-        self.radial = _normal(num_knots, num_paths * num_l * c, std=1.0)
+        self.radial = _normal(num_knots, num_l, c, std=1.0)
+        self.radial_features = None if first else _normal(num_knots, lmax_in + 1, c, std=1.0)
         self.up = _normal(c, c, std=1.0 / math.sqrt(c))
         self.mix = _normal(num_l, c, correlation * c, std=1.0 / math.sqrt(c))
         self.self_mix = _normal(num_l, c, c, std=1.0 / math.sqrt(c))
@@ -108,20 +137,25 @@ class EquivariantLayer(nn.Module):
             self._buffers[name] = master.to(device=buf.device, dtype=buf.dtype)
         return self
 
-    def messages(
-        self, h: torch.Tensor, edge_index: torch.Tensor, sh: torch.Tensor, r: torch.Tensor
-    ) -> torch.Tensor:
-        """Aggregated neighbour density A ``[N, M, C]``."""
-        i, j = edge_index
+    def messages(self, h: torch.Tensor, edges: EdgeFeatures) -> torch.Tensor:
+        """Aggregated neighbour density A ``[N, M, C]``.
+
+        With R[e, l, c] = Σ_k b_k(r_e) C[k, l, c], the sum over edges is done first:
+        A¹[i, m, c] = Σ_k C¹[k, l(m), c] Σ_e b_k(r_e) Y_m(r̂_e) s_j[c] (one batched
+        matmul over the padded neighbour slots), likewise A² with h_j.
+        """
         n, c = h.shape[0], h.shape[-1]
-        radial = spline_radial(r, self.radial, self.cutoff)
-        radial = radial.view(r.shape[0], -1, self.lmax + 1, c)
-        s = h[:, 0] @ self.up
-        msg = radial[:, 0][:, self.l_of_m] * sh[:, :, None] * s[j][:, None, :]
-        if not self.first:
-            msg = msg + radial[:, 1][:, self.l_of_m] * h[j]
-        out = torch.zeros(n, sh.shape[1], c, dtype=h.dtype, device=h.device)
-        return out.index_add_(0, i, msg) * self.inv_avg_neighbors
+        k, m = edges.basis.shape[-1], self.l_of_m.shape[0]
+        s = edges.slots.gather(h[:, 0] @ self.up)
+        dens = contract_density(edges.basis_sh, s).view(n, k, m, c)
+        a = (dens * self.radial[:, self.l_of_m]).sum(1)
+        if self.radial_features is not None:
+            m_in = h.shape[1]
+            hj = edges.slots.gather(h.reshape(n, m_in * c))
+            dens = contract_density(edges.basis, hj).view(n, k, m_in, c)
+            a2 = (dens * self.radial_features[:, self.l_of_m[:m_in]]).sum(1)
+            a = torch.cat([a[:, :m_in] + a2, a[:, m_in:]], dim=1)
+        return a * self.inv_avg_neighbors
 
     def node_update(self, a: torch.Tensor, h: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         """Many-body update of the density ``a`` ``[N, M, C]`` → ``[N, M_out, C]``."""
@@ -151,12 +185,10 @@ class EquivariantLayer(nn.Module):
         gated = x[:, 1:] * torch.sigmoid(s @ self.gate)[:, None]
         return torch.cat([scalars[:, None], gated], dim=1)
 
-    def forward(
-        self, h: torch.Tensor, edge_index: torch.Tensor, sh: torch.Tensor, r: torch.Tensor,
-        species: torch.Tensor,
-    ) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, edges: EdgeFeatures, species: torch.Tensor
+                ) -> torch.Tensor:
         """``h`` ``[N, M_h, C]`` → ``[N, (lmax_out+1)², C]``."""
-        a = self.messages(h, edge_index, sh, r)
+        a = self.messages(h, edges)
         y = linear_per_l(self.node_update(a, h, species), self.out)
         if self.skip is not None:
             y = y + linear_per_l(h[:, :num_sh(self.lmax_out)], self.skip)
