@@ -37,7 +37,8 @@ def build_mlpot(request: dict) -> Workload:
     dtype = getattr(torch, request.get("dtype", "float32"))
     model = EquivariantPotential(
         spec["species"], cutoff=float(spec["cutoff"]), channels=int(spec["channels"]),
-        lmax=int(spec["lmax"]), correlation=int(spec["correlation"]),
+        lmax=int(spec["lmax"]), hidden_lmax=int(spec["hidden_lmax"]),
+        correlation=int(spec["correlation"]),
         num_layers=int(spec["num_layers"]), num_knots=int(spec["num_knots"]),
         backend=spec["backend"],
     ).to(device=device, dtype=dtype)

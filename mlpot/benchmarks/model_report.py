@@ -98,8 +98,8 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
 def _title(result: BenchResult, what: str) -> str:
     cfg, m = result.config, result.config.model
     return (f"{what} — {cfg.device}, {cfg.dtype}, {cfg.threads} threads; channels "
-            f"{m.channels}, lmax {m.lmax}, correlation {m.correlation}, {m.num_layers} "
-            f"layers, cutoff {m.cutoff} Å")
+            f"{m.channels}, lmax {m.lmax}, hidden lmax {m.hidden_lmax}, correlation "
+            f"{m.correlation}, {m.num_layers} layers, cutoff {m.cutoff} Å")
 
 
 def time_table(result: BenchResult) -> Table:

@@ -53,8 +53,8 @@ class ModelSpec:
         num_knots: spline knots of mlpot's radial basis (MACE: 8 Bessel functions
             and its radial MLP [64, 64, 64]).
         cutoff: Å (MACE ``r_max``).
-        mace_hidden_lmax: highest l of MACE's hidden irreps (None = ``lmax``, the
-            same node features as mlpot; MACE's own presets often use 1).
+        hidden_lmax: highest l of the node features passed between layers (mlpot
+            ``hidden_lmax``; MACE ``hidden_irreps`` = channels × (0e + 1o + …)).
     """
 
     channels: int = 64
@@ -63,13 +63,12 @@ class ModelSpec:
     num_layers: int = 2
     num_knots: int = 8
     cutoff: float = 5.0
-    mace_hidden_lmax: int | None = None
+    hidden_lmax: int = 1
 
     def message(self, species: list[int], backend: str) -> dict:
         """The worker protocol's ``model`` object."""
-        hidden = self.lmax if self.mace_hidden_lmax is None else self.mace_hidden_lmax
         return {"species": species, "channels": self.channels, "lmax": self.lmax,
-                "hidden_lmax": hidden, "correlation": self.correlation,
+                "hidden_lmax": self.hidden_lmax, "correlation": self.correlation,
                 "num_layers": self.num_layers, "num_knots": self.num_knots,
                 "cutoff": self.cutoff, "backend": backend}
 

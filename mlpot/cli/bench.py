@@ -38,8 +38,8 @@ def model(
     layers: int = typer.Option(2, help="Message-passing layers."),
     knots: int = typer.Option(8, help="mlpot spline knots."),
     cutoff: float = typer.Option(5.0, help="Cutoff, Å (MACE r_max)."),
-    mace_hidden_lmax: int = typer.Option(
-        -1, help="Highest l of MACE's hidden irreps (-1: same as --lmax, like mlpot)."),
+    hidden_lmax: int = typer.Option(
+        1, help="Highest l of node features between layers (MACE hidden irreps)."),
     sizes: str = typer.Option("4,6", help="fcc Cu supercells n (4·n³ atoms) for energy+forces."),
     molecule: bool = typer.Option(True, help="Time aspirin (21 atoms) too."),
     train_size: int = typer.Option(4, help="fcc Cu supercell n of the training step (0: skip)."),
@@ -64,8 +64,7 @@ def model(
         raise typer.BadParameter(f"--scaling takes two sizes or '', got {scaling!r}")
     try:
         config = BenchConfig(
-            model=ModelSpec(channels, lmax, correlation, layers, knots, cutoff,
-                            None if mace_hidden_lmax < 0 else mace_hidden_lmax),
+            model=ModelSpec(channels, lmax, correlation, layers, knots, cutoff, hidden_lmax),
             device=device, dtype=dtype, threads=threads, cu_repeats=_int_tuple(sizes, "--sizes"),
             train_repeat=train_size or None, molecule=molecule, scaling_repeats=scaling_n or None,
             repeats=repeats, frameworks=tuple(f.strip() for f in frameworks.split(",")),

@@ -79,10 +79,10 @@ def test_structure_message_round_trip(atoms):
 
 
 def test_model_spec_message_and_mace_irreps():
-    spec = ModelSpec(channels=16, lmax=2)
+    spec = ModelSpec(channels=16, lmax=2, hidden_lmax=2)
     assert spec.message([29], "cg")["hidden_lmax"] == 2
     assert spec.message([29], "cg")["backend"] == "cg"
-    assert ModelSpec(lmax=3, mace_hidden_lmax=1).message([29], "grid")["hidden_lmax"] == 1
+    assert ModelSpec(lmax=3).message([29], "grid")["hidden_lmax"] == 1
     assert mace_hidden_irreps(16, 3) == "16x0e+16x1o+16x2e+16x3o"
 
 
