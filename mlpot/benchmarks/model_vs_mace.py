@@ -12,6 +12,13 @@ gives the peak memory, then warm-up calls, then timed calls alternating between
 the frameworks (one call each per round, order rotating) so machine noise hits
 them alike; medians are reported. Neighbour lists are built once per worker and
 are not timed.
+
+Usage: ``mlpot bench model`` (first use creates MACE's venv, see
+:func:`~mlpot.benchmarks.mace_env.ensure_mace_venv`); ``--quick`` for a smoke test;
+``--profile`` adds torch.profiler tables. On a machine without internet, install
+mace-torch 0.3.16 + e3nn 0.4.4 from wheels into a separate directory
+(``pip install --no-deps --target DIR``) and pass ``--mace-python python3
+--mace-pythonpath DIR``: only the MACE worker sees DIR.
 """
 
 from __future__ import annotations
