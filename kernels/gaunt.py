@@ -76,17 +76,18 @@ def cg_node_update(
     :func:`~mlpot.kernels.grid_product.grid_node_update`: Σ_ν λ_ν Π_{k≤ν} x_k.
 
     Args:
-        factors: ``[F, N, M, C]``; coupling: ``[N, F, C]``.
+        factors: ``[M, N, F, C]`` (SH-major); coupling: ``[N, F, C]``.
         gaunts: F − 1 Gaunt tensors, shapes from :func:`product_chain_degrees`.
         lmax_out: keep l ≤ lmax_out of the result.
 
     Returns:
-        ``[N, (lmax_out+1)², C]``.
+        ``[(lmax_out+1)², N, C]``.
     """
     m_out = num_sh(lmax_out)
-    product = factors[0]
+    nodes = factors.permute(2, 1, 0, 3)  # [F, N, M, C]
+    product = nodes[0]
     total = coupling[:, 0, None, :] * product[:, :m_out]
     for nu, gaunt in enumerate(gaunts, start=1):
-        product = cg_product(product, factors[nu], gaunt)
+        product = cg_product(product, nodes[nu], gaunt)
         total = total + coupling[:, nu, None, :] * product[:, :m_out]
-    return total
+    return total.transpose(0, 1)

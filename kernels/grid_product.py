@@ -1,7 +1,8 @@
 """Fused SH → grid → pointwise products + MLP → SH node update (pure-torch reference).
 
-Node features are channels-last ``[N, M, C]`` (M = (L+1)² real SH coefficients, e3nn
-order, C channels). With F factor features x_1 … x_F (each ``[N, M, C]``) mapped to
+Features are SH-major ``[M, N, C]`` (M = (L+1)² real SH coefficients, e3nn order, N
+nodes, C channels), so SH ↔ grid are single matrix products over M and the MLP is a
+single matrix product over C. With F factor features x_1 … x_F mapped to
 the grid, f_k(g) = Σ_lm x_k[lm] Y_lm(g), the update is
 
     y = P_out[ Σ_{ν=1}^{F} λ_ν ⊙ Π_{k ≤ ν} f_k(g)  +  W₂ᵀ silu(W₁ᵀ f_1(g) + b₁) ],
@@ -37,17 +38,17 @@ class GridMLPWeights:
 
 
 def to_grid(x: torch.Tensor, to_grid_matrix: torch.Tensor) -> torch.Tensor:
-    """``[..., M, C]`` SH coefficients → ``[..., G, C]`` grid values."""
-    return torch.matmul(to_grid_matrix.T, x)
+    """``[M, ...]`` SH coefficients → ``[G, ...]`` grid values."""
+    return (to_grid_matrix.T @ x.reshape(x.shape[0], -1)).view(-1, *x.shape[1:])
 
 
 def from_grid(f: torch.Tensor, from_grid_matrix: torch.Tensor) -> torch.Tensor:
-    """``[..., G, C]`` grid values → ``[..., M_out, C]`` SH coefficients."""
-    return torch.matmul(from_grid_matrix.T, f)
+    """``[G, ...]`` grid values → ``[M_out, ...]`` SH coefficients."""
+    return (from_grid_matrix.T @ f.reshape(f.shape[0], -1)).view(-1, *f.shape[1:])
 
 
 def grid_mlp(f: torch.Tensor, mlp: GridMLPWeights) -> torch.Tensor:
-    """``[..., G, C]`` → ``[..., G, C]``: W₂ᵀ silu(W₁ᵀ f + b₁) at every point."""
+    """``[..., C]`` → ``[..., C]``: W₂ᵀ silu(W₁ᵀ f + b₁) at every point."""
     return tnf.silu(f @ mlp.w1 + mlp.b1) @ mlp.w2
 
 
@@ -61,21 +62,21 @@ def grid_node_update(
     """Many-body products and MLP on the grid, projected back.
 
     Args:
-        factors: ``[F, N, M, C]`` factor features x_1 … x_F (SH coefficients).
+        factors: ``[M, N, F, C]`` factor features x_1 … x_F (SH coefficients).
         coupling: ``[N, F, C]`` weights λ_ν of the ν-fold product.
         to_grid_matrix: ``[M, G]`` SH → grid.
         from_grid_matrix: ``[G, M_out]`` grid → SH (quadrature weights included).
         mlp: the per-point MLP applied to f_1, or None for the polynomial path only.
 
     Returns:
-        ``[N, M_out, C]``.
+        ``[M_out, N, C]``.
     """
-    grid = to_grid(factors, to_grid_matrix)  # [F, N, G, C]
-    product = grid[0]
-    total = coupling[:, 0, None, :] * product
-    for nu in range(1, factors.shape[0]):
-        product = product * grid[nu]
-        total = total + coupling[:, nu, None, :] * product
+    grid = to_grid(factors, to_grid_matrix)  # [G, N, F, C]
+    product = grid[:, :, 0]
+    total = coupling[:, 0] * product
+    for nu in range(1, factors.shape[2]):
+        product = product * grid[:, :, nu]
+        total = total + coupling[:, nu] * product
     if mlp is not None:
-        total = total + grid_mlp(grid[0], mlp)
+        total = total + grid_mlp(grid[:, :, 0], mlp)
     return from_grid(total, from_grid_matrix)

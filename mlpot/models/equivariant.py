@@ -52,14 +52,14 @@ class EquivariantPotentialConfig:
     hidden_lmax: int = 1
     correlation: int = 3
     num_layers: int = 2
-    num_knots: int = 8
+    num_knots: int = 12
     backend: str = "grid"
     self_mlp: bool = True
     readout_hidden: int = 16
     avg_num_neighbors: float = 30.0
     max_charge: int = 10
     max_spin: int = 11
-    grid_oversample: int = 0
+    grid_oversample: int = 4
 
 
 class EquivariantPotential(Potential):
@@ -99,14 +99,14 @@ class EquivariantPotential(Potential):
         hidden_lmax: int = 1,
         correlation: int = 3,
         num_layers: int = 2,
-        num_knots: int = 8,
+        num_knots: int = 12,
         backend: str = "grid",
         self_mlp: bool = True,
         readout_hidden: int = 16,
         avg_num_neighbors: float = 30.0,
         max_charge: int = 10,
         max_spin: int = 11,
-        grid_oversample: int = 0,
+        grid_oversample: int = 4,
     ) -> None:
         super().__init__(species, cutoff)
         if not 0 <= hidden_lmax <= lmax:

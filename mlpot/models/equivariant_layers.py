@@ -67,7 +67,7 @@ class EquivariantLayer(nn.Module):
     Messages from neighbour j to centre i (channel-wise, c):
         m_ij[lm, c] = R¹_ij[l, c] Y_lm(r̂_ij) s_j[c]  +  R²_ij[l, c] h_j[lm, c],
     with s = h[l=0] W_up and R = spline radial weights (R² only after the first layer),
-    A_i = Σ_j m_ij / avg_num_neighbors. Factors x_k = W_k,l A (+ W_self,l h_i for k = 1),
+    A_i = Σ_j m_ij / avg_num_neighbors. Factors x_k = W_k,l A + W'_k,l h_i,
     then y = products + self-MLP (see :func:`grid_node_update`), and
     h_new = W_out,l y + W_skip,l h.
     """
@@ -97,14 +97,15 @@ class EquivariantLayer(nn.Module):
         self.radial_features = None if first else _normal(num_knots, lmax_in + 1, c, std=1.0)
         self.up = _normal(c, c, std=1.0 / math.sqrt(c))
         self.mix = _normal(num_l, c, correlation * c, std=1.0 / math.sqrt(c))
-        self.self_mix = _normal(num_l, c, c, std=1.0 / math.sqrt(c))
+        self.self_mix = _normal(1 if first else lmax_in + 1, c, correlation * c,
+                                std=1.0 / math.sqrt(c))
         self.coupling = nn.Parameter(torch.ones(num_species, correlation, c)
                                      / torch.arange(1, correlation + 1)[:, None] ** 2)
         self.out = _normal(lmax_out + 1, c, c, std=1.0 / math.sqrt(c))
         self.skip = None if first else _normal(lmax_out + 1, c, c, std=1.0 / math.sqrt(c))
         self.self_mlp = self_mlp
         if self_mlp:
-            self.mlp_w1 = _normal(c, c, std=1.0 / math.sqrt(c))
+            self.mlp_w1 = _normal(c, c, std=0.5 / math.sqrt(c))  # mild: less aliasing
             self.mlp_b1 = nn.Parameter(torch.zeros(c))
             self.mlp_w2 = _normal(c, c, std=1.0 / math.sqrt(c))
             if backend == "cg":
@@ -158,12 +159,18 @@ class EquivariantLayer(nn.Module):
         return a * self.inv_avg_neighbors
 
     def node_update(self, a: torch.Tensor, h: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-        """Many-body update of the density ``a`` ``[N, M, C]`` → ``[N, M_out, C]``."""
+        """Many-body update of the density ``a`` ``[N, M, C]`` → ``[M_out, N, C]``
+        (SH-major, see :mod:`mlpot.kernels.grid_product`)."""
         n, m, c = a.shape
-        factors = linear_per_l(a, self.mix).view(n, m, -1, c).permute(2, 0, 1, 3)
-        own = linear_per_l(h, self.self_mix)
-        first = torch.cat([factors[0, :, :own.shape[1]] + own, factors[0, :, own.shape[1]:]], 1)
-        factors = torch.cat([first[None], factors[1:]], dim=0)
+        a_sh = a.transpose(0, 1).contiguous()
+        h_sh = h.transpose(0, 1).contiguous()
+        blocks = []
+        for l in range(self.lmax + 1):
+            x = a_sh[l * l:(l + 1) ** 2] @ self.mix[l]
+            if l * l < h_sh.shape[0]:
+                x = x + h_sh[l * l:(l + 1) ** 2] @ self.self_mix[l]
+            blocks.append(x)
+        factors = torch.cat(blocks, dim=0).view(m, n, -1, c)  # [M, N, F, C]
         coupling = self.coupling[species]
         if self.backend == "grid":
             mlp = (GridMLPWeights(self.mlp_w1, self.mlp_b1, self.mlp_w2)
@@ -172,24 +179,24 @@ class EquivariantLayer(nn.Module):
         gaunts = [getattr(self, f"gaunt{k}") for k in range(self.num_gaunts)]
         y = cg_node_update(factors, coupling, gaunts, self.lmax_out)
         if self.self_mlp:
-            y = y + self._gated_mlp(factors[0][:, :num_sh(self.lmax_out)])
+            y = y + self._gated_mlp(factors[:num_sh(self.lmax_out), :, 0])
         return y
 
     def _gated_mlp(self, x: torch.Tensor) -> torch.Tensor:
-        """CG-backend counterpart of the grid MLP: scalars through the MLP, l > 0
-        scaled by sigmoid gates computed from the scalars."""
-        s = x[:, 0]
+        """CG-backend counterpart of the grid MLP on ``x`` ``[M, N, C]``: scalars through
+        the MLP, l > 0 scaled by sigmoid gates computed from the scalars."""
+        s = x[0]
         scalars = tnf.silu(s @ self.mlp_w1 + self.mlp_b1) @ self.mlp_w2
-        if x.shape[1] == 1:
-            return scalars[:, None]
-        gated = x[:, 1:] * torch.sigmoid(s @ self.gate)[:, None]
-        return torch.cat([scalars[:, None], gated], dim=1)
+        if x.shape[0] == 1:
+            return scalars[None]
+        gated = x[1:] * torch.sigmoid(s @ self.gate)[None]
+        return torch.cat([scalars[None], gated], dim=0)
 
     def forward(self, h: torch.Tensor, edges: EdgeFeatures, species: torch.Tensor
                 ) -> torch.Tensor:
         """``h`` ``[N, M_h, C]`` → ``[N, (lmax_out+1)², C]``."""
         a = self.messages(h, edges)
-        y = linear_per_l(self.node_update(a, h, species), self.out)
+        y = linear_per_l(self.node_update(a, h, species).transpose(0, 1), self.out)
         if self.skip is not None:
             y = y + linear_per_l(h[:, :num_sh(self.lmax_out)], self.skip)
         return y

@@ -45,7 +45,8 @@ def test_roundtrip_is_identity(lmax):
 
 
 def _random_factors(num: int, lmax: int, n: int = 3, c: int = 2) -> torch.Tensor:
-    return torch.randn(num, n, num_sh(lmax), c, dtype=torch.float64)
+    """``[M, N, F, C]`` SH-major factors."""
+    return torch.randn(num_sh(lmax), n, num, c, dtype=torch.float64)
 
 
 @pytest.mark.parametrize(("lmax", "correlation"), [(1, 3), (2, 2), (2, 3), (3, 3)])
@@ -56,13 +57,13 @@ def test_grid_products_match_lebedev(lmax, correlation):
     ours = grid_node_update(factors, coupling, grid.to_grid, grid.from_grid, None)
     x, _ = _lebedev()
     y = spherical_harmonics(lmax, x)
-    values = torch.einsum("qm,fnmc->fqnc", y, factors)
+    values = torch.einsum("qm,mnfc->fqnc", y, factors)
     total = torch.zeros_like(values[0])
     prod = torch.ones_like(values[0])
     for nu in range(correlation):
         prod = prod * values[nu]
         total = total + coupling[:, nu] * prod
-    ref = _lebedev_project(total, lmax).permute(1, 0, 2)
+    ref = _lebedev_project(total, lmax)
     np.testing.assert_allclose(ours.numpy(), ref.numpy(), atol=1e-12)
 
 
@@ -112,14 +113,14 @@ def test_mlp_path_matches_pointwise_loop():
     grid = s2_grid(lmax, lmax, 4, 7)
     zero = torch.zeros(2, 1, c, dtype=torch.float64)
     ours = grid_node_update(factors, zero, grid.to_grid, grid.from_grid, mlp)
-    ref = torch.zeros(2, num_sh(lmax), c, dtype=torch.float64)
+    ref = torch.zeros(num_sh(lmax), 2, c, dtype=torch.float64)
     y = spherical_harmonics(lmax, grid.points)
     for n in range(2):
         for g in range(grid.size):
-            f = factors[0, n].T @ y[g]  # [C] function value at point g
+            f = factors[:, n, 0].T @ y[g]  # [C] function value at point g
             out = torch.tensor([sum(mlp.w2[k, d] * torch.nn.functional.silu(
                 (f * mlp.w1[:, k]).sum() + mlp.b1[k]) for k in range(4)) for d in range(c)])
-            ref[n] += grid.weights[g] * y[g][:, None] * out[None, :] / (4 * math.pi)
+            ref[:, n] += grid.weights[g] * y[g][:, None] * out[None, :] / (4 * math.pi)
     np.testing.assert_allclose(ours.numpy(), ref.numpy(), atol=1e-12)
 
 
