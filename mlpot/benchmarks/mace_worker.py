@@ -59,7 +59,8 @@ class Workload:
         step: runs the task once (energy+forces, or one training step).
         num_edges: directed edges in the neighbour graph the model sees.
         num_params: trainable parameters of the model.
-        versions: package versions of the framework, for the report.
+        versions: package versions of the framework (and model settings worth
+            reporting), for the report.
     """
 
     step: Callable[[], None]

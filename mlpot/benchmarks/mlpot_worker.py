@@ -35,17 +35,19 @@ def build_mlpot(request: dict) -> Workload:
 
     spec, device = request["model"], torch.device(request.get("device", "cpu"))
     dtype = getattr(torch, request.get("dtype", "float32"))
+    knots = {} if spec.get("num_knots") is None else {"num_knots": int(spec["num_knots"])}
     model = EquivariantPotential(
         spec["species"], cutoff=float(spec["cutoff"]), channels=int(spec["channels"]),
         lmax=int(spec["lmax"]), hidden_lmax=int(spec["hidden_lmax"]),
-        correlation=int(spec["correlation"]),
-        num_layers=int(spec["num_layers"]), num_knots=int(spec["num_knots"]),
-        backend=spec["backend"],
+        correlation=int(spec["correlation"]), num_layers=int(spec["num_layers"]),
+        backend=spec["backend"], **knots,
     ).to(device=device, dtype=dtype)
     atoms = structure_to_atoms(request["structure"])
     graph = with_neighbors(AtomicGraph.from_atoms(atoms, dtype=dtype, read_labels=False),
                            model.cutoff).to(device, dtype)  # list built on CPU, untimed
-    versions = {"mlpot": version("mlpot"), "e3nn": version("e3nn"), "torch": torch.__version__}
+    versions = {"mlpot": version("mlpot"), "e3nn": version("e3nn"), "torch": torch.__version__,
+                "num_knots": str(model.config.num_knots),
+                "grid_oversample": str(getattr(model.config, "grid_oversample", "n/a"))}
     num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if request["task"] == "energy_forces":
         def step() -> None:

@@ -57,8 +57,8 @@ class ModelSpec:
         lmax: highest spherical-harmonic degree (mlpot ``lmax``, MACE ``max_ell``).
         correlation: body order − 1 of the node update (both).
         num_layers: message-passing layers (MACE ``num_interactions``).
-        num_knots: spline knots of mlpot's radial basis (MACE: 8 Bessel functions
-            and its radial MLP [64, 64, 64]).
+        num_knots: spline knots of mlpot's radial basis (None: the model's default;
+            MACE uses 8 Bessel functions and its radial MLP [64, 64, 64]).
         cutoff: Å (MACE ``r_max``).
         hidden_lmax: highest l of the node features passed between layers (mlpot
             ``hidden_lmax``; MACE ``hidden_irreps`` = channels × (0e + 1o + …)).
@@ -68,7 +68,7 @@ class ModelSpec:
     lmax: int = 3
     correlation: int = 3
     num_layers: int = 2
-    num_knots: int = 8
+    num_knots: int | None = None
     cutoff: float = 5.0
     hidden_lmax: int = 1
 

@@ -36,7 +36,7 @@ def model(
     lmax: int = typer.Option(3, help="Highest l (MACE max_ell)."),
     correlation: int = typer.Option(3, help="Correlation order (both)."),
     layers: int = typer.Option(2, help="Message-passing layers."),
-    knots: int = typer.Option(8, help="mlpot spline knots."),
+    knots: int = typer.Option(0, help="mlpot spline knots (0: the model's default)."),
     cutoff: float = typer.Option(5.0, help="Cutoff, Å (MACE r_max)."),
     hidden_lmax: int = typer.Option(
         1, help="Highest l of node features between layers (MACE hidden irreps)."),
@@ -64,7 +64,8 @@ def model(
         raise typer.BadParameter(f"--scaling takes two sizes or '', got {scaling!r}")
     try:
         config = BenchConfig(
-            model=ModelSpec(channels, lmax, correlation, layers, knots, cutoff, hidden_lmax),
+            model=ModelSpec(channels, lmax, correlation, layers, knots or None, cutoff,
+                            hidden_lmax),
             device=device, dtype=dtype, threads=threads, cu_repeats=_int_tuple(sizes, "--sizes"),
             train_repeat=train_size or None, molecule=molecule, scaling_repeats=scaling_n or None,
             repeats=repeats, frameworks=tuple(f.strip() for f in frameworks.split(",")),
