@@ -57,20 +57,19 @@ def cu_case(repeat: int, task: str = "energy_forces") -> Case:
     return Case(f"Cu fcc {len(atoms)}{suffix}", atoms, task)
 
 
-def build_cases(cu_repeats: tuple[int, ...], train_repeat: int | None,
+def build_cases(cu_repeats: tuple[int, ...], train_repeats: tuple[int, ...] = (),
                 molecule: bool = True) -> list[Case]:
     """Energy+forces on each fcc Cu supercell and aspirin, then the training step.
 
     Args:
         cu_repeats: fcc Cu supercells (``4 · n³`` atoms each) timed for energy+forces.
-        train_repeat: supercell of the training-step case, or None for none.
+        train_repeats: supercells of the training-step cases (may be empty).
         molecule: include aspirin (21 atoms).
     """
     cases = [cu_case(n) for n in cu_repeats]
     if molecule:
         cases.append(Case("aspirin 21", aspirin(), "energy_forces"))
-    if train_repeat is not None:
-        cases.append(cu_case(train_repeat, "train_step"))
+    cases += [cu_case(n, "train_step") for n in train_repeats]
     return cases
 
 

@@ -90,7 +90,7 @@ class BenchConfig:
         dtype: "float32" or "float64".
         threads: torch threads of every worker.
         cu_repeats: fcc Cu supercells (4·n³ atoms) timed for energy+forces.
-        train_repeat: fcc Cu supercell of the training step (None: skip).
+        train_repeats: fcc Cu supercells of the training step (empty: skip).
         molecule: time aspirin (21 atoms).
         scaling_repeats: (small, large) supercells for the per-atom scaling check of
             the grid backend (None: skip).
@@ -111,7 +111,7 @@ class BenchConfig:
     dtype: str = "float32"
     threads: int = 2
     cu_repeats: tuple[int, ...] = (4, 6)
-    train_repeat: int | None = 4
+    train_repeats: tuple[int, ...] = (4,)
     molecule: bool = True
     scaling_repeats: tuple[int, int] | None = (6, 14)
     repeats: int = 5
@@ -139,7 +139,7 @@ class BenchConfig:
 def quick_config(config: BenchConfig) -> BenchConfig:
     """A smoke-test version of ``config``: small cells, few repeats."""
     return replace(config, cu_repeats=(2, 3),
-                   train_repeat=None if config.train_repeat is None else 2,
+                   train_repeats=(2,) if config.train_repeats else (),
                    scaling_repeats=None if config.scaling_repeats is None else (3, 5),
                    repeats=2, scaling_timed=2, warmup=1)
 
@@ -291,7 +291,7 @@ def run_benchmark(config: BenchConfig, log: Callable[[str], None] = _log) -> Ben
     if "mace" in config.frameworks:
         mace_python = config.mace_python or str(ensure_mace_venv(
             Path(config.mace_venv) if config.mace_venv else None, log=log))
-    cases = build_cases(config.cu_repeats, config.train_repeat, config.molecule)
+    cases = build_cases(config.cu_repeats, config.train_repeats, config.molecule)
     scaling_cases = ([cu_case(n) for n in config.scaling_repeats]
                      if config.scaling_repeats and "grid" in config.frameworks else [])
     species = species_of([*cases, *scaling_cases])

@@ -42,7 +42,8 @@ def model(
         1, help="Highest l of node features between layers (MACE hidden irreps)."),
     sizes: str = typer.Option("4,6", help="fcc Cu supercells n (4·n³ atoms) for energy+forces."),
     molecule: bool = typer.Option(True, help="Time aspirin (21 atoms) too."),
-    train_size: int = typer.Option(4, help="fcc Cu supercell n of the training step (0: skip)."),
+    train_sizes: str = typer.Option("4", help="fcc Cu supercells n of the training step "
+                                    "('' to skip)."),
     scaling: str = typer.Option("6,14", help="Two supercells n for the per-atom scaling check "
                                 "of the grid backend ('' to skip)."),
     repeats: int = typer.Option(5, help="Timed calls per framework and case (median)."),
@@ -67,7 +68,8 @@ def model(
             model=ModelSpec(channels, lmax, correlation, layers, knots or None, cutoff,
                             hidden_lmax),
             device=device, dtype=dtype, threads=threads, cu_repeats=_int_tuple(sizes, "--sizes"),
-            train_repeat=train_size or None, molecule=molecule, scaling_repeats=scaling_n or None,
+            train_repeats=_int_tuple(train_sizes, "--train-sizes"), molecule=molecule,
+            scaling_repeats=scaling_n or None,
             repeats=repeats, frameworks=tuple(f.strip() for f in frameworks.split(",")),
             mace_python=mace_python, mace_venv=mace_venv, mace_pythonpath=mace_pythonpath,
             profile=profile)

@@ -42,13 +42,13 @@ from mlpot.benchmarks.worker_client import Worker, WorkerError, parse_reply, wor
 
 
 def test_cases_sizes_and_tasks():
-    cases = build_cases((4, 6), train_repeat=4)
+    cases = build_cases((4, 6), train_repeats=(4,))
     assert [(len(c.atoms), c.task) for c in cases] == [
         (256, "energy_forces"), (864, "energy_forces"), (21, "energy_forces"),
         (256, "train_step")]
     assert len({c.name for c in cases}) == len(cases)
     assert species_of(cases) == [1, 6, 8, 29]
-    assert [c.task for c in build_cases((2,), None, molecule=False)] == ["energy_forces"]
+    assert [c.task for c in build_cases((2,), (), molecule=False)] == ["energy_forces"]
     with pytest.raises(ValueError, match="task"):
         Case("x", aspirin(), "energy")
 
@@ -67,7 +67,7 @@ def test_aspirin_is_a_sensible_molecule():
     assert (d[np.ix_(heavy, heavy)].min(axis=1) < 1.6).all()
 
 
-@pytest.mark.parametrize("atoms", [aspirin(), build_cases((2,), None, False)[0].atoms])
+@pytest.mark.parametrize("atoms", [aspirin(), build_cases((2,), (), False)[0].atoms])
 def test_structure_message_round_trip(atoms):
     message = json.loads(json.dumps(structure_message(atoms)))
     back = structure_to_atoms(message)
@@ -96,7 +96,7 @@ def test_config_validation_and_quick():
     quick = quick_config(BenchConfig())
     assert quick.repeats < BenchConfig().repeats
     assert quick.scaling_repeats is not None
-    assert quick_config(BenchConfig(scaling_repeats=None, train_repeat=None)).scaling_repeats \
+    assert quick_config(BenchConfig(scaling_repeats=None, train_repeats=())).scaling_repeats \
         is None
 
 
@@ -231,3 +231,17 @@ def test_scaling_memory_guard():
     assert problem.startswith("skipped") and "200 atoms" in problem
     assert scaling_memory_problem(ms, 10_000, None) is None
     assert scaling_memory_problem([], 10_000, gib) is None
+
+
+def test_cli_rejects_bad_options_clearly():
+    from typer.testing import CliRunner
+
+    from mlpot.cli.main import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["bench", "model", "--frameworks", "grid,nequip"])
+    assert result.exit_code == 1
+    assert "frameworks" in result.output
+    result = runner.invoke(app, ["bench", "model", "--sizes", "4,x"])
+    assert result.exit_code != 0
+    assert "--sizes" in result.output
