@@ -49,7 +49,8 @@ def from_grid(f: torch.Tensor, from_grid_matrix: torch.Tensor) -> torch.Tensor:
 
 def grid_mlp(f: torch.Tensor, mlp: GridMLPWeights) -> torch.Tensor:
     """``[..., C]`` → ``[..., C]``: W₂ᵀ silu(W₁ᵀ f + b₁) at every point."""
-    return tnf.silu(f @ mlp.w1 + mlp.b1) @ mlp.w2
+    hidden = tnf.silu(torch.addmm(mlp.b1, f.reshape(-1, f.shape[-1]), mlp.w1))
+    return (hidden @ mlp.w2).view(f.shape)
 
 
 def grid_node_update(
@@ -71,12 +72,14 @@ def grid_node_update(
     Returns:
         ``[M_out, N, C]``.
     """
-    grid = to_grid(factors, to_grid_matrix)  # [G, N, F, C]
-    product = grid[:, :, 0]
-    total = coupling[:, 0] * product
-    for nu in range(1, factors.shape[2]):
-        product = product * grid[:, :, nu]
-        total = total + coupling[:, nu] * product
-    if mlp is not None:
-        total = total + grid_mlp(grid[:, :, 0], mlp)
+    grid = to_grid(factors, to_grid_matrix).unbind(2)  # F × [G, N, C]
+    lam = coupling.unbind(1)  # F × [N, C]
+    # Horner: λ1 f1 + λ2 f1 f2 + λ3 f1 f2 f3 = f1 (λ1 + f2 (λ2 + λ3 f3))
+    inner = lam[-1].expand_as(grid[0])
+    for nu in range(len(grid) - 1, 0, -1):
+        inner = torch.addcmul(lam[nu - 1], grid[nu], inner)
+    if mlp is None:
+        total = grid[0] * inner
+    else:
+        total = torch.addcmul(grid_mlp(grid[0], mlp), grid[0], inner)
     return from_grid(total, from_grid_matrix)

@@ -57,6 +57,16 @@ def linear_per_l(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return torch.cat([x[:, l * l:(l + 1) ** 2] @ weight[l] for l in range(lmax_x + 1)], dim=1)
 
 
+def _weighted_sum(dens: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Σ_k dens[:, k] · table[k] for ``dens`` ``[N, K, M, C]``, ``table`` ``[K, M, C]``
+    (accumulated slice by slice: no ``[N, K, M, C]`` temporary)."""
+    slices, weights = dens.unbind(1), table.unbind(0)
+    out = slices[0] * weights[0]
+    for x, w in zip(slices[1:], weights[1:], strict=True):
+        out = torch.addcmul(out, x, w)
+    return out
+
+
 def _normal(*shape: int, std: float) -> nn.Parameter:
     return nn.Parameter(torch.randn(*shape) * std)
 
@@ -149,12 +159,12 @@ class EquivariantLayer(nn.Module):
         k, m = edges.basis.shape[-1], self.l_of_m.shape[0]
         s = edges.slots.gather(h[:, 0] @ self.up)
         dens = contract_density(edges.basis_sh, s).view(n, k, m, c)
-        a = (dens * self.radial[:, self.l_of_m]).sum(1)
+        a = _weighted_sum(dens, self.radial[:, self.l_of_m])
         if self.radial_features is not None:
             m_in = h.shape[1]
             hj = edges.slots.gather(h.reshape(n, m_in * c))
             dens = contract_density(edges.basis, hj).view(n, k, m_in, c)
-            a2 = (dens * self.radial_features[:, self.l_of_m[:m_in]]).sum(1)
+            a2 = _weighted_sum(dens, self.radial_features[:, self.l_of_m[:m_in]])
             a = torch.cat([a[:, :m_in] + a2, a[:, m_in:]], dim=1)
         return a * self.inv_avg_neighbors
 

@@ -1,8 +1,11 @@
 """Rotation/translation/permutation/reflection behaviour of EquivariantPotential.
 
-Measured grid-MLP aliasing (float64, channels 6, lmax 2, correlation 3, exact grid,
-seeds 0–4): energy ≤ 1e-4 relative, forces ≤ 5e-3 relative; the bound asserted is
-GRID_MLP_BOUND. The polynomial (product) path is exact: 1e-10.
+Measured grid-MLP aliasing at initialisation (float64, test model: channels 6, lmax 2,
+hidden_lmax 1, correlation 3; 6 random rotations/reflections): with the default
+grid_oversample = 4, energy ≤ 3e-6 and forces ≤ 7e-5 relative (molecule; ≤ 1e-6 for
+the Cu–Ni cell); with grid_oversample = 0 (the exact-product grid), energy ≤ 7e-5 and
+forces ≤ 2.5e-3. The bound asserted is GRID_MLP_BOUND. The polynomial (product) path
+is exact: 1e-10.
 """
 
 import numpy as np
@@ -13,7 +16,7 @@ from equivariant_helpers import chiral, cuni_cell, organic, small_model
 from mlpot import AtomicGraph
 from mlpot.testing import assert_equivariant
 
-GRID_MLP_BOUND = 2e-2
+GRID_MLP_BOUND = 1e-3
 
 
 @pytest.mark.parametrize("backend", ["cg", "grid"])
@@ -33,8 +36,7 @@ def test_grid_mlp_aliasing_shrinks_with_oversampling():
     errs = []
     for extra in (0, 8):
         model = small_model("grid", True, grid_oversample=extra)
-        errs.append(max(assert_equivariant(model, cuni_cell(1), seed=5,
-                                           rtol=GRID_MLP_BOUND)))
+        errs.append(max(assert_equivariant(model, organic(), seed=5, rtol=1.0)))
     assert errs[1] < errs[0]
 
 
