@@ -1,1 +1,15 @@
-"""Compute kernels: Triton implementations with pure-torch reference twins."""
+"""Compute kernels: Triton implementations with pure-torch reference twins.
+
+Pure-torch references (the signatures a fused kernel must keep):
+
+- :mod:`mlpot.kernels.spline`: cubic B-spline radial basis × C² polynomial envelope
+  (``radial_basis``, ``spline_radial``).
+- :mod:`mlpot.kernels.s2grid`: Gauss–Legendre × uniform S² grids with exact
+  SH ↔ grid projections (``s2_grid``, ``product_grid``, ``grid_resolution``).
+- :mod:`mlpot.kernels.grid_product`: fused SH → grid → products + MLP → SH node
+  update (``grid_node_update``).
+- :mod:`mlpot.kernels.gaunt`: exact real Gaunt tensors from e3nn's Wigner 3j and the
+  CG twin of the product path (``gaunt_tensor``, ``cg_node_update``).
+- :mod:`mlpot.kernels.neighbors`: padded neighbour slots and the edge → node density
+  contraction (``neighbor_slots``, ``contract_density``).
+"""

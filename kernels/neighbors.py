@@ -36,11 +36,14 @@ class NeighborSlots:
         out = out.index_copy(0, self.slot, edge_values)
         return out.view(self.num_nodes, self.max_neighbors, *edge_values.shape[1:])
 
-    def gather(self, node_values: torch.Tensor) -> torch.Tensor:
-        """``[N, ...]`` → ``[N, K_max, ...]`` neighbour values (zeros in empty slots)."""
+    def gather(self, node_values: torch.Tensor, start: int = 0, stop: int | None = None
+               ) -> torch.Tensor:
+        """``[N, ...]`` → ``[stop − start, K_max, ...]`` values of the neighbours of
+        centres ``start … stop − 1`` (zeros in empty slots)."""
+        stop = self.num_nodes if stop is None else stop
         ext = torch.cat([node_values, node_values.new_zeros((1, *node_values.shape[1:]))])
-        return ext[self.neighbor].view(self.num_nodes, self.max_neighbors,
-                                       *node_values.shape[1:])
+        index = self.neighbor[start * self.max_neighbors:stop * self.max_neighbors]
+        return ext[index].view(stop - start, self.max_neighbors, *node_values.shape[1:])
 
 
 def neighbor_slots(edge_index: torch.Tensor, num_nodes: int) -> NeighborSlots:

@@ -65,29 +65,40 @@ class EquivariantPotentialConfig:
 class EquivariantPotential(Potential):
     """Equivariant message-passing potential (MACE/NequIP family, Facet-style parts).
 
-    Layer t maps node features h ``[N, (L+1)², C]`` to new features:
-    messages m_ij = R¹(r_ij)·Y(r̂_ij)·s_j + R²(r_ij)·h_j with spline radial weights
-    (:mod:`mlpot.kernels.spline`), density A_i = Σ_j m_ij, factors x_k = W_k A (+W h_i),
-    node update Σ_ν λ_ν(Z_i) Π_{k≤ν} x_k plus a per-grid-point MLP of x_1, evaluated
-    on a Gauss–Legendre × uniform S² grid and projected back (backend "grid"), or with
-    exact Gaunt/CG contractions and a gated MLP (backend "cg"). The last layer only
-    keeps l = 0. Per-atom energy = Σ_t readout_t(h_t[l=0]) (linear, last one an MLP),
-    then the base class applies scale/shift and E0. h_0 = species + charge + spin
-    embeddings (scalars).
+    Layer t maps node features h ``[N, (L_h+1)², C]`` to new features: messages
+    m_ij = R¹(r_ij)·Y(r̂_ij)·s_j + R²(r_ij)·h_j (channel-wise) with cubic-spline radial
+    weights (:mod:`mlpot.kernels.spline`, C² envelope, exactly 0 for r ≥ cutoff),
+    density A_i = Σ_j m_ij / avg_num_neighbors up to l = lmax, factors
+    x_k = W_k,l A + W'_k,l h_i (k = 1 … correlation), node update
+    Σ_ν λ_ν(Z_i) Π_{k≤ν} x_k plus a per-grid-point MLP of x_1 (Facet-style
+    self-connection), evaluated on a Gauss–Legendre × uniform S² grid and projected
+    back (backend "grid"), or with exact Gaunt/CG contractions and a gated MLP (backend
+    "cg"). Features passed on keep l ≤ hidden_lmax; the last layer keeps l = 0. Per-atom
+    energy = Σ_t readout_t(h_t[l=0]) (linear; the last an MLP) minus the same for the
+    atom without neighbours (so an isolated atom has exactly E0); the base class adds
+    scale/shift and E0. h_0 = species + charge + spin embeddings (scalars).
 
-    Grid rule: res_β = ⌈(D+1)/2⌉, res_α = D + 1 with D = correlation·lmax + lmax_out;
-    then the product path equals the exact CG backend to rounding (~1e-15) and is
-    exactly E(3)-equivariant. The MLP path aliases (not band-limited): its rotation
-    error is measured in ``tests/mlpot/test_equivariant_symmetry.py``.
+    Grid rule: res_β = ⌈(D+1)/2⌉, res_α = D + 1 with
+    D = correlation·lmax + lmax_out + grid_oversample. For any grid_oversample ≥ 0 the
+    product path equals the exact CG backend to rounding (~1e-15) and is exactly
+    E(3)-equivariant (tests: 1e-10). The MLP path is not band-limited and aliases.
+    Measured rotation error at initialisation (float64, default 64 channels, lmax 3,
+    ethylamine + water / rattled Cu–Ni cell): grid_oversample = 0: energy 3e-5, forces
+    7e-4 (relative to the largest force); grid_oversample = 4 (default): energy 1e-6,
+    forces 5e-6. ``self_mlp=False`` makes the grid backend exactly equivariant.
 
     Parity: all features have natural parity (Y_l has parity (−1)^l) and products
     only create natural-parity terms (Gaunt coefficients vanish for odd l₁+l₂+l₃), so
     both backends are invariant under improper rotations too (E(3), not just SE(3)):
     mirror images (enantiomers) get identical energies; pseudoscalar terms such as
-    triple products a·(b×c) cannot be represented.
+    triple products a·(b×c) cannot be represented. Tested in
+    ``tests/mlpot/test_equivariant_symmetry.py``.
 
-    Defaults (measured, see the module README in the report): 2 layers, 64 channels,
-    lmax 3, correlation 3, 8 knots, 5 Å.
+    Defaults, from measurements on 2-core CPU, float32: 2 layers, 64 channels, lmax 3,
+    hidden_lmax 1, correlation 3 (MACE's 64x0e+64x1o, max_ell 3 reference setting),
+    12 knots (overfitting 20 EMT Cu–Ni cells, 0.08 Å rattle, 600 Adam steps: force
+    RMSE 14.2 meV/Å with K = 8, 10.3 with K = 12), grid_oversample 4 (100× smaller
+    MLP aliasing for ~1.5× node-update cost), 5 Å cutoff.
     """
 
     def __init__(
@@ -161,20 +172,20 @@ class EquivariantPotential(Potential):
         """Learned energy of each atom minus that of the same atom without neighbours,
         so an isolated atom's energy is exactly its E0."""
         c = self.config
-        edges = EdgeFeatures.build(graph.edge_index, edge_vectors, graph.num_atoms, c.lmax,
-                                   c.num_knots, self.cutoff)
         h = self.embed(graph, species)
-        energy = self._energy_chain(h, edges, species)
-        # isolated references, one per distinct (species, charge, spin) embedding
+        # isolated references, one per distinct (species, charge, spin) embedding, run
+        # as extra edge-less nodes in the same pass
         system_key = ((graph.charge + c.max_charge) * c.max_spin + graph.spin - 1)
         key = species + len(c.species) * system_key[graph.system_index]
         unique, inverse = torch.unique(key, return_inverse=True)
-        first = torch.full_like(unique, graph.num_atoms).scatter_reduce_(
-            0, inverse, torch.arange(graph.num_atoms, device=key.device), reduce="amin")
-        none = EdgeFeatures.build(graph.edge_index[:, :0], edge_vectors[:0], len(unique),
-                                  c.lmax, c.num_knots, self.cutoff)
-        isolated = self._energy_chain(h[first], none, species[first])
-        return energy - isolated[inverse]
+        n = graph.num_atoms
+        first = torch.full_like(unique, n).scatter_reduce_(
+            0, inverse, torch.arange(n, device=key.device), reduce="amin")
+        edges = EdgeFeatures.build(graph.edge_index, edge_vectors, n + len(unique), c.lmax,
+                                   c.num_knots, self.cutoff)
+        energy = self._energy_chain(torch.cat([h, h[first]]), edges,
+                                    torch.cat([species, species[first]]))
+        return energy[:n] - energy[n:][inverse]
 
     def _energy_chain(
         self, h: torch.Tensor, edges: EdgeFeatures, species: torch.Tensor

@@ -27,12 +27,17 @@ class EdgeFeatures:
     Attributes:
         slots: the ``[N, K_max]`` slot table.
         basis: ``[N, K_max, K]`` enveloped spline basis b_k(r) (zero in empty slots).
-        basis_sh: ``[N, K_max, K·M]`` b_k(r) Y_m(r̂).
+        sh: ``[N, K_max, M]`` Y_m(r̂).
     """
 
     slots: NeighborSlots
     basis: torch.Tensor
-    basis_sh: torch.Tensor
+    sh: torch.Tensor
+
+    def basis_sh(self, start: int, stop: int) -> torch.Tensor:
+        """``[stop − start, K_max, K·M]`` b_k(r) Y_m(r̂) of centres start … stop − 1."""
+        b, y = self.basis[start:stop], self.sh[start:stop]
+        return (b[:, :, :, None] * y[:, :, None, :]).flatten(2)
 
     @classmethod
     def build(cls, edge_index: torch.Tensor, edge_vectors: torch.Tensor, num_nodes: int,
@@ -42,8 +47,7 @@ class EdgeFeatures:
         r = torch.linalg.vector_norm(edge_vectors, dim=-1)
         basis = radial_basis(r, num_knots, cutoff)
         sh = spherical_harmonics(lmax, edge_vectors)
-        basis_sh = (basis[:, :, None] * sh[:, None, :]).reshape(r.shape[0], num_knots * sh.shape[1])
-        return cls(slots=slots, basis=slots.pad(basis), basis_sh=slots.pad(basis_sh))
+        return cls(slots=slots, basis=slots.pad(basis), sh=slots.pad(sh))
 
 
 def linear_per_l(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -55,6 +59,11 @@ def linear_per_l(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if lmax_x == 0:
         return x @ weight[0]
     return torch.cat([x[:, l * l:(l + 1) ** 2] @ weight[l] for l in range(lmax_x + 1)], dim=1)
+
+
+#: Target size of per-block temporaries, bytes (16 MB: below glibc's largest mmap
+#: threshold, so freed blocks are reused from the heap).
+BLOCK_BYTES = 16 * 2**20
 
 
 def _weighted_sum(dens: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
@@ -79,7 +88,8 @@ class EquivariantLayer(nn.Module):
     with s = h[l=0] W_up and R = spline radial weights (R² only after the first layer),
     A_i = Σ_j m_ij / avg_num_neighbors. Factors x_k = W_k,l A + W'_k,l h_i,
     then y = products + self-MLP (see :func:`grid_node_update`), and
-    h_new = W_out,l y + W_skip,l h.
+    h_new = W_out,l y + W_skip,l h. On CPU the centres are processed in blocks whose
+    temporaries stay ≲ BLOCK_BYTES (same result; avoids page-faulting large buffers).
     """
 
     def __init__(
@@ -148,22 +158,24 @@ class EquivariantLayer(nn.Module):
             self._buffers[name] = master.to(device=buf.device, dtype=buf.dtype)
         return self
 
-    def messages(self, h: torch.Tensor, edges: EdgeFeatures) -> torch.Tensor:
-        """Aggregated neighbour density A ``[N, M, C]``.
+    def messages(self, h: torch.Tensor, s: torch.Tensor, edges: EdgeFeatures, start: int,
+                 stop: int) -> torch.Tensor:
+        """Aggregated neighbour density A ``[stop − start, M, C]`` of centres
+        start … stop − 1, from features ``h`` ``[N, M_h, C]`` and ``s = h[l=0] W_up``.
 
         With R[e, l, c] = Σ_k b_k(r_e) C[k, l, c], the sum over edges is done first:
         A¹[i, m, c] = Σ_k C¹[k, l(m), c] Σ_e b_k(r_e) Y_m(r̂_e) s_j[c] (one batched
         matmul over the padded neighbour slots), likewise A² with h_j.
         """
-        n, c = h.shape[0], h.shape[-1]
+        n, c = stop - start, h.shape[-1]
         k, m = edges.basis.shape[-1], self.l_of_m.shape[0]
-        s = edges.slots.gather(h[:, 0] @ self.up)
-        dens = contract_density(edges.basis_sh, s).view(n, k, m, c)
+        sj = edges.slots.gather(s, start, stop)
+        dens = contract_density(edges.basis_sh(start, stop), sj).view(n, k, m, c)
         a = _weighted_sum(dens, self.radial[:, self.l_of_m])
         if self.radial_features is not None:
             m_in = h.shape[1]
-            hj = edges.slots.gather(h.reshape(n, m_in * c))
-            dens = contract_density(edges.basis, hj).view(n, k, m_in, c)
+            hj = edges.slots.gather(h.reshape(h.shape[0], m_in * c), start, stop)
+            dens = contract_density(edges.basis[start:stop], hj).view(n, k, m_in, c)
             a2 = _weighted_sum(dens, self.radial_features[:, self.l_of_m[:m_in]])
             a = torch.cat([a[:, :m_in] + a2, a[:, m_in:]], dim=1)
         return a * self.inv_avg_neighbors
@@ -202,11 +214,37 @@ class EquivariantLayer(nn.Module):
         gated = x[1:] * torch.sigmoid(s @ self.gate)[None]
         return torch.cat([scalars[None], gated], dim=0)
 
+    def chunk_size(self, channels: int, max_neighbors: int, num_knots: int,
+                   element_size: int) -> int:
+        """Centres per block, so per-block temporaries stay ≲ BLOCK_BYTES (then the
+        allocator reuses memory instead of page-faulting fresh mappings each call)."""
+        m = self.l_of_m.shape[0]
+        if self.backend == "grid":
+            points = self.to_grid.shape[1]
+        else:
+            points = max(g.shape[0] * g.shape[1] for g in
+                         (getattr(self, f"gaunt{k}") for k in range(self.num_gaunts))) \
+                if self.num_gaunts else m
+        factors = self.mix.shape[-1] // channels
+        per_node = max(points * factors * channels, max_neighbors * num_knots * m,
+                       num_knots * m * channels, max_neighbors * m * channels)
+        return max(8, BLOCK_BYTES // (per_node * element_size))
+
     def forward(self, h: torch.Tensor, edges: EdgeFeatures, species: torch.Tensor
                 ) -> torch.Tensor:
-        """``h`` ``[N, M_h, C]`` → ``[N, (lmax_out+1)², C]``."""
-        a = self.messages(h, edges)
-        y = linear_per_l(self.node_update(a, h, species).transpose(0, 1), self.out)
-        if self.skip is not None:
-            y = y + linear_per_l(h[:, :num_sh(self.lmax_out)], self.skip)
-        return y
+        """``h`` ``[N, M_h, C]`` → ``[N, (lmax_out+1)², C]``, in blocks of centres."""
+        n, c = h.shape[0], h.shape[-1]
+        s = h[:, 0] @ self.up
+        # blocks only help the CPU allocator; CUDA's caching allocator reuses memory
+        step = max(n, 1) if h.is_cuda else self.chunk_size(
+            c, edges.slots.max_neighbors, edges.basis.shape[-1], h.element_size())
+        out = []
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            a = self.messages(h, s, edges, start, stop)
+            y = self.node_update(a, h[start:stop], species[start:stop]).transpose(0, 1)
+            y = linear_per_l(y, self.out)
+            if self.skip is not None:
+                y = y + linear_per_l(h[start:stop, :num_sh(self.lmax_out)], self.skip)
+            out.append(y)
+        return out[0] if len(out) == 1 else torch.cat(out)

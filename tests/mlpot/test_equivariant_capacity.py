@@ -59,7 +59,7 @@ def test_overfits_emt_cuni():
     e0 = torch.linalg.lstsq(counts.double(), graph.energy[:, None].double()).solution[:, 0]
     model.set_reference_energies(e0)
     start = time.perf_counter()
-    out = fit(model, graph, steps=600, lr=2e-2)
+    out = fit(model, graph, steps=800, lr=1e-2)
     rmse_f = float(((out.forces - graph.forces) ** 2).mean().sqrt())
     rmse_e = float((((out.energy - graph.energy) / graph.atoms_per_system) ** 2).mean().sqrt())
     rmse_s = float(((out.stress - graph.stress) ** 2).mean().sqrt())

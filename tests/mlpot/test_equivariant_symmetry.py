@@ -62,3 +62,18 @@ def test_grid_polynomial_path_equals_cg_backend():
         a, b = grid(g, compute_stress=bool(atoms.pbc.all())), cg(g)
         np.testing.assert_allclose(a.energy.numpy(), b.energy.numpy(), rtol=1e-12)
         np.testing.assert_allclose(a.forces.numpy(), b.forces.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"lmax": 0, "hidden_lmax": 0, "correlation": 2},
+    {"lmax": 1, "hidden_lmax": 1, "correlation": 1, "num_layers": 1},
+    {"lmax": 3, "hidden_lmax": 3, "correlation": 2, "num_layers": 3},
+    {"lmax": 2, "hidden_lmax": 0, "correlation": 4},
+])
+def test_other_shapes_are_exact_without_mlp(kwargs):
+    grid, cg = small_model("grid", False, **kwargs), small_model("cg", False, **kwargs)
+    cg.load_state_dict(grid.state_dict())
+    atoms = organic()
+    assert_equivariant(grid, atoms, seed=1, rtol=1e-10, reflect=True)
+    g = AtomicGraph.from_atoms(atoms, dtype=torch.float64)
+    np.testing.assert_allclose(grid(g).forces.numpy(), cg(g).forces.numpy(), atol=1e-11)
