@@ -147,8 +147,9 @@ def print_report(result: BenchResult, console: Console | None = None) -> None:
     """Print the tables, parameter counts, versions and target checks."""
     if console is None:
         console = Console() if Console().is_terminal else Console(width=140)
-    console.print(time_table(result))
-    console.print(memory_table(result))
+    if result.measurements:
+        console.print(time_table(result))
+        console.print(memory_table(result))
     seen: dict[str, str] = {}
     for m in result.measurements:
         if m.framework not in seen:
