@@ -44,3 +44,65 @@ def md(
     from mlpot.benchmarks.md_overhead import run
 
     run(steps=steps, device=device, dtype=dtype, n_systems=systems, ml_steps=ml_steps)
+
+
+def _int_tuple(text: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError as err:
+        raise typer.BadParameter(f"{option} takes comma-separated integers, got {text!r}") \
+            from err
+
+
+@bench_app.command("model")
+def model(
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    dtype: str = typer.Option("float32", help="float32 or float64."),
+    threads: int = typer.Option(2, help="torch threads per framework."),
+    channels: int = typer.Option(64, help="Feature channels."),
+    lmax: int = typer.Option(3, help="Highest l (MACE max_ell)."),
+    correlation: int = typer.Option(3, help="Correlation order (both)."),
+    layers: int = typer.Option(2, help="Message-passing layers."),
+    knots: int = typer.Option(0, help="mlpot spline knots (0: the model's default)."),
+    cutoff: float = typer.Option(5.0, help="Cutoff, Å (MACE r_max)."),
+    hidden_lmax: int = typer.Option(
+        1, help="Highest l of node features between layers (MACE hidden irreps)."),
+    sizes: str = typer.Option("4,6", help="fcc Cu supercells n (4·n³ atoms) for energy+forces."),
+    molecule: bool = typer.Option(True, help="Time aspirin (21 atoms) too."),
+    train_sizes: str = typer.Option("4", help="fcc Cu supercells n of the training step "
+                                    "('' to skip)."),
+    scaling: str = typer.Option("6,14", help="Two supercells n for the per-atom scaling check "
+                                "of the grid backend ('' to skip)."),
+    repeats: int = typer.Option(5, help="Timed calls per framework and case (median)."),
+    frameworks: str = typer.Option("grid,cg,mace", help="Subset of grid,cg,mace."),
+    quick: bool = typer.Option(False, help="Smoke test: small cells, 2 repeats."),
+    mace_python: str = typer.Option(None, help="Python that has mace-torch (skips the venv)."),
+    mace_venv: str = typer.Option(None, help="MACE venv dir (default ~/.cache/mlpot/...)."),
+    mace_pythonpath: str = typer.Option(None, help="Prepended to PYTHONPATH of MACE only."),
+    json_out: str = typer.Option(None, "--json", help="Also write the raw results here."),
+    profile: bool = typer.Option(False, help="Also print torch.profiler top ops per case."),
+) -> None:
+    """mlpot EquivariantPotential (grid, cg) vs mace-torch: time, memory, ratios."""
+    from mlpot.benchmarks.mace_env import MaceEnvError
+    from mlpot.benchmarks.model_vs_mace import BenchConfig, ModelSpec, quick_config, run
+    from mlpot.benchmarks.worker_client import WorkerError
+
+    scaling_n = _int_tuple(scaling, "--scaling")
+    if len(scaling_n) not in (0, 2):
+        raise typer.BadParameter(f"--scaling takes two sizes or '', got {scaling!r}")
+    try:
+        config = BenchConfig(
+            model=ModelSpec(channels, lmax, correlation, layers, knots or None, cutoff,
+                            hidden_lmax),
+            device=device, dtype=dtype, threads=threads, cu_repeats=_int_tuple(sizes, "--sizes"),
+            train_repeats=_int_tuple(train_sizes, "--train-sizes"), molecule=molecule,
+            scaling_repeats=scaling_n or None,
+            repeats=repeats, frameworks=tuple(f.strip() for f in frameworks.split(",")),
+            mace_python=mace_python, mace_venv=mace_venv, mace_pythonpath=mace_pythonpath,
+            profile=profile)
+        if quick:
+            config = quick_config(config)
+        run(config, json_out)
+    except (ValueError, MaceEnvError, WorkerError) as err:
+        typer.echo(f"mlpot bench model: {err}", err=True)
+        raise typer.Exit(1) from err
