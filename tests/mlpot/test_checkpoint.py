@@ -93,3 +93,14 @@ def test_failed_save_leaves_previous_file_intact(model, tmp_path, monkeypatch):
         save_model(model, path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lj.pt"]
+
+
+def test_saved_file_permissions_follow_umask(model, tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = save_model(model, tmp_path / "perm.pt")
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == 0o644
