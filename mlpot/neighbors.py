@@ -60,8 +60,9 @@ def system_neighbors(
         i, j, S = nl.compute(
             positions.detach().double().numpy(), box.numpy(), periodic.tolist(),
             quantities="ijS", copy=True)
+        # vesin returns uint64 indices < 2**63: reinterpret them without a copy
         return NeighborList(
-            torch.from_numpy(i.astype(np.int64)), torch.from_numpy(j.astype(np.int64)),
+            torch.from_numpy(i.view(np.int64)), torch.from_numpy(j.view(np.int64)),
             torch.from_numpy(S.astype(np.int64)))
     nl = vesin.torch.NeighborList(**calc_kwargs)
     i, j, S = nl.compute(positions.detach(), box.to(device=device, dtype=positions.dtype),
@@ -108,10 +109,13 @@ def with_neighbors(graph: AtomicGraph, cutoff: float) -> AtomicGraph:
     for b, (start, count) in enumerate(zip(starts, counts, strict=True)):
         pos = graph.positions[start:start + count]
         nl = system_neighbors(pos, graph.cell[b], graph.pbc[b], cutoff)
-        edges.append(torch.stack([nl.i, nl.j]) + int(start))
+        pair = torch.stack([nl.i, nl.j])
+        edges.append(pair.add_(int(start)) if start else pair)
         shifts.append(nl.cell_shifts.to(graph.dtype) @ graph.cell[b].detach())
-    edge_index = torch.cat(edges, dim=1) if edges else torch.zeros(
-        2, 0, dtype=torch.int64, device=graph.device)
-    shift = torch.cat(shifts) if shifts else torch.zeros(0, 3, dtype=graph.dtype,
-                                                         device=graph.device)
+    if not edges:
+        edge_index = torch.zeros(2, 0, dtype=torch.int64, device=graph.device)
+        shift = torch.zeros(0, 3, dtype=graph.dtype, device=graph.device)
+    else:  # a single system (the common MD case) needs no concatenation copy
+        edge_index = edges[0] if len(edges) == 1 else torch.cat(edges, dim=1)
+        shift = shifts[0] if len(shifts) == 1 else torch.cat(shifts)
     return graph.replace(edge_index=edge_index.to(graph.device), shifts=shift.to(graph.device))
