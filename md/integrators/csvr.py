@@ -47,6 +47,36 @@ def csvr_rescale(state: MDState, temperature: torch.Tensor, tau: float, dt: floa
     return new, new.kinetic_energy() - K
 
 
+class CSVRThermostat:
+    """The CSVR rescaling step with its energy bookkeeping, shared by CSVR and NPT.
+
+    Args:
+        temperature: target, K (scalar or one per system).
+        tau: time constant, fs.
+
+    Attributes:
+        injected: ``[B]`` energy the thermostat has added so far, eV (None before use).
+    """
+
+    def __init__(self, temperature: float | torch.Tensor, tau: float) -> None:
+        if not tau > 0:
+            raise ValueError(f"thermostat time constant must be positive, got {tau} fs")
+        self.temperature, self.tau = temperature, float(tau)
+        self.injected: torch.Tensor | None = None
+
+    def __call__(self, state: MDState, dt: float) -> MDState:
+        """T(dt): rescale the momenta exactly (:func:`csvr_rescale`), book the energy."""
+        state, dK = csvr_rescale(state, per_system(self.temperature, state), self.tau, dt)
+        self.injected = dK if self.injected is None else self.injected + dK
+        return state
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {} if self.injected is None else {"injected": self.injected}
+
+    def load_state_dict(self, values: dict[str, torch.Tensor]) -> None:
+        self.injected = values.get("injected")
+
+
 class CSVR(Integrator):
     """Velocity Verlet with the stochastic velocity-rescaling thermostat of
     Bussi, Donadio & Parrinello, J. Chem. Phys. 126, 014101 (2007).
@@ -67,15 +97,8 @@ class CSVR(Integrator):
                  ) -> None:
         if not dt > 0:
             raise ValueError(f"time step must be positive, got {dt} fs")
-        if not tau > 0:
-            raise ValueError(f"thermostat time constant must be positive, got {tau} fs")
-        self.dt, self.temperature, self.tau = float(dt), temperature, float(tau)
-        self.injected = None  # [B] energy added by the thermostat, eV
-
-    def thermostat(self, state: MDState, dt: float) -> MDState:
-        state, dK = csvr_rescale(state, per_system(self.temperature, state), self.tau, dt)
-        self.injected = dK if self.injected is None else self.injected + dK
-        return state
+        self.dt = float(dt)
+        self.thermostat = CSVRThermostat(temperature, tau)
 
     def step(self, state: MDState, forces_fn: ForcesFn) -> MDState:
         half = 0.5 * self.dt
@@ -84,11 +107,11 @@ class CSVR(Integrator):
         return advance_clock(self.thermostat(state, half), self.dt)
 
     def conserved_energy(self, state: MDState) -> torch.Tensor:
-        injected = 0 if self.injected is None else self.injected
-        return state.energy + state.kinetic_energy() - injected
+        injected = self.thermostat.injected
+        return state.energy + state.kinetic_energy() - (0 if injected is None else injected)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {} if self.injected is None else {"injected": self.injected}
+        return self.thermostat.state_dict()
 
     def load_state_dict(self, values: dict[str, torch.Tensor]) -> None:
-        self.injected = values.get("injected")
+        self.thermostat.load_state_dict(values)

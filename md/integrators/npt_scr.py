@@ -12,7 +12,7 @@ from mlpot.md.integrators.base import (
     per_system,
     update_forces,
 )
-from mlpot.md.integrators.csvr import csvr_rescale
+from mlpot.md.integrators.csvr import CSVRThermostat
 from mlpot.md.state import MDState
 from mlpot.md.units import GPA, KB
 
@@ -86,7 +86,7 @@ class NPTStochasticCellRescaling(Integrator):
         self.dt, self.temperature, self.pressure = float(dt), temperature, pressure
         self.tau_t, self.tau_p = float(tau_t), float(tau_p)
         self.compressibility, self.cell_mode = float(compressibility), cell_mode
-        self.injected = None
+        self.thermostat = CSVRThermostat(temperature, tau_t)
 
     def _strain(self, state: MDState, dt: float) -> torch.Tensor:
         """``[B, 3, 3]`` symmetric strain increment dε for one barostat step."""
@@ -125,11 +125,6 @@ class NPTStochasticCellRescaling(Integrator):
         momenta = (state.momenta[:, :, None] * mu_inv[idx]).sum(1)
         return state.with_positions(positions, matmul3(state.cell, mu)).replace(momenta=momenta)
 
-    def thermostat(self, state: MDState, dt: float) -> MDState:
-        state, dK = csvr_rescale(state, per_system(self.temperature, state), self.tau_t, dt)
-        self.injected = dK if self.injected is None else self.injected + dK
-        return state
-
     def step(self, state: MDState, forces_fn: ForcesFn) -> MDState:
         half = 0.5 * self.dt
         state = drift(kick(self.thermostat(state, half), half), self.dt)
@@ -137,8 +132,8 @@ class NPTStochasticCellRescaling(Integrator):
         return advance_clock(self.thermostat(kick(state, half), half), self.dt)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {} if self.injected is None else {"injected": self.injected}
+        return self.thermostat.state_dict()
 
     def load_state_dict(self, values: dict[str, torch.Tensor]) -> None:
-        self.injected = values.get("injected")
+        self.thermostat.load_state_dict(values)
 
