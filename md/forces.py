@@ -30,7 +30,7 @@ class VerletList:
     """Candidate pairs within ``cutoff + skin`` at the reference configuration.
 
     Attributes:
-        edge_index: ``[2, E]`` batch atom indices.
+        edge_index: ``[2, E]`` batch atom indices (rows contiguous).
         cell_shifts: ``[E, 3]`` integer image offsets (as floats) of atom j.
         ref_positions: ``[N, 3]`` positions at the rebuild, Å.
         ref_cell: ``[B, 3, 3]`` cell at the rebuild, Å.
@@ -38,6 +38,8 @@ class VerletList:
         ref_distance: ``[E]`` pair distances at the rebuild, Å, ascending (the pairs are
             stored in this order; the stable sort keeps each system's relative order, so a
             system's pair order does not depend on its batch-mates).
+        ref_distance_host: the same as a float64 numpy array (searched on the host).
+        pair_flat: ``[2E]`` ``i0, j0, i1, j1, ...``: one gather fetches both ends.
     """
 
     edge_index: torch.Tensor
@@ -46,6 +48,8 @@ class VerletList:
     ref_cell: torch.Tensor
     ref_cell_inv: torch.Tensor
     ref_distance: torch.Tensor
+    ref_distance_host: np.ndarray
+    pair_flat: torch.Tensor
 
 
 def _safe_inverse(cell: torch.Tensor) -> torch.Tensor:
@@ -56,24 +60,57 @@ def _safe_inverse(cell: torch.Tensor) -> torch.Tensor:
         ok[:, None, None], cell, eye)), eye)
 
 
+def cartesian_shifts(cell_shifts: torch.Tensor, cell: torch.Tensor,
+                     edge_system: torch.Tensor) -> torch.Tensor:
+    """``[E, 3]`` shifts S·cell, Å, of pairs with integer offsets ``cell_shifts [E, 3]``
+    and systems ``edge_system [E]`` (``cell [B, 3, 3]``)."""
+    if cell.shape[0] == 1:
+        return cell_shifts @ cell[0]
+    return torch.bmm(cell_shifts[:, None, :], cell[edge_system]).squeeze(1)
+
+
 def build_verlet_list(graph: AtomicGraph, radius: float) -> VerletList:
     """Candidate pairs of every system within ``radius`` (one vesin call per system)."""
     counts = graph.atoms_per_system.tolist()
     starts = np.cumsum([0, *counts[:-1]])
-    edges, shifts = [], []
-    for b, (start, count) in enumerate(zip(starts, counts, strict=True)):
-        nl = system_neighbors(graph.positions[start:start + count], graph.cell[b],
-                              graph.pbc[b], radius)
-        edges.append(torch.stack([nl.i, nl.j]).to(graph.device) + int(start))
-        shifts.append(nl.cell_shifts.to(device=graph.device, dtype=graph.dtype))
-    edge_index, cell_shifts = torch.cat(edges, dim=1), torch.cat(shifts)
     pos, cell = graph.positions.detach(), graph.cell.detach()
-    i, j = edge_index
-    vec = pos[j] - pos[i] + (cell_shifts[:, :, None] * cell[graph.system_index[i]]).sum(1)
-    dist, order = torch.sort(vec.norm(dim=1), stable=True)
-    return VerletList(edge_index=edge_index[:, order], cell_shifts=cell_shifts[order],
+    edges, shifts, vectors = [], [], []
+    for b, (start, count) in enumerate(zip(starts, counts, strict=True)):
+        nl = system_neighbors(pos[start:start + count], cell[b], graph.pbc[b], radius)
+        pair = torch.stack([nl.i, nl.j]).to(graph.device)
+        s = nl.cell_shifts.to(device=graph.device, dtype=graph.dtype)
+        p = pos[start:start + count]
+        vectors.append(p.index_select(0, pair[1]) - p.index_select(0, pair[0]) + s @ cell[b])
+        edges.append(pair.add_(int(start)) if start else pair)
+        shifts.append(s)
+    edge_index, cell_shifts = torch.cat(edges, dim=1), torch.cat(shifts)
+    vec = torch.cat(vectors)
+    dist, order = torch.sort(torch.mv(vec * vec, torch.ones(3, dtype=vec.dtype,
+                                                             device=vec.device)).sqrt(),
+                             stable=True)
+    edge_index = edge_index.index_select(1, order)
+    return VerletList(edge_index=edge_index, cell_shifts=cell_shifts.index_select(0, order),
                       ref_positions=pos.clone(), ref_cell=cell.clone(),
-                      ref_cell_inv=_safe_inverse(cell), ref_distance=dist)
+                      ref_cell_inv=_safe_inverse(cell), ref_distance=dist,
+                      ref_distance_host=dist.cpu().double().numpy(),
+                      pair_flat=edge_index.T.reshape(-1))
+
+
+@dataclass
+class _PairBuffers:
+    """The model-facing pair list, rewritten in place each call (see ForceField.edges).
+
+    ``edges [2, E]`` and ``shifts [E, 3]`` start as copies of the sorted candidates;
+    only ``[pristine:]`` has since been overwritten by pruned bands.
+    ``candidate_shifts [E, 3]`` are the candidates' cartesian shifts for ``cell``.
+    """
+
+    edges: torch.Tensor
+    shifts: torch.Tensor
+    candidate_shifts: torch.Tensor
+    cell: torch.Tensor
+    pristine: int
+    ones3: torch.Tensor
 
 
 class ForceField:
@@ -103,8 +140,7 @@ class ForceField:
         self.calls = 0
         self.prune = prune
         self.verlet: VerletList | None = None
-        self._shift_cell: torch.Tensor | None = None
-        self._shifts: torch.Tensor | None = None
+        self._buffers: _PairBuffers | None = None
         self._last: tuple[AtomicGraph, AtomicGraph] | None = None
 
     # ----------------------------------------------------------- neighbours
@@ -114,8 +150,8 @@ class ForceField:
         v = self.verlet
         cell = graph.cell.detach()
         if torch.equal(cell, v.ref_cell):
-            disp = (graph.positions.detach() - v.ref_positions).norm(dim=1)
-            return float(disp.max()) if disp.numel() else 0.0, 1.0, 1.0
+            disp = graph.positions.detach() - v.ref_positions
+            return float((disp * disp).sum(1).max().sqrt()) if disp.numel() else 0.0, 1.0, 1.0
         F = v.ref_cell_inv @ cell
         affine = (v.ref_positions[:, :, None] * F[graph.system_index]).sum(1)
         disp = (graph.positions.detach() - affine).norm(dim=1)
@@ -131,18 +167,22 @@ class ForceField:
         delta, smin, _ = self.displacement_bounds(graph)
         return smin * (self.cutoff + self.skin) - 2 * delta < self.cutoff
 
-    def _cartesian_shifts(self, graph: AtomicGraph) -> torch.Tensor:
-        """``[E, 3]`` shifts S·cell of the candidate pairs for the current cell (cached)."""
-        v = self.verlet
+    def _pair_buffers(self, graph: AtomicGraph) -> _PairBuffers:
+        """The pair buffers, reset when the list was rebuilt or the cell changed."""
+        v, buf = self.verlet, self._buffers
         cell = graph.cell.detach()
-        if self._shift_cell is None or not torch.equal(cell, self._shift_cell):
-            edge_cell = cell[graph.system_index[v.edge_index[0]]]
-            self._shifts = (v.cell_shifts[:, :, None] * edge_cell).sum(1)
-            self._shift_cell = cell.clone()
-        return self._shifts
+        if buf is None or not torch.equal(cell, buf.cell):
+            shifts = cartesian_shifts(v.cell_shifts, cell,
+                                      graph.system_index[v.edge_index[0]])
+            buf = _PairBuffers(edges=v.edge_index.clone(), shifts=shifts.clone(),
+                               candidate_shifts=shifts, cell=cell.clone(),
+                               pristine=v.edge_index.shape[1],
+                               ones3=torch.ones(3, dtype=shifts.dtype, device=shifts.device))
+            self._buffers = buf
+        return buf
 
     def _set_verlet(self, verlet: VerletList) -> None:
-        self.verlet, self._shift_cell, self._shifts, self._last = verlet, None, None, None
+        self.verlet, self._buffers, self._last = verlet, None, None
 
     def edges(self, graph: AtomicGraph) -> AtomicGraph:
         """``graph`` with its pair list: the candidates (rebuilt when needed), pruned to
@@ -152,7 +192,9 @@ class ForceField:
         |r − r_ref·F| ≤ δ per atom, a pair is surely inside when
         σ_max·d_ref + 2δ < r_c and surely outside when σ_min·d_ref − 2δ > r_c. The
         pairs are sorted by d_ref, so both groups are contiguous slices and only the
-        thin band between them is measured.
+        band between them is measured. The kept pairs of the band are written in
+        place after the surely-inside prefix, which is never copied. The returned
+        edge tensors are views of those buffers: valid until the next call.
         """
         if self._last is not None and self._last[0] is graph:
             return self._last[1]
@@ -163,21 +205,27 @@ class ForceField:
             self._set_verlet(build_verlet_list(graph, self.cutoff + self.skin))
             self.rebuilds += 1
             delta, smin, smax = 0.0, 1.0, 1.0
-        v = self.verlet
-        edge_index, shifts = v.edge_index, self._cartesian_shifts(graph)
-        if self.prune:
-            lo = (self.cutoff - 2 * delta) / smax - 1e-6
-            hi = (self.cutoff + 2 * delta) / smin + 1e-6
-            bounds = torch.tensor([lo, hi], dtype=v.ref_distance.dtype,
-                                  device=v.ref_distance.device)
-            first, last = torch.searchsorted(v.ref_distance, bounds).tolist()
-            pos = graph.positions.detach()
-            i, j = edge_index[:, first:last]
-            vec = pos.index_select(0, j) - pos.index_select(0, i) + shifts[first:last]
-            keep = ((vec * vec).sum(1) < self.cutoff**2).nonzero().squeeze(1) + first
-            edge_index = torch.cat([edge_index[:, :first], edge_index.index_select(1, keep)], 1)
-            shifts = torch.cat([shifts[:first], shifts.index_select(0, keep)])
-        out = graph.replace(edge_index=edge_index, shifts=shifts)
+        v, buf = self.verlet, self._pair_buffers(graph)
+        if not self.prune:
+            out = graph.replace(edge_index=v.edge_index, shifts=buf.candidate_shifts)
+            self._last = (graph, out)
+            return out
+        lo = (self.cutoff - 2 * delta) / smax - 1e-6
+        hi = (self.cutoff + 2 * delta) / smin + 1e-6
+        first, last = np.searchsorted(v.ref_distance_host, (lo, hi)).tolist()
+        # pairs in [first, pristine) are surely inside too and simply measured again
+        start = min(first, buf.pristine)
+        ends = graph.positions.detach().index_select(0, v.pair_flat[2 * start:2 * last])
+        ends = ends.view(-1, 2, 3)
+        d = ends[:, 1] - ends[:, 0] + buf.candidate_shifts[start:last]
+        keep = (torch.mv(d * d, buf.ones3) < self.cutoff**2).nonzero().squeeze(1)
+        end = start + keep.numel()
+        torch.index_select(v.edge_index[0, start:last], 0, keep, out=buf.edges[0, start:end])
+        torch.index_select(v.edge_index[1, start:last], 0, keep, out=buf.edges[1, start:end])
+        torch.index_select(buf.candidate_shifts[start:last], 0, keep,
+                           out=buf.shifts[start:end])
+        buf.pristine = start
+        out = graph.replace(edge_index=buf.edges[:, :end], shifts=buf.shifts[:end])
         self._last = (graph, out)  # the blow-up check asks again for the same graph
         return out
 
@@ -193,13 +241,11 @@ class ForceField:
         count = v.ref_distance.numel()
         if below is not None:
             delta, smin, _ = self.displacement_bounds(graph)
-            limit = torch.tensor([(below + 2 * delta) / smin + 1e-6],
-                                 dtype=v.ref_distance.dtype, device=v.ref_distance.device)
-            count = int(torch.searchsorted(v.ref_distance, limit))
+            count = int(np.searchsorted(v.ref_distance_host, (below + 2 * delta) / smin + 1e-6))
         if count == 0:
             return None
         i, j = v.edge_index[:, :count]
-        shifts = self._cartesian_shifts(graph)[:count]
+        shifts = self._pair_buffers(graph).candidate_shifts[:count]
         d = float((graph.positions[j] - graph.positions[i] + shifts).norm(dim=1).min())
         return d if below is None or d < below else None
 

@@ -172,12 +172,14 @@ def run_md(
                 if stop.requested:
                     summary.stop_reason, summary.message = "interrupted", "interrupted by user"
                     break
-                saved = (integrator.state_dict(), [g.get_state() for g in state.generators])
+                saved = (integrator.state_dict(),
+                         [g.get_state() for g in state.generators]
+                         if integrator.stochastic else None)
                 try:
                     new = integrator.step(state, force_field)
                 except (ResourceExhaustedError, KeyboardInterrupt) as err:
                     integrator.load_state_dict(saved[0])
-                    for g, s in zip(state.generators, saved[1], strict=True):
+                    for g, s in zip(state.generators, saved[1] or (), strict=False):
                         g.set_state(s)
                     oom = isinstance(err, ResourceExhaustedError)
                     summary.stop_reason = "out-of-memory" if oom else "interrupted"

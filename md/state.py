@@ -9,7 +9,7 @@ system gives the same trajectory whether it runs alone or inside a batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 
 import ase
 import numpy as np
@@ -83,15 +83,20 @@ class MDState:
         return self.momenta / self.masses[:, None]
 
     def replace(self, **changes: object) -> MDState:
-        """A shallow copy with some fields replaced."""
-        return replace(self, **changes)
+        """A shallow copy with some fields replaced (called several times per MD step,
+        so it copies the attribute dict instead of going through ``dataclasses.replace``)."""
+        unknown = changes.keys() - _FIELD_NAMES
+        if unknown:
+            raise TypeError(f"MDState has no field(s) {sorted(unknown)}")
+        new = object.__new__(MDState)
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
 
     def with_positions(self, positions: torch.Tensor, cell: torch.Tensor | None = None
                        ) -> MDState:
-        """A copy with new positions (and optionally a new cell)."""
-        graph = self.graph.replace(positions=positions,
-                                   cell=self.graph.cell if cell is None else cell)
-        return replace(self, graph=graph)
+        """A copy with new positions (and optionally a new cell) of the same shapes."""
+        return self.replace(graph=self.graph.with_positions(positions, cell))
 
     # ------------------------------------------------------- thermodynamics
     def sum_per_system(self, values: torch.Tensor) -> torch.Tensor:
@@ -184,6 +189,9 @@ class MDState:
         graph = self.graph.replace(velocities=self.velocities, energy=self.energy,
                                    forces=self.forces, stress=self.stress)
         return graph.to_atoms()
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(MDState))
 
 
 def make_generators(seeds: Sequence[int], device: torch.device | str) -> list[torch.Generator]:

@@ -105,6 +105,26 @@ class AtomicGraph:
         """A copy with some fields replaced (validated again)."""
         return replace(self, **changes)
 
+    def with_positions(self, positions: torch.Tensor, cell: torch.Tensor | None = None
+                       ) -> AtomicGraph:
+        """A copy with new ``positions`` (and ``cell``) of the same shapes and dtype.
+
+        The MD hot path: only the shapes are checked, not the whole graph again.
+        """
+        if positions.shape != self.positions.shape or positions.dtype != self.dtype:
+            raise ValueError(f"with_positions needs {tuple(self.positions.shape)} "
+                             f"{self.dtype} positions, got {tuple(positions.shape)} "
+                             f"{positions.dtype}")
+        if cell is not None and cell.shape != self.cell.shape:
+            raise ValueError(f"with_positions needs a {tuple(self.cell.shape)} cell, "
+                             f"got {tuple(cell.shape)}")
+        new = object.__new__(AtomicGraph)
+        new.__dict__.update(self.__dict__)
+        new.__dict__["positions"] = positions
+        if cell is not None:
+            new.__dict__["cell"] = cell
+        return new
+
     def check_finite(self) -> None:
         """Raise ``ValueError`` naming the first atom with a NaN/inf position or cell.
 

@@ -30,12 +30,13 @@ ForcesFn = Callable[[AtomicGraph], PotentialOutput]
 
 def kick(state: MDState, dt: float) -> MDState:
     """B: p ← p + Δt·F / MVV2E (F in eV/Å, Δt in fs)."""
-    return state.replace(momenta=state.momenta + (dt / MVV2E) * state.forces)
+    return state.replace(momenta=torch.add(state.momenta, state.forces, alpha=dt / MVV2E))
 
 
 def drift(state: MDState, dt: float) -> MDState:
     """A: r ← r + Δt·p/m."""
-    return state.with_positions(state.positions + dt * state.momenta / state.masses[:, None])
+    return state.with_positions(torch.addcdiv(state.positions, state.momenta,
+                                              state.masses[:, None], value=dt))
 
 
 def update_forces(state: MDState, forces_fn: ForcesFn) -> MDState:
@@ -59,9 +60,16 @@ def per_system(value: float | torch.Tensor, state: MDState) -> torch.Tensor:
 
 
 class Integrator(ABC):
-    """Advances an :class:`MDState` by one time step ``dt`` (fs)."""
+    """Advances an :class:`MDState` by one time step ``dt`` (fs).
+
+    Attributes:
+        dt: time step, fs.
+        stochastic: whether ``step`` draws from the state's generators (the MD loop
+            then saves their states before each step, to roll back an interrupted one).
+    """
 
     dt: float
+    stochastic: bool = True
 
     @abstractmethod
     def step(self, state: MDState, forces_fn: ForcesFn) -> MDState:

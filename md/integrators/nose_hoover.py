@@ -35,6 +35,8 @@ class NoseHooverChain(Integrator):
         chain_length: M (default 3).
     """
 
+    stochastic = False
+
     def __init__(self, dt: float, temperature: float | torch.Tensor, tau: float = 100.0,
                  chain_length: int = 3) -> None:
         if not dt > 0:

@@ -27,6 +27,8 @@ class VelocityVerlet(Integrator):
         dt: time step, fs.
     """
 
+    stochastic = False
+
     def __init__(self, dt: float) -> None:
         if not dt > 0:
             raise ValueError(f"time step must be positive, got {dt} fs")

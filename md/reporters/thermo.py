@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from mlpot.md.integrators.base import Integrator
 from mlpot.md.state import MDState
-from mlpot.md.units import GPA
+from mlpot.md.units import GPA, KB
 
 COLUMNS = ("step", "time_fs", "system", "epot_eV", "ekin_eV", "etot_eV", "temperature_K",
            "pressure_GPa", "volume_A3", "conserved_eV")
@@ -48,10 +48,12 @@ class ThermoReporter:
         if state.step % self.every:
             return
         ekin = state.kinetic_energy()
+        temperature = 2 * ekin / (state.degrees_of_freedom() * KB)
+        pressure = (torch.full_like(ekin, float("nan")) if state.stress is None
+                    else state.pressure() / GPA)
         columns = torch.stack([
-            state.energy, ekin, state.energy + ekin, state.temperature(),
-            state.pressure() / GPA, state.volume(), integrator.conserved_energy(state)],
-            dim=1).detach().cpu().double().tolist()
+            state.energy, ekin, state.energy + ekin, temperature, pressure, state.volume(),
+            integrator.conserved_energy(state)], dim=1).detach().cpu().double().tolist()
         for b, row in enumerate(columns):
             self._writer.writerow([state.step, f"{state.time:.6g}", self.first_index + b,
                                    *(f"{x:.10g}" for x in row)])

@@ -10,6 +10,7 @@ flushed, so the file stays readable if the run stops abruptly.
 from __future__ import annotations
 
 import os
+from itertools import pairwise
 from pathlib import Path
 
 import ase
@@ -78,20 +79,24 @@ class _SystemWriter:
         self.path, self.numbers, self.fmt = path, numbers, trajectory_format(path)
         self.keep_frames = keep_frames
         self.handle = None
+        self._cellpar: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.append = append and path.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
         if not self.append and path.exists():
             path.unlink()
 
     def write(self, pos: np.ndarray, cell: np.ndarray, pbc: np.ndarray, time_fs: float,
-              step: int, velocities: np.ndarray) -> None:
+              step: int, velocities: np.ndarray | None) -> None:
+        """Append one frame (``velocities`` Å/fs are needed by extxyz only)."""
         if self.fmt == "extxyz":
             atoms = ase.Atoms(numbers=self.numbers, positions=pos, cell=cell, pbc=pbc)
             atoms.set_velocities(velocities / ase.units.fs)
             atoms.info.update(step=int(step), time_fs=float(time_fs))
             ase.io.write(self.path, atoms, format="extxyz", append=True)
             return
-        lengths, angles = _lengths_angles(cell)
+        if self._cellpar is None or not np.array_equal(cell, self._cellpar[0]):
+            self._cellpar = (cell.copy(), *_lengths_angles(cell))
+        _, lengths, angles = self._cellpar
         if self.handle is None:
             self._open(pos, lengths, angles)
         if self.fmt == "dcd":
@@ -205,26 +210,29 @@ class TrajectoryReporter:
         self.every, self.frames = int(every), 0
         self.paths = system_paths(path, state.num_systems, first_index, total_systems)
         numbers = state.graph.atomic_numbers.cpu().numpy()
-        sys_idx = state.system_index.cpu().numpy()
-        self._masks = [sys_idx == b for b in range(state.num_systems)]
+        bounds = np.cumsum([0, *state.graph.atoms_per_system.tolist()])
+        self._slices = [slice(int(a), int(b)) for a, b in pairwise(bounds)]
         if resume_frames is not None:
             for p in self.paths:
                 if trajectory_format(p) in ("extxyz", "h5"):  # DCD/XTC: cut when reopened
                     truncate_frames(p, resume_frames)
             self.frames = resume_frames
-        self._writers = [_SystemWriter(p, numbers[m], resume_frames is not None, resume_frames)
-                         for p, m in zip(self.paths, self._masks, strict=True)]
+        self._writers = [_SystemWriter(p, numbers[s], resume_frames is not None, resume_frames)
+                         for p, s in zip(self.paths, self._slices, strict=True)]
+        self._needs_velocities = any(w.fmt == "extxyz" for w in self._writers)
 
     def report(self, state: MDState, integrator: object = None) -> None:
         """Write the frame (if the step is due)."""
         if state.step % self.every:
             return
         pos = state.positions.detach().cpu().double().numpy()
-        vel = state.velocities.detach().cpu().double().numpy()
+        vel = (state.velocities.detach().cpu().double().numpy() if self._needs_velocities
+               else None)
         cell = state.cell.detach().cpu().double().numpy()
         pbc = state.graph.pbc.cpu().numpy()
-        for b, (w, m) in enumerate(zip(self._writers, self._masks, strict=True)):
-            w.write(pos[m], cell[b], pbc[b], state.time, state.step, vel[m])
+        for b, (w, s) in enumerate(zip(self._writers, self._slices, strict=True)):
+            w.write(pos[s], cell[b], pbc[b], state.time, state.step,
+                    None if vel is None else vel[s])
         self.frames += 1
 
     def close(self) -> None:
