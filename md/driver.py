@@ -167,6 +167,8 @@ def _run_part(cfg, state, model, console, restart_data, first_index, total, rest
             raise ValueError(f"{cfg.restart}: saved with ensemble settings {saved}, "
                              f"not {asdict(cfg.ensemble)}; pass the original options")
     else:
+        if cfg.log is not None:
+            ff.request_stress()  # the pressure of the first log row
         state = ff.evaluate(state)
     reporters = []
     if cfg.log is not None:

@@ -22,7 +22,7 @@ from mlpot.md.state import MDState
 
 from mlpot.graph import AtomicGraph
 from mlpot.models.base import Potential, PotentialOutput
-from mlpot.neighbors import system_neighbors
+from mlpot.neighbors import batch_pairs
 
 
 @dataclass
@@ -70,26 +70,15 @@ def cartesian_shifts(cell_shifts: torch.Tensor, cell: torch.Tensor,
 
 
 def build_verlet_list(graph: AtomicGraph, radius: float) -> VerletList:
-    """Candidate pairs of every system within ``radius`` (one vesin call per system)."""
-    counts = graph.atoms_per_system.tolist()
-    starts = np.cumsum([0, *counts[:-1]])
+    """Candidate pairs of every system within ``radius``, sorted by distance."""
     pos, cell = graph.positions.detach(), graph.cell.detach()
-    edges, shifts, vectors = [], [], []
-    for b, (start, count) in enumerate(zip(starts, counts, strict=True)):
-        nl = system_neighbors(pos[start:start + count], cell[b], graph.pbc[b], radius)
-        pair = torch.stack([nl.i, nl.j]).to(graph.device)
-        s = nl.cell_shifts.to(device=graph.device, dtype=graph.dtype)
-        p = pos[start:start + count]
-        vectors.append(p.index_select(0, pair[1]) - p.index_select(0, pair[0]) + s @ cell[b])
-        edges.append(pair.add_(int(start)) if start else pair)
-        shifts.append(s)
-    edge_index, cell_shifts = torch.cat(edges, dim=1), torch.cat(shifts)
-    vec = torch.cat(vectors)
-    dist, order = torch.sort(torch.mv(vec * vec, torch.ones(3, dtype=vec.dtype,
-                                                             device=vec.device)).sqrt(),
-                             stable=True)
-    edge_index = edge_index.index_select(1, order)
-    return VerletList(edge_index=edge_index, cell_shifts=cell_shifts.index_select(0, order),
+    pairs = batch_pairs(graph.replace(positions=pos, cell=cell), radius)
+    i, j = pairs.edge_index
+    vec = pos.index_select(0, j) - pos.index_select(0, i) + pairs.cartesian_shifts(cell)
+    ones = torch.ones(3, dtype=vec.dtype, device=vec.device)
+    dist, order = torch.sort(torch.mv(vec * vec, ones).sqrt(), stable=True)
+    edge_index = pairs.edge_index.index_select(1, order)
+    return VerletList(edge_index=edge_index, cell_shifts=pairs.cell_shifts.index_select(0, order),
                       ref_positions=pos.clone(), ref_cell=cell.clone(),
                       ref_cell_inv=_safe_inverse(cell), ref_distance=dist,
                       ref_distance_host=dist.cpu().double().numpy(),
@@ -142,6 +131,11 @@ class ForceField:
         self.verlet: VerletList | None = None
         self._buffers: _PairBuffers | None = None
         self._last: tuple[AtomicGraph, AtomicGraph] | None = None
+        self._stress_once = False
+
+    def request_stress(self) -> None:
+        """Also compute the stress at the next evaluation (once), e.g. for a thermo log."""
+        self._stress_once = True
 
     # ----------------------------------------------------------- neighbours
     def displacement_bounds(self, graph: AtomicGraph) -> tuple[float, float, float]:
@@ -264,9 +258,10 @@ class ForceField:
             ResourceExhaustedError: the model ran out of memory (nothing was advanced).
         """
         self.calls += 1
+        stress, self._stress_once = self.compute_stress or self._stress_once, False
         g = self.edges(graph)
         try:
-            return self.model(g, compute_forces=True, compute_stress=self.compute_stress)
+            return self.model(g, compute_forces=True, compute_stress=stress)
         except (RuntimeError, MemoryError) as err:
             if is_out_of_memory(err):
                 if torch.cuda.is_available():

@@ -24,7 +24,11 @@ STOP_REASONS = ("completed", "interrupted", "blow-up", "out-of-memory")
 
 
 class Reporter(Protocol):
-    """Anything with ``report(state, integrator)`` and ``close()``."""
+    """Anything with ``report(state, integrator)`` and ``close()``.
+
+    A reporter that needs the stress (pressure) may also have ``wants_stress(step)``;
+    the loop then asks the force field for it on the steps where that returns True.
+    """
 
     def report(self, state: MDState, integrator: Integrator) -> None: ...
 
@@ -161,6 +165,7 @@ def run_md(
         summary.times_fs.append(s.time)
         summary.conserved.append(integrator.conserved_energy(s).detach().cpu().double().numpy())
 
+    wants_stress = [r.wants_stress for r in reporters if hasattr(r, "wants_stress")]
     if report_initial:
         for r in reporters:
             r.report(state, integrator)
@@ -175,6 +180,8 @@ def run_md(
                 saved = (integrator.state_dict(),
                          [g.get_state() for g in state.generators]
                          if integrator.stochastic else None)
+                if any(w(state.step + 1) for w in wants_stress):
+                    force_field.request_stress()
                 try:
                     new = integrator.step(state, force_field)
                 except (ResourceExhaustedError, KeyboardInterrupt) as err:

@@ -98,11 +98,31 @@ def _complete_box(cell: torch.Tensor, periodic: np.ndarray, positions: torch.Ten
     return box
 
 
-def with_neighbors(graph: AtomicGraph, cutoff: float) -> AtomicGraph:
-    """Return ``graph`` with ``edge_index [2, E]`` and cartesian ``shifts [E, 3]`` filled.
+@dataclass(frozen=True)
+class BatchPairs:
+    """Pairs of a whole batch, system after system.
 
-    One vesin call per system; indices are offset into the batch.
+    Attributes:
+        edge_index: ``[2, E]`` int64 batch atom indices.
+        cell_shifts: ``[E, 3]`` integer image offsets ``S`` (in the graph's float dtype).
+        counts: number of pairs of each system (they are contiguous, in system order).
     """
+
+    edge_index: torch.Tensor
+    cell_shifts: torch.Tensor
+    counts: list[int]
+
+    def cartesian_shifts(self, cell: torch.Tensor) -> torch.Tensor:
+        """``[E, 3]`` shifts ``S @ cell`` (Å) of every pair for ``cell [B, 3, 3]``."""
+        if len(self.counts) == 1:
+            return self.cell_shifts @ cell[0]
+        parts = self.cell_shifts.split(self.counts)
+        return torch.cat([s @ c for s, c in zip(parts, cell, strict=True)])
+
+
+def batch_pairs(graph: AtomicGraph, cutoff: float) -> BatchPairs:
+    """Full neighbour lists of every system of ``graph`` (one vesin call per system),
+    offset into the batch."""
     counts = graph.atoms_per_system.tolist()
     starts = np.cumsum([0, *counts[:-1]])
     edges, shifts = [], []
@@ -111,11 +131,19 @@ def with_neighbors(graph: AtomicGraph, cutoff: float) -> AtomicGraph:
         nl = system_neighbors(pos, graph.cell[b], graph.pbc[b], cutoff)
         pair = torch.stack([nl.i, nl.j])
         edges.append(pair.add_(int(start)) if start else pair)
-        shifts.append(nl.cell_shifts.to(graph.dtype) @ graph.cell[b].detach())
+        shifts.append(nl.cell_shifts.to(graph.dtype))
     if not edges:
-        edge_index = torch.zeros(2, 0, dtype=torch.int64, device=graph.device)
-        shift = torch.zeros(0, 3, dtype=graph.dtype, device=graph.device)
+        edge_index = torch.zeros(2, 0, dtype=torch.int64)
+        cell_shifts = torch.zeros(0, 3, dtype=graph.dtype)
     else:  # a single system (the common MD case) needs no concatenation copy
         edge_index = edges[0] if len(edges) == 1 else torch.cat(edges, dim=1)
-        shift = shifts[0] if len(shifts) == 1 else torch.cat(shifts)
-    return graph.replace(edge_index=edge_index.to(graph.device), shifts=shift.to(graph.device))
+        cell_shifts = shifts[0] if len(shifts) == 1 else torch.cat(shifts)
+    return BatchPairs(edge_index.to(graph.device), cell_shifts.to(graph.device),
+                      [e.shape[1] for e in edges])
+
+
+def with_neighbors(graph: AtomicGraph, cutoff: float) -> AtomicGraph:
+    """Return ``graph`` with ``edge_index [2, E]`` and cartesian ``shifts [E, 3]`` filled."""
+    pairs = batch_pairs(graph, cutoff)
+    return graph.replace(edge_index=pairs.edge_index,
+                         shifts=pairs.cartesian_shifts(graph.cell.detach()))

@@ -20,10 +20,11 @@ def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> 
     return float(np.median(times))
 
 
-def interleaved_median_times(
+def interleaved_times(
     fns: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1
-) -> dict[str, float]:
-    """Median times of several callables, run round-robin so machine noise hits all alike."""
+) -> dict[str, list[float]]:
+    """Wall times (s) of several callables, run round-robin so machine noise hits all
+    alike; sample ``k`` of every callable comes from the same round."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -33,4 +34,12 @@ def interleaved_median_times(
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(t)) for name, t in times.items()}
+    return times
+
+
+def interleaved_median_times(
+    fns: dict[str, Callable[[], object]], repeats: int = 5, warmup: int = 1
+) -> dict[str, float]:
+    """Median times of several callables, run round-robin (see :func:`interleaved_times`)."""
+    return {name: float(np.median(t))
+            for name, t in interleaved_times(fns, repeats, warmup).items()}

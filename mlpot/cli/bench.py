@@ -37,13 +37,15 @@ def md(
     device: str = typer.Option("cpu", help="cpu | cuda."),
     dtype: str = typer.Option("float32", help="float32 | float64."),
     systems: int = typer.Option(16, help="Small systems for the batching speed-up."),
-    ml_steps: int = typer.Option(10, help="Steps per block for the equivariant model "
+    ml_steps: int = typer.Option(5, help="Steps per block for the equivariant model "
                                  "(0 skips it)."),
+    ml_blocks: int = typer.Option(9, help="Interleaved blocks for the equivariant model."),
 ) -> None:
     """MD loop overhead vs the bare model and vs ASE VelocityVerlet; batching speed-up."""
     from mlpot.benchmarks.md_overhead import run
 
-    run(steps=steps, device=device, dtype=dtype, n_systems=systems, ml_steps=ml_steps)
+    run(steps=steps, device=device, dtype=dtype, n_systems=systems, ml_steps=ml_steps,
+        ml_blocks=ml_blocks)
 
 
 def _int_tuple(text: str, option: str) -> tuple[int, ...]:
