@@ -147,11 +147,10 @@ class _MlpotLoop:
 class _AseLoop:
     """Blocks of ase.md.VelocityVerlet steps through MLPotCalculator."""
 
-    def __init__(self, model, atoms, steps, dt) -> None:
+    def __init__(self, model, atoms, steps, dt, velocities: np.ndarray) -> None:
         self.atoms = atoms.copy()
         self.atoms.calc = MLPotCalculator(model)
-        rng = np.random.default_rng(1)
-        self.atoms.set_velocities(rng.normal(scale=0.005, size=(len(atoms), 3)))
+        self.atoms.set_velocities(velocities / ase.units.fs)  # Å/fs → ASE units
         self.dyn = AseVelocityVerlet(self.atoms, timestep=dt * ase.units.fs)
         self.steps = steps
 
@@ -167,7 +166,10 @@ def overhead_row(name, model, steps=100, dt=2.0, device="cpu", skin=1.0, repeats
                            model.cutoff)
     with tempfile.TemporaryDirectory() as tmp:
         mlpot_loop = _MlpotLoop(model, atoms, steps, dt, device, skin, Path(tmp), prune)
-        ase_loop = _AseLoop(model, atoms, steps, dt)
+        # the same start (positions and 300 K velocities): both loops follow the same
+        # trajectory, so the model sees the same number of pairs in both
+        ase_loop = _AseLoop(model, atoms, steps, dt,
+                            mlpot_loop.state.velocities.detach().cpu().double().numpy())
         samples = interleaved_times(
             {"model": lambda: model(graph), "mlpot": mlpot_loop, "ase": ase_loop},
             repeats=repeats)
