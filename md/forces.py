@@ -162,17 +162,27 @@ class ForceField:
         return smin * (self.cutoff + self.skin) - 2 * delta < self.cutoff
 
     def _pair_buffers(self, graph: AtomicGraph) -> _PairBuffers:
-        """The pair buffers, reset when the list was rebuilt or the cell changed."""
+        """The pair buffers: made after a rebuild; when only the cell changed, the
+        shifts are recomputed and the untouched edge prefix is kept. Without pruning
+        nothing is ever written, so the buffers are the candidates themselves."""
         v, buf = self.verlet, self._buffers
         cell = graph.cell.detach()
-        if buf is None or not torch.equal(cell, buf.cell):
-            shifts = cartesian_shifts(v.cell_shifts, cell,
-                                      graph.system_index[v.edge_index[0]])
-            buf = _PairBuffers(edges=v.edge_index.clone(), shifts=shifts.clone(),
+        if buf is not None and torch.equal(cell, buf.cell):
+            return buf
+        shifts = cartesian_shifts(v.cell_shifts, cell, graph.system_index[v.edge_index[0]])
+        if buf is None:
+            edges = v.edge_index.clone() if self.prune else v.edge_index
+            buf = _PairBuffers(edges=edges, shifts=shifts.clone() if self.prune else shifts,
                                candidate_shifts=shifts, cell=cell.clone(),
                                pristine=v.edge_index.shape[1],
                                ones3=torch.ones(3, dtype=shifts.dtype, device=shifts.device))
             self._buffers = buf
+            return buf
+        buf.candidate_shifts, buf.cell = shifts, cell.clone()
+        if self.prune:
+            buf.shifts[:buf.pristine] = shifts[:buf.pristine]
+        else:
+            buf.shifts = shifts
         return buf
 
     def _set_verlet(self, verlet: VerletList) -> None:

@@ -186,8 +186,9 @@ def run_md(
                     new = integrator.step(state, force_field)
                 except (ResourceExhaustedError, KeyboardInterrupt) as err:
                     integrator.load_state_dict(saved[0])
-                    for g, s in zip(state.generators, saved[1] or (), strict=False):
-                        g.set_state(s)
+                    if saved[1] is not None:
+                        for g, s in zip(state.generators, saved[1], strict=True):
+                            g.set_state(s)
                     oom = isinstance(err, ResourceExhaustedError)
                     summary.stop_reason = "out-of-memory" if oom else "interrupted"
                     summary.message = str(err) if oom else "interrupted by user"

@@ -118,9 +118,11 @@ class MDState:
         outer = self.momenta[:, :, None] * self.momenta[:, None, :] / self.masses[:, None, None]
         return self.sum_per_system(outer) * MVV2E
 
-    def temperature(self) -> torch.Tensor:
-        """``[B]`` instantaneous temperature 2K / (N_f k_B), K."""
-        return 2 * self.kinetic_energy() / (self.degrees_of_freedom() * KB)
+    def temperature(self, kinetic_energy: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B]`` instantaneous temperature 2K / (N_f k_B), K (``kinetic_energy`` ``[B]``
+        eV when already computed)."""
+        ekin = self.kinetic_energy() if kinetic_energy is None else kinetic_energy
+        return 2 * ekin / (self.degrees_of_freedom() * KB)
 
     def volume(self) -> torch.Tensor:
         """``[B]`` cell volume, Å³ (0 without a cell)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from mlpot.md.integrators.base import Integrator
 from mlpot.md.state import MDState
-from mlpot.md.units import GPA, KB
+from mlpot.md.units import GPA
 
 COLUMNS = ("step", "time_fs", "system", "epot_eV", "ekin_eV", "etot_eV", "temperature_K",
            "pressure_GPa", "volume_A3", "conserved_eV")
@@ -56,7 +56,7 @@ class ThermoReporter:
         if state.step % self.every:
             return
         ekin = state.kinetic_energy()
-        temperature = 2 * ekin / (state.degrees_of_freedom() * KB)
+        temperature = state.temperature(ekin)
         pressure = (torch.full_like(ekin, float("nan")) if state.stress is None
                     else state.pressure() / GPA)
         columns = torch.stack([
