@@ -17,6 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from mlpot.kernels.pair_select import (
+    max_displacement,
+    resolve_backend,
+    select_pairs,
+    update_pair_list,
+)
 from mlpot.md.errors import ResourceExhaustedError, is_out_of_memory
 from mlpot.md.state import MDState
 
@@ -39,7 +45,6 @@ class VerletList:
             stored in this order; the stable sort keeps each system's relative order, so a
             system's pair order does not depend on its batch-mates).
         ref_distance_host: the same as a float64 numpy array (searched on the host).
-        pair_flat: ``[2E]`` ``i0, j0, i1, j1, ...``: one gather fetches both ends.
     """
 
     edge_index: torch.Tensor
@@ -49,7 +54,6 @@ class VerletList:
     ref_cell_inv: torch.Tensor
     ref_distance: torch.Tensor
     ref_distance_host: np.ndarray
-    pair_flat: torch.Tensor
 
 
 def _safe_inverse(cell: torch.Tensor) -> torch.Tensor:
@@ -81,8 +85,7 @@ def build_verlet_list(graph: AtomicGraph, radius: float) -> VerletList:
     return VerletList(edge_index=edge_index, cell_shifts=pairs.cell_shifts.index_select(0, order),
                       ref_positions=pos.clone(), ref_cell=cell.clone(),
                       ref_cell_inv=_safe_inverse(cell), ref_distance=dist,
-                      ref_distance_host=dist.cpu().double().numpy(),
-                      pair_flat=edge_index.T.reshape(-1))
+                      ref_distance_host=dist.cpu().double().numpy())
 
 
 @dataclass
@@ -99,7 +102,6 @@ class _PairBuffers:
     candidate_shifts: torch.Tensor
     cell: torch.Tensor
     pristine: int
-    ones3: torch.Tensor
 
 
 class ForceField:
@@ -111,6 +113,8 @@ class ForceField:
         compute_stress: also return the stress (needed by NPT and cell relaxation).
         prune: hand the model only pairs closer than the cutoff (otherwise all
             candidates; the model gives them exactly zero weight, at a cost).
+        backend: kernels of the per-step pair selection, ``"auto" | "numba" | "torch"``
+            (see :mod:`mlpot.kernels.pair_select`).
 
     Attributes:
         rebuilds: how many times the candidate list was built.
@@ -118,7 +122,7 @@ class ForceField:
     """
 
     def __init__(self, model: Potential, skin: float = 1.0, compute_stress: bool = False,
-                 prune: bool = True) -> None:
+                 prune: bool = True, backend: str = "auto") -> None:
         if skin < 0:
             raise ValueError(f"neighbour-list skin must be >= 0 Å, got {skin}")
         self.model = model
@@ -128,9 +132,12 @@ class ForceField:
         self.rebuilds = 0
         self.calls = 0
         self.prune = prune
+        resolve_backend(backend, torch.device("cpu"))  # an unknown name fails here
+        self.backend = backend
         self.verlet: VerletList | None = None
         self._buffers: _PairBuffers | None = None
-        self._last: tuple[AtomicGraph, AtomicGraph] | None = None
+        # (graph, graph with its pair list, displacement bounds δ, σ_min, σ_max)
+        self._last: tuple[AtomicGraph, AtomicGraph, tuple[float, float, float]] | None = None
         self._stress_once = False
 
     def request_stress(self) -> None:
@@ -144,8 +151,7 @@ class ForceField:
         v = self.verlet
         cell = graph.cell.detach()
         if torch.equal(cell, v.ref_cell):
-            disp = graph.positions.detach() - v.ref_positions
-            return float((disp * disp).sum(1).max().sqrt()) if disp.numel() else 0.0, 1.0, 1.0
+            return max_displacement(graph.positions, v.ref_positions, self.backend), 1.0, 1.0
         F = v.ref_cell_inv @ cell
         affine = (v.ref_positions[:, :, None] * F[graph.system_index]).sum(1)
         disp = (graph.positions.detach() - affine).norm(dim=1)
@@ -174,8 +180,7 @@ class ForceField:
             edges = v.edge_index.clone() if self.prune else v.edge_index
             buf = _PairBuffers(edges=edges, shifts=shifts.clone() if self.prune else shifts,
                                candidate_shifts=shifts, cell=cell.clone(),
-                               pristine=v.edge_index.shape[1],
-                               ones3=torch.ones(3, dtype=shifts.dtype, device=shifts.device))
+                               pristine=v.edge_index.shape[1])
             self._buffers = buf
             return buf
         buf.candidate_shifts, buf.cell = shifts, cell.clone()
@@ -204,6 +209,15 @@ class ForceField:
             return self._last[1]
         v = self.verlet
         fresh = v is None or v.ref_positions.shape != graph.positions.shape or self.skin == 0
+        if not fresh and self.prune and torch.equal(graph.cell, v.ref_cell):
+            # the common case (fixed cell): one fused call per step
+            span = self._update_same_cell(graph)
+            if span is None:
+                self._set_verlet(build_verlet_list(graph, self.cutoff + self.skin))
+                self.rebuilds += 1
+                span = self._update_same_cell(graph)
+            start, end, delta = span
+            return self._prune_result(graph, start, end, (delta, 1.0, 1.0))
         delta, smin, smax = (0.0, 1.0, 1.0) if fresh else self.displacement_bounds(graph)
         if fresh or smin * (self.cutoff + self.skin) - 2 * delta < self.cutoff:
             self._set_verlet(build_verlet_list(graph, self.cutoff + self.skin))
@@ -211,26 +225,31 @@ class ForceField:
             delta, smin, smax = 0.0, 1.0, 1.0
         v, buf = self.verlet, self._pair_buffers(graph)
         if not self.prune:
-            out = graph.replace(edge_index=v.edge_index, shifts=buf.candidate_shifts)
-            self._last = (graph, out)
+            out = graph.with_edges(v.edge_index, buf.candidate_shifts)
+            self._last = (graph, out, (delta, smin, smax))
             return out
         lo = (self.cutoff - 2 * delta) / smax - 1e-6
         hi = (self.cutoff + 2 * delta) / smin + 1e-6
         first, last = np.searchsorted(v.ref_distance_host, (lo, hi)).tolist()
         # pairs in [first, pristine) are surely inside too and simply measured again
         start = min(first, buf.pristine)
-        ends = graph.positions.detach().index_select(0, v.pair_flat[2 * start:2 * last])
-        ends = ends.view(-1, 2, 3)
-        d = ends[:, 1] - ends[:, 0] + buf.candidate_shifts[start:last]
-        keep = (torch.mv(d * d, buf.ones3) < self.cutoff**2).nonzero().squeeze(1)
-        end = start + keep.numel()
-        torch.index_select(v.edge_index[0, start:last], 0, keep, out=buf.edges[0, start:end])
-        torch.index_select(v.edge_index[1, start:last], 0, keep, out=buf.edges[1, start:end])
-        torch.index_select(buf.candidate_shifts[start:last], 0, keep,
-                           out=buf.shifts[start:end])
+        end = start + select_pairs(graph.positions, v.edge_index, buf.candidate_shifts, start,
+                                   last, self.cutoff, buf.edges, buf.shifts, self.backend)
+        return self._prune_result(graph, start, end, (delta, smin, smax))
+
+    def _update_same_cell(self, graph: AtomicGraph) -> tuple[int, int, float] | None:
+        v, buf = self.verlet, self._pair_buffers(graph)
+        return update_pair_list(graph.positions, v.ref_positions, v.ref_distance_host,
+                                v.edge_index, buf.candidate_shifts, self.cutoff, self.skin,
+                                buf.pristine, buf.edges, buf.shifts, self.backend)
+
+    def _prune_result(self, graph: AtomicGraph, start: int, end: int,
+                      bounds: tuple[float, float, float]) -> AtomicGraph:
+        """The graph with pairs ``[:end]`` of the buffers (``[:start]`` never rewritten)."""
+        buf = self._buffers
         buf.pristine = start
-        out = graph.replace(edge_index=buf.edges[:, :end], shifts=buf.shifts[:end])
-        self._last = (graph, out)  # the blow-up check asks again for the same graph
+        out = graph.with_edges(buf.edges[:, :end], buf.shifts[:end])
+        self._last = (graph, out, bounds)  # the blow-up check asks again for this graph
         return out
 
     def min_distance(self, graph: AtomicGraph, below: float | None = None) -> float | None:
@@ -244,7 +263,7 @@ class ForceField:
         v = self.verlet
         count = v.ref_distance.numel()
         if below is not None:
-            delta, smin, _ = self.displacement_bounds(graph)
+            delta, smin, _ = self._last[2]  # the bounds edges() just used
             count = int(np.searchsorted(v.ref_distance_host, (below + 2 * delta) / smin + 1e-6))
         if count == 0:
             return None

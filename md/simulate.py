@@ -90,15 +90,16 @@ class RunSummary:
 
 def check_blow_up(state: MDState, force_field: ForceField, limits: SafetyLimits) -> None:
     """Raise :class:`BlowUpError` naming the first problem found."""
-    if not bool(torch.isfinite(state.positions).all() & torch.isfinite(state.momenta).all()
-                & torch.isfinite(state.energy).all()):
+    # one host transfer: the sum is finite iff no position, momentum or energy is NaN/inf
+    # (or so large that it overflows, a blow-up as well); then every system's T
+    total = state.positions.sum() + state.momenta.sum() + state.energy.sum()
+    values = torch.cat([total.view(1), state.temperature()]).tolist()
+    if not math.isfinite(values[0]):
         raise BlowUpError(f"step {state.step}: NaN or inf in positions, momenta or energy")
-    T = state.temperature()
-    hot = limits.max_temperature < T
-    if bool(hot.any()):
-        b = int(hot.nonzero()[0, 0])
-        raise BlowUpError(f"step {state.step}: system {b} reached {float(T[b]):.3g} K "
-                          f"(limit {limits.max_temperature:g} K)")
+    for b, T in enumerate(values[1:]):
+        if not T <= limits.max_temperature:  # noqa: SIM300 (NaN counts as too hot)
+            raise BlowUpError(f"step {state.step}: system {b} reached {T:.3g} K "
+                              f"(limit {limits.max_temperature:g} K)")
     d = force_field.min_distance(state.graph, below=limits.min_distance)
     if d is not None:
         raise BlowUpError(f"step {state.step}: atoms {d:.3f} Å apart "

@@ -118,11 +118,23 @@ class AtomicGraph:
         if cell is not None and cell.shape != self.cell.shape:
             raise ValueError(f"with_positions needs a {tuple(self.cell.shape)} cell, "
                              f"got {tuple(cell.shape)}")
+        return self._unchecked_copy(positions=positions, cell=self.cell if cell is None else cell)
+
+    def with_edges(self, edge_index: torch.Tensor, shifts: torch.Tensor) -> AtomicGraph:
+        """A copy with a new pair list ``edge_index [2, E]``, ``shifts [E, 3]`` (Å).
+
+        The MD hot path: only the pair list's shapes are checked.
+        """
+        if (edge_index.ndim != 2 or edge_index.shape[0] != 2
+                or shifts.shape != (edge_index.shape[1], 3)):
+            raise ValueError(f"with_edges needs edge_index [2, E] and shifts [E, 3], got "
+                             f"{tuple(edge_index.shape)} and {tuple(shifts.shape)}")
+        return self._unchecked_copy(edge_index=edge_index, shifts=shifts)
+
+    def _unchecked_copy(self, **changes: torch.Tensor) -> AtomicGraph:
         new = object.__new__(AtomicGraph)
         new.__dict__.update(self.__dict__)
-        new.__dict__["positions"] = positions
-        if cell is not None:
-            new.__dict__["cell"] = cell
+        new.__dict__.update(changes)
         return new
 
     def check_finite(self) -> None:

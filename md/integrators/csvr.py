@@ -106,9 +106,9 @@ class CSVR(Integrator):
         state = kick(update_forces(state, forces_fn), half)
         return advance_clock(self.thermostat(state, half), self.dt)
 
-    def conserved_energy(self, state: MDState) -> torch.Tensor:
+    def reservoir_energy(self, state: MDState) -> torch.Tensor | float:
         injected = self.thermostat.injected
-        return state.energy + state.kinetic_energy() - (0 if injected is None else injected)
+        return 0.0 if injected is None else -injected
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.thermostat.state_dict()

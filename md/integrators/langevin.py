@@ -65,9 +65,8 @@ class Langevin(Integrator):
         state = kick(update_forces(state, forces_fn), half)
         return advance_clock(state, self.dt)
 
-    def conserved_energy(self, state: MDState) -> torch.Tensor:
-        heat = 0 if self.heat is None else self.heat
-        return state.energy + state.kinetic_energy() + heat
+    def reservoir_energy(self, state: MDState) -> torch.Tensor | float:
+        return 0.0 if self.heat is None else self.heat
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {} if self.heat is None else {"heat": self.heat}

@@ -91,11 +91,10 @@ class NoseHooverChain(Integrator):
         state = kick(update_forces(state, forces_fn), half)
         return advance_clock(self.chain(state, half), self.dt)
 
-    def conserved_energy(self, state: MDState) -> torch.Tensor:
+    def reservoir_energy(self, state: MDState) -> torch.Tensor | float:
         kT, nf, Q = self._setup(state)
-        chain = (0.5 * Q * self.v_xi**2).sum(1) + nf * kT * self.xi[:, 0] \
+        return (0.5 * Q * self.v_xi**2).sum(1) + nf * kT * self.xi[:, 0] \
             + kT * self.xi[:, 1:].sum(1)
-        return state.energy + state.kinetic_energy() + chain
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {} if self.xi is None else {"xi": self.xi, "v_xi": self.v_xi}

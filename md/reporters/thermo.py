@@ -61,7 +61,7 @@ class ThermoReporter:
                     else state.pressure() / GPA)
         columns = torch.stack([
             state.energy, ekin, state.energy + ekin, temperature, pressure, state.volume(),
-            integrator.conserved_energy(state)], dim=1).detach().cpu().double().tolist()
+            integrator.conserved_energy(state, ekin)], dim=1).detach().cpu().double().tolist()
         for b, row in enumerate(columns):
             self._writer.writerow([state.step, f"{state.time:.6g}", self.first_index + b,
                                    *(f"{x:.10g}" for x in row)])

@@ -225,7 +225,7 @@ class TrajectoryReporter:
         """Write the frame (if the step is due)."""
         if state.step % self.every:
             return
-        pos = state.positions.detach().cpu().double().numpy()
+        pos = state.positions.detach().cpu().numpy()  # each writer converts it
         vel = (state.velocities.detach().cpu().double().numpy() if self._needs_velocities
                else None)
         cell = state.cell.detach().cpu().double().numpy()

@@ -1,0 +1,224 @@
+"""Verlet-list hot path: keep the candidate pairs closer than the cutoff, and the
+largest atom displacement (pure-torch reference + fused numba CPU kernels).
+
+Both run every MD step. In eager torch the pair test is eight passes over the
+candidates (two gathers, sub, add, square, sum, compare, nonzero) and three more to
+compact them; the numba kernel does it in one pass and writes the kept pairs
+straight into the output buffers. ``backend="auto"`` picks numba for CPU tensors
+when it is importable and the reference otherwise (CUDA tensors always use the
+reference). Both compute r² = (dx² + dy²) + dz² in the positions' dtype and
+compare it with cutoff² rounded to that dtype, so they keep the same pairs.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+
+import numpy as np
+import torch
+
+BACKENDS = ("auto", "numba", "torch")
+_HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """``"numba"`` or ``"torch"`` for tensors on ``device`` (ValueError when unknown
+    or when numba is asked for but unusable)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown pair-selection backend {backend!r}; use one of {BACKENDS}")
+    if backend == "auto":
+        return "numba" if _HAVE_NUMBA and device.type == "cpu" else "torch"
+    if backend == "numba" and (not _HAVE_NUMBA or device.type != "cpu"):
+        raise ValueError("the numba pair-selection kernel needs numba and CPU tensors "
+                         f"(numba {'found' if _HAVE_NUMBA else 'missing'}, device {device})")
+    return backend
+
+
+def select_pairs(positions: torch.Tensor, edge_index: torch.Tensor, shifts: torch.Tensor,
+                 start: int, stop: int, cutoff: float, out_edges: torch.Tensor,
+                 out_shifts: torch.Tensor, backend: str = "auto") -> int:
+    """Copy the candidates ``start:stop`` with r < ``cutoff`` to ``out_*[:, start:]``.
+
+    Args:
+        positions: ``[N, 3]`` Å.
+        edge_index: ``[2, E]`` candidate pairs (i, j); int64.
+        shifts: ``[E, 3]`` cartesian image shifts of j, Å (positions' dtype).
+        start, stop: the candidates to test.
+        cutoff: Å.
+        out_edges, out_shifts: ``[2, E]`` / ``[E, 3]`` buffers (not aliasing the
+            candidates); the kept pairs go to ``start … start + kept − 1`` in order.
+        backend: ``"auto" | "numba" | "torch"``.
+
+    Returns:
+        kept: the number of pairs written.
+    """
+    if stop <= start:
+        return 0
+    if resolve_backend(backend, positions.device) == "numba":
+        cut2 = _numpy_dtype(positions.dtype)(cutoff * cutoff)
+        return int(_select_kernel()(positions.detach().numpy(), edge_index.numpy(),
+                                   shifts.numpy(), start, stop, cut2, out_edges.numpy(),
+                                   out_shifts.numpy()))
+    return select_pairs_reference(positions, edge_index, shifts, start, stop, cutoff,
+                                  out_edges, out_shifts)
+
+
+def select_pairs_reference(positions: torch.Tensor, edge_index: torch.Tensor,
+                           shifts: torch.Tensor, start: int, stop: int, cutoff: float,
+                           out_edges: torch.Tensor, out_shifts: torch.Tensor) -> int:
+    """Pure-torch :func:`select_pairs` (any device)."""
+    pos_t = positions.detach().T.contiguous()  # coordinate-major: row gathers
+    d = pos_t.index_select(1, edge_index[1, start:stop])
+    d.sub_(pos_t.index_select(1, edge_index[0, start:stop]))
+    d.add_(shifts[start:stop].T)
+    r2 = d.square_()
+    r2 = (r2[0] + r2[1]) + r2[2]
+    keep = (r2 < cutoff * cutoff).nonzero().view(-1)
+    end = start + keep.numel()
+    torch.index_select(edge_index[0, start:stop], 0, keep, out=out_edges[0, start:end])
+    torch.index_select(edge_index[1, start:stop], 0, keep, out=out_edges[1, start:end])
+    torch.index_select(shifts[start:stop], 0, keep, out=out_shifts[start:end])
+    return keep.numel()
+
+
+def update_pair_list(positions: torch.Tensor, ref_positions: torch.Tensor,
+                     ref_distance: np.ndarray, edge_index: torch.Tensor, shifts: torch.Tensor,
+                     cutoff: float, skin: float, pristine: int, out_edges: torch.Tensor,
+                     out_shifts: torch.Tensor, backend: str = "auto"
+                     ) -> tuple[int, int, float] | None:
+    """One MD step of a Verlet list whose cell has not changed since its rebuild.
+
+    With δ = max_i |r_i − r_ref,i|, the list is stale when r_c + skin − 2δ < r_c
+    (returns None: rebuild). Otherwise the candidates, sorted by their distance
+    d_ref at the rebuild, with d_ref < r_c − 2δ are surely inside and those with
+    d_ref > r_c + 2δ surely outside; only the band between is measured, and its kept
+    pairs are written to ``out_*[start:end]``. ``out_*[:pristine]`` still hold the
+    sorted candidates, so ``start = min(first band pair, pristine)``.
+
+    Args:
+        positions, ref_positions: ``[N, 3]`` now and at the rebuild, Å.
+        ref_distance: ``[E]`` float64 host array of d_ref, ascending.
+        edge_index, shifts: ``[2, E]`` / ``[E, 3]`` candidates (cartesian shifts, Å).
+        cutoff, skin: Å.
+        pristine: leading pairs of ``out_*`` still equal to the candidates.
+        out_edges, out_shifts: the model's pair buffers.
+
+    Returns:
+        ``(start, end, δ)``: ``out_*[:end]`` is the pair list, the new ``pristine`` is
+        ``start``; or None when the list must be rebuilt.
+    """
+    if resolve_backend(backend, positions.device) == "numba":
+        cast = _numpy_dtype(positions.dtype)
+        start, end, delta = _update_kernel()(
+            positions.detach().numpy(), ref_positions.numpy(), ref_distance,
+            edge_index.numpy(), shifts.numpy(), cutoff, skin, cast(cutoff * cutoff),
+            pristine, out_edges.numpy(), out_shifts.numpy())
+        return None if start < 0 else (int(start), int(end), float(delta))
+    delta = max_displacement(positions, ref_positions, "torch")
+    if cutoff + skin - 2 * delta < cutoff:
+        return None
+    first, last = np.searchsorted(ref_distance, (cutoff - 2 * delta - 1e-6,
+                                                 cutoff + 2 * delta + 1e-6)).tolist()
+    start = min(first, pristine)
+    kept = select_pairs_reference(positions, edge_index, shifts, start, last, cutoff,
+                                  out_edges, out_shifts)
+    return start, start + kept, delta
+
+
+def max_displacement(positions: torch.Tensor, reference: torch.Tensor,
+                     backend: str = "auto") -> float:
+    """max_i |r_i − r_ref,i|, Å, of ``[N, 3]`` positions (0 for no atoms)."""
+    if positions.shape[0] == 0:
+        return 0.0
+    if resolve_backend(backend, positions.device) == "numba":
+        return float(_max_displacement_kernel()(positions.detach().numpy(), reference.numpy()))
+    d = positions.detach() - reference
+    return float(torch.linalg.vector_norm(d, dim=1).max())
+
+
+def _numpy_dtype(dtype: torch.dtype) -> type:
+    return {torch.float32: np.float32, torch.float64: np.float64}[dtype]
+
+
+@functools.cache
+def _select_kernel():
+    """The pair-selection kernel (numba imported on first use; machine code cached on disk)."""
+    import numba
+
+    @numba.njit(nogil=True, cache=True)
+    def select(pos, edges, shifts, start, stop, cut2, out_edges, out_shifts):
+        k = start
+        for p in range(start, stop):
+            i = edges[0, p]
+            j = edges[1, p]
+            dx = pos[j, 0] - pos[i, 0] + shifts[p, 0]
+            dy = pos[j, 1] - pos[i, 1] + shifts[p, 1]
+            dz = pos[j, 2] - pos[i, 2] + shifts[p, 2]
+            if (dx * dx + dy * dy) + dz * dz < cut2:
+                out_edges[0, k] = i
+                out_edges[1, k] = j
+                out_shifts[k, 0] = shifts[p, 0]
+                out_shifts[k, 1] = shifts[p, 1]
+                out_shifts[k, 2] = shifts[p, 2]
+                k += 1
+        return k - start
+
+    return select
+
+
+@functools.cache
+def _max_displacement_kernel():
+    """The largest-displacement kernel."""
+    import numba
+
+    @numba.njit(nogil=True, cache=True)
+    def max_disp(pos, ref):
+        best = 0.0
+        for a in range(pos.shape[0]):
+            dx = pos[a, 0] - ref[a, 0]
+            dy = pos[a, 1] - ref[a, 1]
+            dz = pos[a, 2] - ref[a, 2]
+            best = max(best, dx * dx + dy * dy + dz * dz)
+        return np.sqrt(best)
+
+    return max_disp
+
+
+@functools.cache
+def _update_kernel():
+    """:func:`update_pair_list` in one compiled call (δ, band search, selection)."""
+    import numba
+
+    @numba.njit(nogil=True, cache=True)
+    def update(pos, ref, ref_dist, edges, shifts, cutoff, skin, cut2, pristine, out_edges,
+               out_shifts):
+        best = 0.0
+        for a in range(pos.shape[0]):
+            dx = pos[a, 0] - ref[a, 0]
+            dy = pos[a, 1] - ref[a, 1]
+            dz = pos[a, 2] - ref[a, 2]
+            best = max(best, dx * dx + dy * dy + dz * dz)
+        delta = np.sqrt(best)
+        if cutoff + skin - 2 * delta < cutoff:
+            return -1, -1, delta
+        first = np.searchsorted(ref_dist, cutoff - 2 * delta - 1e-6)
+        last = np.searchsorted(ref_dist, cutoff + 2 * delta + 1e-6)
+        start = min(first, pristine)
+        k = start
+        for p in range(start, last):
+            i = edges[0, p]
+            j = edges[1, p]
+            dx = pos[j, 0] - pos[i, 0] + shifts[p, 0]
+            dy = pos[j, 1] - pos[i, 1] + shifts[p, 1]
+            dz = pos[j, 2] - pos[i, 2] + shifts[p, 2]
+            if (dx * dx + dy * dy) + dz * dz < cut2:
+                out_edges[0, k] = i
+                out_edges[1, k] = j
+                out_shifts[k, 0] = shifts[p, 0]
+                out_shifts[k, 1] = shifts[p, 1]
+                out_shifts[k, 2] = shifts[p, 2]
+                k += 1
+        return start, k, delta
+
+    return update
