@@ -126,6 +126,38 @@ def update_pair_list(positions: torch.Tensor, ref_positions: torch.Tensor,
     return start, start + kept, delta
 
 
+class SameCellUpdate:
+    """:func:`update_pair_list` bound to one Verlet list and its buffers: the MD hot
+    path, with the array views and the backend prepared once per rebuild.
+
+    Args: as :func:`update_pair_list` (the tensors must not be reallocated while in use).
+    """
+
+    def __init__(self, ref_positions: torch.Tensor, ref_distance: np.ndarray,
+                 edge_index: torch.Tensor, shifts: torch.Tensor, cutoff: float, skin: float,
+                 out_edges: torch.Tensor, out_shifts: torch.Tensor,
+                 backend: str = "auto") -> None:
+        self.backend = resolve_backend(backend, ref_positions.device)
+        self.tensors = (ref_positions, ref_distance, edge_index, shifts)
+        self.out = (out_edges, out_shifts)
+        self.cutoff, self.skin = float(cutoff), float(skin)
+        if self.backend == "numba":
+            cut2 = _numpy_dtype(ref_positions.dtype)(cutoff * cutoff)
+            self._kernel = _update_kernel()
+            self._args = (ref_positions.numpy(), ref_distance, edge_index.numpy(),
+                          shifts.numpy(), self.cutoff, self.skin, cut2)
+            self._out = (out_edges.numpy(), out_shifts.numpy())
+
+    def __call__(self, positions: torch.Tensor, pristine: int) -> tuple[int, int, float] | None:
+        """``(start, end, δ)`` or None (rebuild); see :func:`update_pair_list`."""
+        if self.backend == "numba":
+            start, end, delta = self._kernel(positions.detach().numpy(), *self._args,
+                                             pristine, *self._out)
+            return None if start < 0 else (start, end, delta)
+        return update_pair_list(positions, *self.tensors, self.cutoff, self.skin, pristine,
+                                *self.out, "torch")
+
+
 def max_displacement(positions: torch.Tensor, reference: torch.Tensor,
                      backend: str = "auto") -> float:
     """max_i |r_i − r_ref,i|, Å, of ``[N, 3]`` positions (0 for no atoms)."""

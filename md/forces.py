@@ -18,12 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from mlpot.kernels.pair_select import (
+    SameCellUpdate,
     max_displacement,
     resolve_backend,
     select_pairs,
-    update_pair_list,
 )
 from mlpot.md.errors import ResourceExhaustedError, is_out_of_memory
+from mlpot.md.integrators.base import update_forces
 from mlpot.md.state import MDState
 
 from mlpot.graph import AtomicGraph
@@ -45,6 +46,7 @@ class VerletList:
             stored in this order; the stable sort keeps each system's relative order, so a
             system's pair order does not depend on its batch-mates).
         ref_distance_host: the same as a float64 numpy array (searched on the host).
+        seen_cell: the last cell tensor found equal to ``ref_cell`` (see ForceField._same_cell).
     """
 
     edge_index: torch.Tensor
@@ -54,6 +56,7 @@ class VerletList:
     ref_cell_inv: torch.Tensor
     ref_distance: torch.Tensor
     ref_distance_host: np.ndarray
+    seen_cell: torch.Tensor | None = None
 
 
 def _safe_inverse(cell: torch.Tensor) -> torch.Tensor:
@@ -95,6 +98,8 @@ class _PairBuffers:
     ``edges [2, E]`` and ``shifts [E, 3]`` start as copies of the sorted candidates;
     only ``[pristine:]`` has since been overwritten by pruned bands.
     ``candidate_shifts [E, 3]`` are the candidates' cartesian shifts for ``cell``.
+    ``update`` is the fixed-cell step bound to these buffers (made on first use);
+    ``seen_cell`` the last cell tensor found equal to ``cell``.
     """
 
     edges: torch.Tensor
@@ -102,6 +107,8 @@ class _PairBuffers:
     candidate_shifts: torch.Tensor
     cell: torch.Tensor
     pristine: int
+    update: SameCellUpdate | None = None
+    seen_cell: torch.Tensor | None = None
 
 
 class ForceField:
@@ -172,9 +179,9 @@ class ForceField:
         shifts are recomputed and the untouched edge prefix is kept. Without pruning
         nothing is ever written, so the buffers are the candidates themselves."""
         v, buf = self.verlet, self._buffers
-        cell = graph.cell.detach()
-        if buf is not None and torch.equal(cell, buf.cell):
+        if buf is not None and self._same_cell(graph.cell, buf):
             return buf
+        cell = graph.cell.detach()
         shifts = cartesian_shifts(v.cell_shifts, cell, graph.system_index[v.edge_index[0]])
         if buf is None:
             edges = v.edge_index.clone() if self.prune else v.edge_index
@@ -183,12 +190,26 @@ class ForceField:
                                pristine=v.edge_index.shape[1])
             self._buffers = buf
             return buf
-        buf.candidate_shifts, buf.cell = shifts, cell.clone()
+        buf.candidate_shifts, buf.cell, buf.seen_cell = shifts, cell.clone(), None
+        buf.update = None  # bound to the old shifts
         if self.prune:
             buf.shifts[:buf.pristine] = shifts[:buf.pristine]
         else:
             buf.shifts = shifts
         return buf
+
+    @staticmethod
+    def _same_cell(cell: torch.Tensor, holder: VerletList | _PairBuffers) -> bool:
+        """Whether ``cell`` equals the holder's cell (``ref_cell`` or ``cell``); answered
+        without a comparison when ``cell`` is the tensor last found equal (states share
+        their cell tensor from step to step, and never modify it in place)."""
+        if cell is holder.seen_cell:
+            return True
+        stored = holder.ref_cell if isinstance(holder, VerletList) else holder.cell
+        if torch.equal(cell.detach(), stored):
+            holder.seen_cell = cell
+            return True
+        return False
 
     def _set_verlet(self, verlet: VerletList) -> None:
         self.verlet, self._buffers, self._last = verlet, None, None
@@ -209,7 +230,7 @@ class ForceField:
             return self._last[1]
         v = self.verlet
         fresh = v is None or v.ref_positions.shape != graph.positions.shape or self.skin == 0
-        if not fresh and self.prune and torch.equal(graph.cell, v.ref_cell):
+        if not fresh and self.prune and self._same_cell(graph.cell, v):
             # the common case (fixed cell): one fused call per step
             span = self._update_same_cell(graph)
             if span is None:
@@ -239,9 +260,11 @@ class ForceField:
 
     def _update_same_cell(self, graph: AtomicGraph) -> tuple[int, int, float] | None:
         v, buf = self.verlet, self._pair_buffers(graph)
-        return update_pair_list(graph.positions, v.ref_positions, v.ref_distance_host,
-                                v.edge_index, buf.candidate_shifts, self.cutoff, self.skin,
-                                buf.pristine, buf.edges, buf.shifts, self.backend)
+        if buf.update is None:
+            buf.update = SameCellUpdate(v.ref_positions, v.ref_distance_host, v.edge_index,
+                                        buf.candidate_shifts, self.cutoff, self.skin,
+                                        buf.edges, buf.shifts, self.backend)
+        return buf.update(graph.positions, buf.pristine)
 
     def _prune_result(self, graph: AtomicGraph, start: int, end: int,
                       bounds: tuple[float, float, float]) -> AtomicGraph:
@@ -303,8 +326,4 @@ class ForceField:
 
     def evaluate(self, state: MDState) -> MDState:
         """``state`` with energy, forces and stress recomputed at its positions."""
-        out = self(state.graph)
-        dtype = state.momenta.dtype
-        return state.replace(
-            energy=out.energy.detach().to(dtype), forces=out.forces.detach().to(dtype),
-            stress=None if out.stress is None else out.stress.detach().to(dtype))
+        return update_forces(state, self)

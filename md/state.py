@@ -82,6 +82,16 @@ class MDState:
         """``[N, 3]`` Å/fs."""
         return self.momenta / self.masses[:, None]
 
+    def inverse_masses(self) -> torch.Tensor:
+        """``[N, 3]`` 1/m per coordinate, amu⁻¹ (made once and carried along by
+        :meth:`replace` while ``masses`` is the same tensor)."""
+        cached = self.__dict__.get("_inverse_masses")
+        if cached is None or cached[0] is not self.masses:
+            inv = (1.0 / self.masses)[:, None].expand(-1, 3).contiguous()
+            cached = (self.masses, inv)
+            self.__dict__["_inverse_masses"] = cached
+        return cached[1]
+
     def replace(self, **changes: object) -> MDState:
         """A shallow copy with some fields replaced (called several times per MD step,
         so it copies the attribute dict instead of going through ``dataclasses.replace``)."""

@@ -35,17 +35,23 @@ def kick(state: MDState, dt: float) -> MDState:
 
 def drift(state: MDState, dt: float) -> MDState:
     """A: r ← r + Δt·p/m."""
-    return state.with_positions(torch.addcdiv(state.positions, state.momenta,
-                                              state.masses[:, None], value=dt))
+    return state.with_positions(torch.addcmul(state.positions, state.momenta,
+                                              state.inverse_masses(), value=dt))
 
 
 def update_forces(state: MDState, forces_fn: ForcesFn) -> MDState:
     """Evaluate ``forces_fn`` at the state's positions and store energy/forces/stress."""
     out = forces_fn(state.graph)
     dtype = state.momenta.dtype
-    return state.replace(
-        energy=out.energy.detach().to(dtype), forces=out.forces.detach().to(dtype),
-        stress=None if out.stress is None else out.stress.detach().to(dtype))
+    return state.replace(energy=_plain(out.energy, dtype), forces=_plain(out.forces, dtype),
+                         stress=None if out.stress is None else _plain(out.stress, dtype))
+
+
+def _plain(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` detached and in ``dtype`` (no new tensor when it already is)."""
+    if t.requires_grad:
+        t = t.detach()
+    return t if t.dtype == dtype else t.to(dtype)
 
 
 def advance_clock(state: MDState, dt: float) -> MDState:

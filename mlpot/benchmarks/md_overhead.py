@@ -52,9 +52,10 @@ class _TimedModel:
 
     def __init__(self, model: Potential) -> None:
         self.model, self.cutoff, self.seconds = model, model.cutoff, 0.0
+        self.cuda = model.e0.device.type == "cuda"
 
     def _sync(self) -> None:
-        if self.model.e0.device.type == "cuda":
+        if self.cuda:
             torch.cuda.synchronize()
 
     def __call__(self, *args, **kwargs):
