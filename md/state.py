@@ -114,9 +114,15 @@ class MDState:
         return system_sum(values, self.system_index, self.num_systems)
 
     def degrees_of_freedom(self) -> torch.Tensor:
-        """``[B]`` kinetic degrees of freedom, 3N − 3 (total momentum is conserved at 0)."""
-        n = self.graph.atoms_per_system.to(self.momenta.dtype)
-        return torch.where(n > 1, 3 * n - 3, 3 * n)
+        """``[B]`` kinetic degrees of freedom, 3N − 3 (total momentum is conserved at 0);
+        made once and carried along by :meth:`replace` while the systems are the same."""
+        counts = self.graph.atoms_per_system
+        cached = self.__dict__.get("_degrees_of_freedom")
+        if cached is None or cached[0] is not counts or cached[1].dtype != self.momenta.dtype:
+            n = counts.to(self.momenta.dtype)
+            cached = (counts, torch.where(n > 1, 3 * n - 3, 3 * n))
+            self.__dict__["_degrees_of_freedom"] = cached
+        return cached[1]
 
     def kinetic_energy(self) -> torch.Tensor:
         """``[B]`` kinetic energy, eV."""

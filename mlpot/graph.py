@@ -8,6 +8,7 @@ else. Units are ASE's: Å, eV, e; the cell is stored as row vectors.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
@@ -71,9 +72,10 @@ class AtomicGraph:
         """Number of systems ``B`` in the batch."""
         return int(self.cell.shape[0])
 
-    @property
+    @functools.cached_property
     def atoms_per_system(self) -> torch.Tensor:
-        """``[B]`` int64 number of atoms in each system."""
+        """``[B]`` int64 number of atoms in each system (computed once per graph; copies
+        made by ``with_positions``/``with_edges`` share it)."""
         return torch.bincount(self.system_index, minlength=self.num_systems)
 
     @property
