@@ -57,7 +57,7 @@ def select_pairs(positions: torch.Tensor, edge_index: torch.Tensor, shifts: torc
         return 0
     if resolve_backend(backend, positions.device) == "numba":
         cut2 = _numpy_dtype(positions.dtype)(cutoff * cutoff)
-        return int(_select_kernel()(positions.detach().numpy(), edge_index.numpy(),
+        return int(_numba_kernels().select_pairs(positions.detach().numpy(), edge_index.numpy(),
                                    shifts.numpy(), start, stop, cut2, out_edges.numpy(),
                                    out_shifts.numpy()))
     return select_pairs_reference(positions, edge_index, shifts, start, stop, cutoff,
@@ -110,7 +110,7 @@ def update_pair_list(positions: torch.Tensor, ref_positions: torch.Tensor,
     """
     if resolve_backend(backend, positions.device) == "numba":
         cast = _numpy_dtype(positions.dtype)
-        start, end, delta = _update_kernel()(
+        start, end, delta = _numba_kernels().update_pair_list(
             positions.detach().numpy(), ref_positions.numpy(), ref_distance,
             edge_index.numpy(), shifts.numpy(), cutoff, skin, cast(cutoff * cutoff),
             pristine, out_edges.numpy(), out_shifts.numpy())
@@ -143,7 +143,7 @@ class SameCellUpdate:
         self.cutoff, self.skin = float(cutoff), float(skin)
         if self.backend == "numba":
             cut2 = _numpy_dtype(ref_positions.dtype)(cutoff * cutoff)
-            self._kernel = _update_kernel()
+            self._kernel = _numba_kernels().update_pair_list
             self._args = (ref_positions.numpy(), ref_distance, edge_index.numpy(),
                           shifts.numpy(), self.cutoff, self.skin, cut2)
             self._out = (out_edges.numpy(), out_shifts.numpy())
@@ -164,7 +164,8 @@ def max_displacement(positions: torch.Tensor, reference: torch.Tensor,
     if positions.shape[0] == 0:
         return 0.0
     if resolve_backend(backend, positions.device) == "numba":
-        return float(_max_displacement_kernel()(positions.detach().numpy(), reference.numpy()))
+        kernel = _numba_kernels().max_displacement
+        return float(kernel(positions.detach().numpy(), reference.numpy()))
     d = positions.detach() - reference
     return float(torch.linalg.vector_norm(d, dim=1).max())
 
@@ -174,83 +175,9 @@ def _numpy_dtype(dtype: torch.dtype) -> type:
 
 
 @functools.cache
-def _select_kernel():
-    """The pair-selection kernel (numba imported on first use; machine code cached on disk)."""
-    import numba
+def _numba_kernels():
+    """The compiled kernels' module (importing numba costs ~0.3 s, so only on first use)."""
+    from mlpot.kernels import pair_select_numba
 
-    @numba.njit(nogil=True, cache=True)
-    def select(pos, edges, shifts, start, stop, cut2, out_edges, out_shifts):
-        k = start
-        for p in range(start, stop):
-            i = edges[0, p]
-            j = edges[1, p]
-            dx = pos[j, 0] - pos[i, 0] + shifts[p, 0]
-            dy = pos[j, 1] - pos[i, 1] + shifts[p, 1]
-            dz = pos[j, 2] - pos[i, 2] + shifts[p, 2]
-            if (dx * dx + dy * dy) + dz * dz < cut2:
-                out_edges[0, k] = i
-                out_edges[1, k] = j
-                out_shifts[k, 0] = shifts[p, 0]
-                out_shifts[k, 1] = shifts[p, 1]
-                out_shifts[k, 2] = shifts[p, 2]
-                k += 1
-        return k - start
+    return pair_select_numba
 
-    return select
-
-
-@functools.cache
-def _max_displacement_kernel():
-    """The largest-displacement kernel."""
-    import numba
-
-    @numba.njit(nogil=True, cache=True)
-    def max_disp(pos, ref):
-        best = 0.0
-        for a in range(pos.shape[0]):
-            dx = pos[a, 0] - ref[a, 0]
-            dy = pos[a, 1] - ref[a, 1]
-            dz = pos[a, 2] - ref[a, 2]
-            best = max(best, dx * dx + dy * dy + dz * dz)
-        return np.sqrt(best)
-
-    return max_disp
-
-
-@functools.cache
-def _update_kernel():
-    """:func:`update_pair_list` in one compiled call (δ, band search, selection)."""
-    import numba
-
-    @numba.njit(nogil=True, cache=True)
-    def update(pos, ref, ref_dist, edges, shifts, cutoff, skin, cut2, pristine, out_edges,
-               out_shifts):
-        best = 0.0
-        for a in range(pos.shape[0]):
-            dx = pos[a, 0] - ref[a, 0]
-            dy = pos[a, 1] - ref[a, 1]
-            dz = pos[a, 2] - ref[a, 2]
-            best = max(best, dx * dx + dy * dy + dz * dz)
-        delta = np.sqrt(best)
-        if cutoff + skin - 2 * delta < cutoff:
-            return -1, -1, delta
-        first = np.searchsorted(ref_dist, cutoff - 2 * delta - 1e-6)
-        last = np.searchsorted(ref_dist, cutoff + 2 * delta + 1e-6)
-        start = min(first, pristine)
-        k = start
-        for p in range(start, last):
-            i = edges[0, p]
-            j = edges[1, p]
-            dx = pos[j, 0] - pos[i, 0] + shifts[p, 0]
-            dy = pos[j, 1] - pos[i, 1] + shifts[p, 1]
-            dz = pos[j, 2] - pos[i, 2] + shifts[p, 2]
-            if (dx * dx + dy * dy) + dz * dz < cut2:
-                out_edges[0, k] = i
-                out_edges[1, k] = j
-                out_shifts[k, 0] = shifts[p, 0]
-                out_shifts[k, 1] = shifts[p, 1]
-                out_shifts[k, 2] = shifts[p, 2]
-                k += 1
-        return start, k, delta
-
-    return update
