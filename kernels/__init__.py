@@ -13,6 +13,6 @@ Pure-torch references (the signatures a fused kernel must keep):
 - :mod:`mlpot.kernels.neighbors`: padded neighbour slots and the edge → node density
   contraction (``neighbor_slots``, ``contract_density``).
 - :mod:`mlpot.kernels.pair_select`: the MD step's Verlet-list update — largest
-  displacement, band search and pair selection (``update_pair_list``,
+  displacement, band search and pair selection (``SameCellUpdate``,
   ``select_pairs``); a fused numba kernel on CPU, the torch reference elsewhere.
 """

@@ -82,12 +82,13 @@ def select_pairs_reference(positions: torch.Tensor, edge_index: torch.Tensor,
     return keep.numel()
 
 
-def update_pair_list(positions: torch.Tensor, ref_positions: torch.Tensor,
-                     ref_distance: np.ndarray, edge_index: torch.Tensor, shifts: torch.Tensor,
-                     cutoff: float, skin: float, pristine: int, out_edges: torch.Tensor,
-                     out_shifts: torch.Tensor, backend: str = "auto"
-                     ) -> tuple[int, int, float] | None:
-    """One MD step of a Verlet list whose cell has not changed since its rebuild.
+def update_pair_list_reference(positions: torch.Tensor, ref_positions: torch.Tensor,
+                               ref_distance: np.ndarray, edge_index: torch.Tensor,
+                               shifts: torch.Tensor, cutoff: float, skin: float, pristine: int,
+                               out_edges: torch.Tensor, out_shifts: torch.Tensor
+                               ) -> tuple[int, int, float] | None:
+    """One MD step of a Verlet list whose cell has not changed since its rebuild
+    (pure torch; :class:`SameCellUpdate` dispatches between this and the numba kernel).
 
     With δ = max_i |r_i − r_ref,i|, the list is stale when r_c + skin − 2δ < r_c
     (returns None: rebuild). Otherwise the candidates, sorted by their distance
@@ -108,13 +109,6 @@ def update_pair_list(positions: torch.Tensor, ref_positions: torch.Tensor,
         ``(start, end, δ)``: ``out_*[:end]`` is the pair list, the new ``pristine`` is
         ``start``; or None when the list must be rebuilt.
     """
-    if resolve_backend(backend, positions.device) == "numba":
-        cast = _numpy_dtype(positions.dtype)
-        start, end, delta = _numba_kernels().update_pair_list(
-            positions.detach().numpy(), ref_positions.numpy(), ref_distance,
-            edge_index.numpy(), shifts.numpy(), cutoff, skin, cast(cutoff * cutoff),
-            pristine, out_edges.numpy(), out_shifts.numpy())
-        return None if start < 0 else (int(start), int(end), float(delta))
     delta = max_displacement(positions, ref_positions, "torch")
     if cutoff + skin - 2 * delta < cutoff:
         return None
@@ -127,10 +121,12 @@ def update_pair_list(positions: torch.Tensor, ref_positions: torch.Tensor,
 
 
 class SameCellUpdate:
-    """:func:`update_pair_list` bound to one Verlet list and its buffers: the MD hot
-    path, with the array views and the backend prepared once per rebuild.
+    """The per-step update of one Verlet list and its buffers (the MD hot path; see
+    :func:`update_pair_list_reference`), with the backend and the array views
+    prepared once per rebuild.
 
-    Args: as :func:`update_pair_list` (the tensors must not be reallocated while in use).
+    Args: as :func:`update_pair_list_reference` (the tensors must stay in place while
+    in use), plus ``backend``: ``"auto" | "numba" | "torch"``.
     """
 
     def __init__(self, ref_positions: torch.Tensor, ref_distance: np.ndarray,
@@ -149,13 +145,13 @@ class SameCellUpdate:
             self._out = (out_edges.numpy(), out_shifts.numpy())
 
     def __call__(self, positions: torch.Tensor, pristine: int) -> tuple[int, int, float] | None:
-        """``(start, end, δ)`` or None (rebuild); see :func:`update_pair_list`."""
+        """``(start, end, δ)`` or None (rebuild); see :func:`update_pair_list_reference`."""
         if self.backend == "numba":
             start, end, delta = self._kernel(positions.detach().numpy(), *self._args,
                                              pristine, *self._out)
             return None if start < 0 else (start, end, delta)
-        return update_pair_list(positions, *self.tensors, self.cutoff, self.skin, pristine,
-                                *self.out, "torch")
+        return update_pair_list_reference(positions, *self.tensors, self.cutoff, self.skin,
+                                          pristine, *self.out)
 
 
 def max_displacement(positions: torch.Tensor, reference: torch.Tensor,

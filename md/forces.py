@@ -46,7 +46,7 @@ class VerletList:
             stored in this order; the stable sort keeps each system's relative order, so a
             system's pair order does not depend on its batch-mates).
         ref_distance_host: the same as a float64 numpy array (searched on the host).
-        seen_cell: the last cell tensor found equal to ``ref_cell`` (see ForceField._same_cell).
+        seen_cell: the last cell tensor found equal to ``ref_cell`` (ForceField._same_cell).
     """
 
     edge_index: torch.Tensor
@@ -156,10 +156,9 @@ class ForceField:
         """(max non-affine displacement δ Å, smallest and largest singular value of F)
         since the last rebuild, over all systems."""
         v = self.verlet
-        cell = graph.cell.detach()
-        if torch.equal(cell, v.ref_cell):
+        if self._same_cell(graph.cell, v.ref_cell, v):
             return max_displacement(graph.positions, v.ref_positions, self.backend), 1.0, 1.0
-        F = v.ref_cell_inv @ cell
+        F = v.ref_cell_inv @ graph.cell.detach()
         affine = (v.ref_positions[:, :, None] * F[graph.system_index]).sum(1)
         disp = (graph.positions.detach() - affine).norm(dim=1)
         sv = torch.linalg.svdvals(F)
@@ -172,14 +171,22 @@ class ForceField:
         if v is None or v.ref_positions.shape != graph.positions.shape or self.skin == 0:
             return True
         delta, smin, _ = self.displacement_bounds(graph)
+        return self._stale(delta, smin)
+
+    def _stale(self, delta: float, smin: float) -> bool:
+        """The rebuild criterion σ_min·(r_c + skin) − 2δ < r_c (see the module docstring)."""
         return smin * (self.cutoff + self.skin) - 2 * delta < self.cutoff
+
+    def _rebuild(self, graph: AtomicGraph) -> None:
+        self._set_verlet(build_verlet_list(graph, self.cutoff + self.skin))
+        self.rebuilds += 1
 
     def _pair_buffers(self, graph: AtomicGraph) -> _PairBuffers:
         """The pair buffers: made after a rebuild; when only the cell changed, the
         shifts are recomputed and the untouched edge prefix is kept. Without pruning
         nothing is ever written, so the buffers are the candidates themselves."""
         v, buf = self.verlet, self._buffers
-        if buf is not None and self._same_cell(graph.cell, buf):
+        if buf is not None and self._same_cell(graph.cell, buf.cell, buf):
             return buf
         cell = graph.cell.detach()
         shifts = cartesian_shifts(v.cell_shifts, cell, graph.system_index[v.edge_index[0]])
@@ -199,13 +206,13 @@ class ForceField:
         return buf
 
     @staticmethod
-    def _same_cell(cell: torch.Tensor, holder: VerletList | _PairBuffers) -> bool:
-        """Whether ``cell`` equals the holder's cell (``ref_cell`` or ``cell``); answered
-        without a comparison when ``cell`` is the tensor last found equal (states share
-        their cell tensor from step to step, and never modify it in place)."""
+    def _same_cell(cell: torch.Tensor, stored: torch.Tensor,
+                   holder: VerletList | _PairBuffers) -> bool:
+        """``torch.equal(cell, stored)``, answered without a comparison when ``cell`` is
+        the tensor ``holder`` last found equal (states share their cell tensor from step
+        to step, and never modify it in place)."""
         if cell is holder.seen_cell:
             return True
-        stored = holder.ref_cell if isinstance(holder, VerletList) else holder.cell
         if torch.equal(cell.detach(), stored):
             holder.seen_cell = cell
             return True
@@ -230,19 +237,17 @@ class ForceField:
             return self._last[1]
         v = self.verlet
         fresh = v is None or v.ref_positions.shape != graph.positions.shape or self.skin == 0
-        if not fresh and self.prune and self._same_cell(graph.cell, v):
+        if not fresh and self.prune and self._same_cell(graph.cell, v.ref_cell, v):
             # the common case (fixed cell): one fused call per step
             span = self._update_same_cell(graph)
             if span is None:
-                self._set_verlet(build_verlet_list(graph, self.cutoff + self.skin))
-                self.rebuilds += 1
+                self._rebuild(graph)
                 span = self._update_same_cell(graph)
             start, end, delta = span
             return self._prune_result(graph, start, end, (delta, 1.0, 1.0))
         delta, smin, smax = (0.0, 1.0, 1.0) if fresh else self.displacement_bounds(graph)
-        if fresh or smin * (self.cutoff + self.skin) - 2 * delta < self.cutoff:
-            self._set_verlet(build_verlet_list(graph, self.cutoff + self.skin))
-            self.rebuilds += 1
+        if fresh or self._stale(delta, smin):
+            self._rebuild(graph)
             delta, smin, smax = 0.0, 1.0, 1.0
         v, buf = self.verlet, self._pair_buffers(graph)
         if not self.prune:

@@ -8,7 +8,7 @@ system gives the same trajectory whether it runs alone or inside a batch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 
 import ase
@@ -83,13 +83,18 @@ class MDState:
         return self.momenta / self.masses[:, None]
 
     def inverse_masses(self) -> torch.Tensor:
-        """``[N, 3]`` 1/m per coordinate, amu⁻¹ (made once and carried along by
-        :meth:`replace` while ``masses`` is the same tensor)."""
-        cached = self.__dict__.get("_inverse_masses")
-        if cached is None or cached[0] is not self.masses:
-            inv = (1.0 / self.masses)[:, None].expand(-1, 3).contiguous()
-            cached = (self.masses, inv)
-            self.__dict__["_inverse_masses"] = cached
+        """``[N, 3]`` 1/m per coordinate, amu⁻¹."""
+        return self._derived("_inverse_masses", (self.masses,),
+                             lambda: (1.0 / self.masses)[:, None].expand(-1, 3).contiguous())
+
+    def _derived(self, name: str, sources: tuple[object, ...],
+                 make: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """``make()``, computed once and carried along by :meth:`replace` (which copies
+        the attribute dict) while every one of ``sources`` is the same object."""
+        cached = self.__dict__.get(name)
+        if cached is None or any(a is not b for a, b in zip(cached[0], sources, strict=True)):
+            cached = (sources, make())
+            self.__dict__[name] = cached
         return cached[1]
 
     def replace(self, **changes: object) -> MDState:
@@ -114,15 +119,14 @@ class MDState:
         return system_sum(values, self.system_index, self.num_systems)
 
     def degrees_of_freedom(self) -> torch.Tensor:
-        """``[B]`` kinetic degrees of freedom, 3N − 3 (total momentum is conserved at 0);
-        made once and carried along by :meth:`replace` while the systems are the same."""
-        counts = self.graph.atoms_per_system
-        cached = self.__dict__.get("_degrees_of_freedom")
-        if cached is None or cached[0] is not counts or cached[1].dtype != self.momenta.dtype:
-            n = counts.to(self.momenta.dtype)
-            cached = (counts, torch.where(n > 1, 3 * n - 3, 3 * n))
-            self.__dict__["_degrees_of_freedom"] = cached
-        return cached[1]
+        """``[B]`` kinetic degrees of freedom, 3N − 3 (total momentum is conserved at 0)."""
+        counts, dtype = self.graph.atoms_per_system, self.momenta.dtype
+
+        def make() -> torch.Tensor:
+            n = counts.to(dtype)
+            return torch.where(n > 1, 3 * n - 3, 3 * n)
+
+        return self._derived("_degrees_of_freedom", (counts, dtype), make)
 
     def kinetic_energy(self) -> torch.Tensor:
         """``[B]`` kinetic energy, eV."""

@@ -3,10 +3,10 @@
 import pytest
 import torch
 from mlpot.kernels.pair_select import (
+    SameCellUpdate,
     max_displacement,
     resolve_backend,
     select_pairs,
-    update_pair_list,
 )
 
 CUTOFF = 3.0
@@ -49,7 +49,7 @@ def test_select_numba_matches_reference(dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_update_pair_list_numba_matches_reference(dtype):
+def test_same_cell_update_numba_matches_reference(dtype):
     pos, edges, shifts, d_ref = _candidates(dtype, seed=3)
     ref_host = d_ref.double().numpy()
     skin = 1.0
@@ -59,9 +59,9 @@ def test_update_pair_list_numba_matches_reference(dtype):
         results = {}
         for backend in ("numba", "torch"):
             out_e, out_s = edges.clone(), shifts.clone()
-            span = update_pair_list(moved, pos, ref_host, edges, shifts, CUTOFF, skin,
-                                    edges.shape[1], out_e, out_s, backend)
-            results[backend] = (span, out_e, out_s)
+            update = SameCellUpdate(pos, ref_host, edges, shifts, CUTOFF, skin, out_e, out_s,
+                                    backend)
+            results[backend] = (update(moved, edges.shape[1]), out_e, out_s)
         (sn, en, dn), out_en, out_sn = results["numba"]
         (st, et, dt), out_et, out_st = results["torch"]
         assert (sn, en) == (st, et)
@@ -78,13 +78,13 @@ def test_update_pair_list_numba_matches_reference(dtype):
 
 
 @pytest.mark.parametrize("backend", ["numba", "torch"])
-def test_update_pair_list_asks_for_a_rebuild_when_stale(backend):
+def test_same_cell_update_asks_for_a_rebuild_when_stale(backend):
     pos, edges, shifts, d_ref = _candidates(torch.float64, seed=7)
     moved = pos.clone()
     moved[4, 0] += 0.51  # more than skin/2 = 0.5 Å
-    span = update_pair_list(moved, pos, d_ref.numpy(), edges, shifts, CUTOFF, 1.0,
-                            edges.shape[1], edges.clone(), shifts.clone(), backend)
-    assert span is None
+    update = SameCellUpdate(pos, d_ref.numpy(), edges, shifts, CUTOFF, 1.0, edges.clone(),
+                            shifts.clone(), backend)
+    assert update(moved, edges.shape[1]) is None
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
