@@ -16,6 +16,7 @@ import torch
 from mlpot.md.errors import BlowUpError, ResourceExhaustedError
 from mlpot.md.forces import ForceField
 from mlpot.md.integrators.base import Integrator
+from mlpot.md.reporters.background import BackgroundReporters
 from mlpot.md.reporters.restart import save_restart
 from mlpot.md.state import MDState
 from mlpot.md.units import FS_PER_NS
@@ -28,6 +29,9 @@ class Reporter(Protocol):
 
     A reporter that needs the stress (pressure) may also have ``wants_stress(step)``;
     the loop then asks the force field for it on the steps where that returns True.
+    A reporter with ``due(step)`` (whether ``report`` would write at that step) is run
+    on a worker thread on those steps; it must then read only the state and the
+    integrator snapshot it is handed.
     """
 
     def report(self, state: MDState, integrator: Integrator) -> None: ...
@@ -88,22 +92,38 @@ class RunSummary:
     dt_fs: float = 0.0
 
 
-def check_blow_up(state: MDState, force_field: ForceField, limits: SafetyLimits) -> None:
-    """Raise :class:`BlowUpError` naming the first problem found."""
-    # one host transfer: the sum is finite iff no position, momentum or energy is NaN/inf
-    # (or so large that it overflows, a blow-up as well); then every system's T
-    total = state.positions.sum() + state.momenta.sum() + state.energy.sum()
-    values = torch.cat([total.view(1), state.temperature()]).tolist()
-    if not math.isfinite(values[0]):
+def check_blow_up(state: MDState, force_field: ForceField, limits: SafetyLimits,
+                  kinetic_energy: torch.Tensor | None = None) -> None:
+    """Raise :class:`BlowUpError` naming the first problem found (``kinetic_energy``
+    ``[B]`` eV when already computed)."""
+    # one host transfer: the sum is finite iff no position or energy is NaN/inf (or so
+    # large that it overflows, a blow-up as well), and each T iff no momentum of its
+    # system is (E_kin sums their squares)
+    total = state.positions.sum() + state.energy.sum()
+    values = torch.cat([total.view(1), state.temperature(kinetic_energy)]).tolist()
+    if not all(math.isfinite(x) for x in values):
         raise BlowUpError(f"step {state.step}: NaN or inf in positions, momenta or energy")
     for b, T in enumerate(values[1:]):
-        if not T <= limits.max_temperature:  # noqa: SIM300 (NaN counts as too hot)
+        if limits.max_temperature < T:
             raise BlowUpError(f"step {state.step}: system {b} reached {T:.3g} K "
                               f"(limit {limits.max_temperature:g} K)")
     d = force_field.min_distance(state.graph, below=limits.min_distance)
     if d is not None:
         raise BlowUpError(f"step {state.step}: atoms {d:.3f} Å apart "
                           f"(limit {limits.min_distance} Å); the time step may be too large")
+
+
+class _Foreground:
+    """A reporter seen without ``due``, so :class:`BackgroundReporters` calls it in place."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+
+    def report(self, state: MDState, integrator: Integrator) -> None:
+        self.reporter.report(state, integrator)
+
+    def close(self) -> None:
+        self.reporter.close()
 
 
 class _StopFlag:
@@ -148,13 +168,16 @@ def run_md(
     limits: SafetyLimits | None = None,
     on_step: Callable[[MDState], None] | None = None,
     report_initial: bool = True,
+    background_reports: bool = True,
 ) -> RunSummary:
     """Advance ``state`` by ``steps`` steps of ``integrator``.
 
     The state must carry forces (``force_field.evaluate(state)``). Ctrl-C,
-    out-of-memory and blow-ups stop the loop cleanly: reporters are closed, and
-    except after a blow-up a restart file of the last complete step is written
-    (the integrator and random generators are rolled back to that step).
+    out-of-memory and blow-ups stop the loop cleanly: reporters are closed (every
+    queued report written first), and except after a blow-up a restart file of the
+    last complete step is written (the integrator and random generators are rolled
+    back to that step). With ``background_reports`` the reports that are due are
+    written on a worker thread (see :mod:`mlpot.md.reporters.background`).
     """
     limits = limits or SafetyLimits()
     extra = restart_extra or dict
@@ -162,14 +185,16 @@ def run_md(
     summary = RunSummary(state=state, steps=0, wall_s=0.0, stop_reason="completed")
     summary.dt_fs = integrator.dt
 
-    def sample(s: MDState) -> None:
+    def sample(s: MDState, kinetic_energy: torch.Tensor | None = None) -> None:
         summary.times_fs.append(s.time)
-        summary.conserved.append(integrator.conserved_energy(s).detach().cpu().double().numpy())
+        conserved = integrator.conserved_energy(s, kinetic_energy)
+        summary.conserved.append(conserved.detach().cpu().double().numpy())
 
     wants_stress = [r.wants_stress for r in reporters if hasattr(r, "wants_stress")]
+    output = BackgroundReporters(reporters if background_reports else
+                                 [_Foreground(r) for r in reporters])
     if report_initial:
-        for r in reporters:
-            r.report(state, integrator)
+        output.report(state, integrator)
     sample(state)
     start = time.perf_counter()
     try:
@@ -197,20 +222,22 @@ def run_md(
                 state = new
                 summary.steps += 1
                 if state.step % limits.check_every == 0:
-                    check_blow_up(state, force_field, limits)
-                    sample(state)
-                for r in reporters:
-                    r.report(state, integrator)
+                    ekin = state.kinetic_energy()
+                    check_blow_up(state, force_field, limits, ekin)
+                    sample(state, ekin)
+                output.report(state, integrator)
                 if restart_path and restart_every and state.step % restart_every == 0:
+                    output.flush()  # the restart records how many frames were written
                     save_restart(restart_path, state, integrator, force_field, extra())
                 if on_step is not None:
                     on_step(state)
     except BlowUpError as err:
         summary.stop_reason, summary.message = "blow-up", str(err)
     finally:
-        summary.wall_s = time.perf_counter() - start
-        for r in reporters:
-            r.close()
+        try:
+            output.close()
+        finally:
+            summary.wall_s = time.perf_counter() - start
     summary.state = state
     if summary.stop_reason != "blow-up":
         if summary.times_fs[-1] != state.time:

@@ -49,11 +49,15 @@ class ThermoReporter:
 
     def wants_stress(self, step: int) -> bool:
         """Whether the state at ``step`` should carry the stress (a report is due)."""
-        return self.pressure and step % self.every == 0
+        return self.pressure and self.due(step)
+
+    def due(self, step: int) -> bool:
+        """Whether a row is written at ``step``."""
+        return step % self.every == 0
 
     def report(self, state: MDState, integrator: Integrator) -> None:
         """Write one row per system (if the step is due)."""
-        if state.step % self.every:
+        if not self.due(state.step):
             return
         ekin = state.kinetic_energy()
         temperature = state.temperature(ekin)

@@ -221,9 +221,13 @@ class TrajectoryReporter:
                          for p, s in zip(self.paths, self._slices, strict=True)]
         self._needs_velocities = any(w.fmt == "extxyz" for w in self._writers)
 
+    def due(self, step: int) -> bool:
+        """Whether a frame is written at ``step``."""
+        return step % self.every == 0
+
     def report(self, state: MDState, integrator: object = None) -> None:
         """Write the frame (if the step is due)."""
-        if state.step % self.every:
+        if not self.due(state.step):
             return
         pos = state.positions.detach().cpu().numpy()  # each writer converts it
         vel = (state.velocities.detach().cpu().double().numpy() if self._needs_velocities

@@ -114,6 +114,9 @@ class _KeepOpen:
     def __init__(self, reporter) -> None:
         self.reporter = reporter
 
+    def due(self, step: int) -> bool:
+        return self.reporter.due(step)
+
     def report(self, state, integrator) -> None:
         self.reporter.report(state, integrator)
 

@@ -1,0 +1,121 @@
+"""Reporters run on a background thread, so formatting and file I/O overlap the next steps.
+
+A report reads only the state it is given, and MD states are never modified in place
+(every step makes new tensors), so the worker can turn state ``n`` into a log row or
+a trajectory frame while the main thread computes step ``n + 1``. What a report needs
+from the integrator (its reservoir energy, for the conserved quantity) is taken on
+the main thread at that step. One worker keeps the reports in order, so the files are
+exactly those written in the foreground. A reporter without ``due(step)`` is simply
+called in the foreground.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Sequence
+
+import torch
+from mlpot.md.integrators.base import Integrator
+from mlpot.md.state import MDState
+
+
+class IntegratorSnapshot:
+    """What reporters ask an integrator, frozen at one step.
+
+    Args:
+        integrator: the running integrator.
+        state: the state of that step.
+    """
+
+    def __init__(self, integrator: Integrator, state: MDState) -> None:
+        reservoir = integrator.reservoir_energy(state)
+        self.reservoir = reservoir.clone() if isinstance(reservoir, torch.Tensor) else reservoir
+        self.dt = integrator.dt
+
+    def reservoir_energy(self, state: MDState) -> torch.Tensor | float:
+        return self.reservoir
+
+    def conserved_energy(self, state: MDState,
+                         kinetic_energy: torch.Tensor | None = None) -> torch.Tensor:
+        """As :meth:`Integrator.conserved_energy`, with the reservoir of that step."""
+        ekin = state.kinetic_energy() if kinetic_energy is None else kinetic_energy
+        return state.energy + ekin + self.reservoir
+
+
+_STOP = object()
+
+
+class BackgroundReporters:
+    """Runs the ``report`` calls of ``reporters`` that are due on one worker thread.
+
+    ``flush()`` waits until every queued report is written; ``close()`` flushes and
+    closes the reporters. An error raised by a reporter on the worker is raised again
+    on the main thread at the next ``report``, ``flush`` or ``close``.
+    """
+
+    def __init__(self, reporters: Sequence[object]) -> None:
+        self.reporters = list(reporters)
+        self._queue: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def wants_stress(self, step: int) -> bool:
+        return any(r.wants_stress(step) for r in self.reporters if hasattr(r, "wants_stress"))
+
+    def report(self, state: MDState, integrator: Integrator) -> None:
+        """Queue the reports due at ``state.step`` (foreground for reporters without ``due``)."""
+        self._raise()
+        snapshot = None
+        for r in self.reporters:
+            due = getattr(r, "due", None)
+            if due is None:
+                r.report(state, integrator)
+            elif due(state.step):
+                if snapshot is None:
+                    snapshot = IntegratorSnapshot(integrator, state)
+                self._start()
+                self._queue.put((r, state, snapshot))
+
+    def flush(self) -> None:
+        """Wait until every queued report has been written."""
+        if self._thread is not None:
+            self._queue.join()
+        self._raise()
+
+    def close(self) -> None:
+        """Flush, stop the worker and close every reporter (also after a worker error)."""
+        try:
+            if self._thread is not None:
+                self._queue.put(_STOP)
+                self._thread.join()
+                self._thread = None
+        finally:
+            for r in self.reporters:
+                r.close()
+        self._raise()
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="mlpot-reporters",
+                                            daemon=True)
+            self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is _STOP:
+                    return
+                if self._error is None:  # after an error, drop the rest
+                    reporter, state, snapshot = item
+                    reporter.report(state, snapshot)
+            except BaseException as err:  # re-raised on the main thread
+                self._error = err
+            finally:
+                self._queue.task_done()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
