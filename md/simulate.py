@@ -206,7 +206,7 @@ def run_md(
                 saved = (integrator.state_dict(),
                          [g.get_state() for g in state.generators]
                          if integrator.stochastic else None)
-                if any(w(state.step + 1) for w in wants_stress):
+                if wants_stress and any(w(state.step + 1) for w in wants_stress):
                     force_field.request_stress()
                 try:
                     new = integrator.step(state, force_field)

@@ -8,6 +8,7 @@ system gives the same trajectory whether it runs alone or inside a batch.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 
@@ -92,7 +93,7 @@ class MDState:
         """``make()``, computed once and carried along by :meth:`replace` (which copies
         the attribute dict) while every one of ``sources`` is the same object."""
         cached = self.__dict__.get(name)
-        if cached is None or any(a is not b for a, b in zip(cached[0], sources, strict=True)):
+        if cached is None or not all(map(operator.is_, cached[0], sources)):
             cached = (sources, make())
             self.__dict__[name] = cached
         return cached[1]
@@ -100,9 +101,8 @@ class MDState:
     def replace(self, **changes: object) -> MDState:
         """A shallow copy with some fields replaced (called several times per MD step,
         so it copies the attribute dict instead of going through ``dataclasses.replace``)."""
-        unknown = changes.keys() - _FIELD_NAMES
-        if unknown:
-            raise TypeError(f"MDState has no field(s) {sorted(unknown)}")
+        if not _FIELD_NAMES.issuperset(changes):
+            raise TypeError(f"MDState has no field(s) {sorted(changes.keys() - _FIELD_NAMES)}")
         new = object.__new__(MDState)
         new.__dict__.update(self.__dict__)
         new.__dict__.update(changes)

@@ -56,6 +56,8 @@ class BackgroundReporters:
 
     def __init__(self, reporters: Sequence[object]) -> None:
         self.reporters = list(reporters)
+        # (reporter, its due(step) or None for foreground ones), looked up once
+        self._plan = [(r, getattr(r, "due", None)) for r in self.reporters]
         self._queue: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -67,8 +69,7 @@ class BackgroundReporters:
         """Queue the reports due at ``state.step`` (foreground for reporters without ``due``)."""
         self._raise()
         snapshot = None
-        for r in self.reporters:
-            due = getattr(r, "due", None)
+        for r, due in self._plan:
             if due is None:
                 r.report(state, integrator)
             elif due(state.step):
