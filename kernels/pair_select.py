@@ -40,11 +40,15 @@ def select_pairs(positions: torch.Tensor, edge_index: torch.Tensor, shifts: torc
                  out_shifts: torch.Tensor, backend: str = "auto") -> int:
     """Copy the candidates ``start:stop`` with r < ``cutoff`` to ``out_*[:, start:]``.
 
+    The candidates come in couples (i, j, S), (j, i, −S) (see
+    :func:`mlpot.md.forces.build_verlet_list`): the first of each is measured, and both
+    are kept or dropped.
+
     Args:
         positions: ``[N, 3]`` Å.
         edge_index: ``[2, E]`` candidate pairs (i, j); int64.
         shifts: ``[E, 3]`` cartesian image shifts of j, Å (positions' dtype).
-        start, stop: the candidates to test.
+        start, stop: the candidates to test (even: whole couples).
         cutoff: Å.
         out_edges, out_shifts: ``[2, E]`` / ``[E, 3]`` buffers (not aliasing the
             candidates); the kept pairs go to ``start … start + kept − 1`` in order.
@@ -69,12 +73,13 @@ def select_pairs_reference(positions: torch.Tensor, edge_index: torch.Tensor,
                            out_edges: torch.Tensor, out_shifts: torch.Tensor) -> int:
     """Pure-torch :func:`select_pairs` (any device)."""
     pos_t = positions.detach().T.contiguous()  # coordinate-major: row gathers
-    d = pos_t.index_select(1, edge_index[1, start:stop])
-    d.sub_(pos_t.index_select(1, edge_index[0, start:stop]))
-    d.add_(shifts[start:stop].T)
+    d = pos_t.index_select(1, edge_index[1, start:stop:2])  # first pair of each couple
+    d.sub_(pos_t.index_select(1, edge_index[0, start:stop:2]))
+    d.add_(shifts[start:stop:2].T)
     r2 = d.square_()
     r2 = (r2[0] + r2[1]) + r2[2]
-    keep = (r2 < cutoff * cutoff).nonzero().view(-1)
+    couples = (r2 < cutoff * cutoff).nonzero()
+    keep = torch.cat([2 * couples, 2 * couples + 1], dim=1).view(-1)
     end = start + keep.numel()
     torch.index_select(edge_index[0, start:stop], 0, keep, out=out_edges[0, start:end])
     torch.index_select(edge_index[1, start:stop], 0, keep, out=out_edges[1, start:end])
@@ -140,11 +145,8 @@ class SameCellUpdate:
         if self.backend == "numba":
             cut2 = _numpy_dtype(ref_positions.dtype)(cutoff * cutoff)
             self._kernel = _numba_kernels().update_pair_list
-            # int32 indices: the band is read every step, and half the bytes read
-            # (from memory the model has just flushed) is half the wait
-            index32 = edge_index.to(torch.int32).numpy()
-            self._args = (ref_positions.numpy(), ref_distance, index32, shifts.numpy(),
-                          self.cutoff, self.skin, cut2)
+            self._args = (ref_positions.numpy(), ref_distance, edge_index.numpy(),
+                          shifts.numpy(), self.cutoff, self.skin, cut2)
             self._out = (out_edges.numpy(), out_shifts.numpy())
 
     def __call__(self, positions: torch.Tensor, pristine: int) -> tuple[int, int, float] | None:

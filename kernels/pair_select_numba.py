@@ -9,21 +9,23 @@ import numpy as np
 
 @numba.njit(nogil=True, cache=True)
 def select_pairs(pos, edges, shifts, start, stop, cut2, out_edges, out_shifts):
-    """Write candidates ``start:stop`` with r² < ``cut2`` to ``out_*[start:]``; the count."""
+    """Write the couples of candidates ``start:stop`` (even bounds) with r² < ``cut2``
+    to ``out_*[start:]``; the number of pairs written. Each couple is measured once."""
     k = start
-    for p in range(start, stop):
+    for p in range(start, stop, 2):
         i = edges[0, p]
         j = edges[1, p]
         dx = pos[j, 0] - pos[i, 0] + shifts[p, 0]
         dy = pos[j, 1] - pos[i, 1] + shifts[p, 1]
         dz = pos[j, 2] - pos[i, 2] + shifts[p, 2]
         if (dx * dx + dy * dy) + dz * dz < cut2:
-            out_edges[0, k] = i
-            out_edges[1, k] = j
-            out_shifts[k, 0] = shifts[p, 0]
-            out_shifts[k, 1] = shifts[p, 1]
-            out_shifts[k, 2] = shifts[p, 2]
-            k += 1
+            for q in range(p, p + 2):
+                out_edges[0, k] = edges[0, q]
+                out_edges[1, k] = edges[1, q]
+                out_shifts[k, 0] = shifts[q, 0]
+                out_shifts[k, 1] = shifts[q, 1]
+                out_shifts[k, 2] = shifts[q, 2]
+                k += 1
     return k - start
 
 

@@ -43,8 +43,9 @@ class VerletList:
         ref_cell: ``[B, 3, 3]`` cell at the rebuild, Å.
         ref_cell_inv: ``[B, 3, 3]`` its inverse (identity where the cell is singular).
         ref_distance: ``[E]`` pair distances at the rebuild, Å, ascending (the pairs are
-            stored in this order; the stable sort keeps each system's relative order, so a
-            system's pair order does not depend on its batch-mates).
+            stored in this order, as couples (i, j, S), (j, i, −S) of equal length; the
+            stable sort keeps each system's relative order, so a system's pair order does
+            not depend on its batch-mates).
         ref_distance_host: the same as a float64 numpy array (searched on the host).
         seen_cell: the last cell tensor found equal to ``ref_cell`` (ForceField._same_cell).
     """
@@ -77,15 +78,32 @@ def cartesian_shifts(cell_shifts: torch.Tensor, cell: torch.Tensor,
 
 
 def build_verlet_list(graph: AtomicGraph, radius: float) -> VerletList:
-    """Candidate pairs of every system within ``radius``, sorted by distance."""
+    """Candidate pairs of every system within ``radius``, sorted by distance, each
+    pair (i, j, S) followed by its reverse (j, i, −S).
+
+    The two directions of a pair have exactly the same length in floating point
+    (negation is exact), so a pruning pass measures only the first of each couple
+    and keeps or drops both.
+    """
     pos, cell = graph.positions.detach(), graph.cell.detach()
     pairs = batch_pairs(graph.replace(positions=pos, cell=cell), radius)
     i, j = pairs.edge_index
-    vec = pos.index_select(0, j) - pos.index_select(0, i) + pairs.cartesian_shifts(cell)
+    s = pairs.cell_shifts
+    # one direction of each pair: i < j, or for an atom and its own image the
+    # lexicographically positive offset
+    self_image = (i == j) & ((s[:, 0] > 0) | ((s[:, 0] == 0) & ((s[:, 1] > 0)
+                             | ((s[:, 1] == 0) & (s[:, 2] > 0)))))
+    first = ((i < j) | self_image).nonzero().view(-1)
+    vec = (pos.index_select(0, j[first]) - pos.index_select(0, i[first])
+           + pairs.cartesian_shifts(cell)[first])
     ones = torch.ones(3, dtype=vec.dtype, device=vec.device)
     dist, order = torch.sort(torch.mv(vec * vec, ones).sqrt(), stable=True)
-    edge_index = pairs.edge_index.index_select(1, order)
-    return VerletList(edge_index=edge_index, cell_shifts=pairs.cell_shifts.index_select(0, order),
+    half = first[order]
+    edge_index = torch.stack([pairs.edge_index[:, half], pairs.edge_index.flip(0)[:, half]],
+                             dim=2).reshape(2, -1)
+    cell_shifts = torch.stack([s[half], -s[half]], dim=1).reshape(-1, 3)
+    dist = dist.repeat_interleave(2)
+    return VerletList(edge_index=edge_index, cell_shifts=cell_shifts,
                       ref_positions=pos.clone(), ref_cell=cell.clone(),
                       ref_cell_inv=_safe_inverse(cell), ref_distance=dist,
                       ref_distance_host=dist.cpu().double().numpy())

@@ -14,14 +14,18 @@ CUTOFF = 3.0
 
 def _candidates(dtype: torch.dtype, seed: int = 0, n: int = 60, e: int = 3000):
     """Random positions in a 10 Å box, random pairs with image shifts, sorted by the
-    reference distance (as a Verlet list stores them)."""
+    reference distance and stored as couples (i, j, S), (j, i, −S), as a Verlet list
+    stores them."""
     g = torch.Generator().manual_seed(seed)
     pos = torch.rand(n, 3, generator=g, dtype=dtype) * 10.0
-    edges = torch.randint(0, n, (2, e), generator=g)
-    shifts = torch.randint(-1, 2, (e, 3), generator=g).to(dtype) * 10.0
-    d = (pos[edges[1]] - pos[edges[0]] + shifts).norm(dim=1)
-    order = torch.argsort(d, stable=True)
-    return pos, edges[:, order].contiguous(), shifts[order].contiguous(), d[order]
+    half = torch.randint(0, n, (2, e // 2), generator=g)
+    half_shifts = torch.randint(-1, 2, (e // 2, 3), generator=g).to(dtype) * 10.0
+    d = (pos[half[1]] - pos[half[0]] + half_shifts).norm(dim=1)
+    d, order = torch.sort(d, stable=True)
+    half, half_shifts = half[:, order], half_shifts[order]
+    edges = torch.stack([half, half.flip(0)], dim=2).reshape(2, -1)
+    shifts = torch.stack([half_shifts, -half_shifts], dim=1).reshape(-1, 3)
+    return pos, edges, shifts, d.repeat_interleave(2)
 
 
 def _run_select(backend, pos, edges, shifts, start, stop):

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from mlpot.md import ForceField, Langevin, NPTStochasticCellRescaling, VelocityVerlet
+from mlpot.md.forces import build_verlet_list
 from mlpot.md.units import GPA
 
 from mlpot.neighbors import with_neighbors
@@ -80,3 +81,23 @@ def test_pair_kernels_give_the_same_trajectory():
 def test_unknown_pair_backend_is_rejected():
     with pytest.raises(ValueError, match="pair-selection backend 'cuda'"):
         ForceField(argon_lj(7.0), backend="cuda")
+
+
+def test_verlet_list_stores_each_pair_with_its_reverse():
+    """Couples (i, j, S), (j, i, −S) of equal length, together exactly the full list."""
+    model = argon_lj(7.0)
+    state, _ = start([fcc_argon(2), fcc_argon(1)], model, 300.0, seed=6)  # 1 cell: self-images
+    v = build_verlet_list(state.graph, 6.0)
+    i, j = v.edge_index
+    assert torch.equal(i[0::2], j[1::2]) and torch.equal(j[0::2], i[1::2])
+    assert torch.equal(v.cell_shifts[0::2], -v.cell_shifts[1::2])
+    assert torch.equal(v.ref_distance[0::2], v.ref_distance[1::2])
+    assert bool((v.ref_distance[1:] >= v.ref_distance[:-1]).all())
+    full = with_neighbors(state.graph, 6.0)
+    cell = state.cell[state.system_index[full.edge_index[0]]]
+    want = {(a, b, *s) for a, b, s in zip(*full.edge_index.tolist(), torch.linalg.solve(
+        cell.transpose(1, 2), full.shifts).round().long().tolist(), strict=True)}
+    got = {(a, b, *s) for a, b, s in zip(i.tolist(), j.tolist(),
+                                          v.cell_shifts.round().long().tolist(), strict=True)}
+    assert got == want
+    assert int((i == j).sum()) > 0  # the 4-atom cell has pairs of an atom with its images
