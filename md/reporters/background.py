@@ -31,16 +31,12 @@ class IntegratorSnapshot:
     def __init__(self, integrator: Integrator, state: MDState) -> None:
         reservoir = integrator.reservoir_energy(state)
         self.reservoir = reservoir.clone() if isinstance(reservoir, torch.Tensor) else reservoir
-        self.dt = integrator.dt
 
     def reservoir_energy(self, state: MDState) -> torch.Tensor | float:
         return self.reservoir
 
-    def conserved_energy(self, state: MDState,
-                         kinetic_energy: torch.Tensor | None = None) -> torch.Tensor:
-        """As :meth:`Integrator.conserved_energy`, with the reservoir of that step."""
-        ekin = state.kinetic_energy() if kinetic_energy is None else kinetic_energy
-        return state.energy + ekin + self.reservoir
+    # E_pot + E_kin + the reservoir of that step: the integrators' own formula
+    conserved_energy = Integrator.conserved_energy
 
 
 _STOP = object()
@@ -61,9 +57,6 @@ class BackgroundReporters:
         self._queue: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
-
-    def wants_stress(self, step: int) -> bool:
-        return any(r.wants_stress(step) for r in self.reporters if hasattr(r, "wants_stress"))
 
     def report(self, state: MDState, integrator: Integrator) -> None:
         """Queue the reports due at ``state.step`` (foreground for reporters without ``due``)."""
