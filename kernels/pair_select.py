@@ -145,15 +145,19 @@ class SameCellUpdate:
         if self.backend == "numba":
             cut2 = _numpy_dtype(ref_positions.dtype)(cutoff * cutoff)
             self._kernel = _numba_kernels().update_pair_list
-            self._args = (ref_positions.numpy(), ref_distance, edge_index.numpy(),
-                          shifts.numpy(), self.cutoff, self.skin, cut2)
+            # the first pair of each couple, packed (the band is read every step)
+            pairs = edge_index[:, ::2].T.to(torch.int32).contiguous()
+            self._args = (ref_positions.numpy(), ref_distance, pairs.numpy(),
+                          shifts[::2].contiguous().numpy(), self.cutoff, self.skin, cut2)
             self._out = (out_edges.numpy(), out_shifts.numpy())
 
     def __call__(self, positions: torch.Tensor, pristine: int) -> tuple[int, int, float] | None:
         """``(start, end, δ)`` or None (rebuild); see :func:`update_pair_list_reference`."""
         if self.backend == "numba":
-            start, end, delta = self._kernel(positions.detach().numpy(), *self._args,
-                                             pristine, *self._out)
+            if positions.requires_grad:
+                positions = positions.detach()
+            start, end, delta = self._kernel(positions.numpy(), *self._args, pristine,
+                                             *self._out)
             return None if start < 0 else (start, end, delta)
         return update_pair_list_reference(positions, *self.tensors, self.cutoff, self.skin,
                                           pristine, *self.out)

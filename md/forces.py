@@ -13,7 +13,7 @@ at the rebuild as long as σ_min(F)·(r_c + skin) − 2·max|δ| ≥ r_c.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -117,7 +117,9 @@ class _PairBuffers:
     only ``[pristine:]`` has since been overwritten by pruned bands.
     ``candidate_shifts [E, 3]`` are the candidates' cartesian shifts for ``cell``.
     ``update`` is the fixed-cell step bound to these buffers (made on first use);
-    ``seen_cell`` the last cell tensor found equal to ``cell``.
+    ``seen_cell`` the last cell tensor found equal to ``cell``; ``views`` the
+    ``(edges[:, :end], shifts[:end])`` views made so far, by ``end`` (the list length
+    changes by a few pairs from step to step).
     """
 
     edges: torch.Tensor
@@ -127,6 +129,7 @@ class _PairBuffers:
     pristine: int
     update: SameCellUpdate | None = None
     seen_cell: torch.Tensor | None = None
+    views: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
 
 class ForceField:
@@ -294,7 +297,12 @@ class ForceField:
         """The graph with pairs ``[:end]`` of the buffers (``[:start]`` never rewritten)."""
         buf = self._buffers
         buf.pristine = start
-        out = graph.with_edges(buf.edges[:, :end], buf.shifts[:end])
+        views = buf.views.get(end)
+        if views is None:
+            if len(buf.views) > 64:
+                buf.views.clear()
+            views = buf.views[end] = (buf.edges[:, :end], buf.shifts[:end])
+        out = graph.with_edges(*views)
         self._last = (graph, out, bounds)  # the blow-up check asks again for this graph
         return out
 
@@ -308,9 +316,12 @@ class ForceField:
         self.edges(graph)  # make sure the candidate list is current
         v = self.verlet
         count = v.ref_distance.numel()
-        if below is not None:
+        if below is not None and count:
             delta, smin, _ = self._last[2]  # the bounds edges() just used
-            count = int(np.searchsorted(v.ref_distance_host, (below + 2 * delta) / smin + 1e-6))
+            limit = (below + 2 * delta) / smin + 1e-6
+            # sorted: when the closest candidate is beyond the limit, nothing to measure
+            count = 0 if v.ref_distance_host[0] >= limit else int(
+                np.searchsorted(v.ref_distance_host, limit))
         if count == 0:
             return None
         i, j = v.edge_index[:, :count]

@@ -92,18 +92,16 @@ class RunSummary:
     dt_fs: float = 0.0
 
 
-def check_blow_up(state: MDState, force_field: ForceField, limits: SafetyLimits,
-                  kinetic_energy: torch.Tensor | None = None) -> None:
-    """Raise :class:`BlowUpError` naming the first problem found (``kinetic_energy``
-    ``[B]`` eV when already computed)."""
-    # one host transfer: the sum is finite iff no position or energy is NaN/inf (or so
-    # large that it overflows, a blow-up as well), and each T iff no momentum of its
-    # system is (E_kin sums their squares)
-    total = state.positions.sum() + state.energy.sum()
-    values = torch.cat([total.view(1), state.temperature(kinetic_energy)]).tolist()
-    if not all(math.isfinite(x) for x in values):
+def check_blow_up(state: MDState, force_field: ForceField, limits: SafetyLimits) -> None:
+    """Raise :class:`BlowUpError` naming the first problem found."""
+    # one host transfer: the sum is finite iff no position is NaN/inf (or so large
+    # that it overflows, a blow-up as well), and each T iff no momentum of its system
+    # is (E_kin sums their squares)
+    temperature = state.temperature()
+    values = torch.cat([state.positions.sum().view(1), state.energy, temperature]).tolist()
+    if not all(map(math.isfinite, values)):
         raise BlowUpError(f"step {state.step}: NaN or inf in positions, momenta or energy")
-    for b, T in enumerate(values[1:]):
+    for b, T in enumerate(values[1 + temperature.shape[0]:]):
         if limits.max_temperature < T:
             raise BlowUpError(f"step {state.step}: system {b} reached {T:.3g} K "
                               f"(limit {limits.max_temperature:g} K)")
@@ -152,8 +150,9 @@ def _drift(times: list[float], values: list[np.ndarray], atoms: np.ndarray) -> n
     if len(times) < 2:
         return None
     t = np.asarray(times) / FS_PER_NS
+    t = t - t.mean()
     y = np.stack(values) / atoms[None, :]
-    return np.polyfit(t - t.mean(), y - y.mean(0), 1)[0]
+    return t @ (y - y.mean(0)) / (t @ t)  # least-squares slope per system
 
 
 def run_md(
@@ -185,10 +184,18 @@ def run_md(
     summary = RunSummary(state=state, steps=0, wall_s=0.0, stop_reason="completed")
     summary.dt_fs = integrator.dt
 
-    def sample(s: MDState, kinetic_energy: torch.Tensor | None = None) -> None:
+    pending: list[torch.Tensor] = []  # samples still on the device, moved in blocks
+
+    def drain() -> None:
+        if pending:
+            summary.conserved.extend(torch.stack(pending).cpu().double().numpy())
+            pending.clear()
+
+    def sample(s: MDState) -> None:
         summary.times_fs.append(s.time)
-        conserved = integrator.conserved_energy(s, kinetic_energy)
-        summary.conserved.append(conserved.detach().cpu().double().numpy())
+        pending.append(integrator.conserved_energy(s).detach())
+        if len(pending) >= 256:
+            drain()
 
     wants_stress = [r.wants_stress for r in reporters if hasattr(r, "wants_stress")]
     output = BackgroundReporters(reporters if background_reports else
@@ -222,9 +229,8 @@ def run_md(
                 state = new
                 summary.steps += 1
                 if state.step % limits.check_every == 0:
-                    ekin = state.kinetic_energy()
-                    check_blow_up(state, force_field, limits, ekin)
-                    sample(state, ekin)
+                    check_blow_up(state, force_field, limits)
+                    sample(state)
                 output.report(state, integrator)
                 if restart_path and restart_every and state.step % restart_every == 0:
                     output.flush()  # the restart records how many frames were written
@@ -245,5 +251,6 @@ def run_md(
         if restart_path:
             summary.restart_path = save_restart(restart_path, state, integrator, force_field,
                                                 extra())
+    drain()
     summary.drift_per_atom_per_ns = _drift(summary.times_fs, summary.conserved, n_atoms)
     return summary

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 import ase
 import numpy as np
 import torch
+from mlpot.kernels.kinetic import kinetic_energy
 from mlpot.md.units import KB, MVV2E
 
 from mlpot.graph import AtomicGraph
@@ -129,24 +130,24 @@ class MDState:
         return self._derived("_degrees_of_freedom", (counts, dtype), make)
 
     def kinetic_energy(self) -> torch.Tensor:
-        """``[B]`` kinetic energy, eV."""
-        ke = (self.momenta**2).sum(1) / (2 * self.masses)
-        return self.sum_per_system(ke) * MVV2E
+        """``[B]`` kinetic energy, eV (computed once per momenta tensor: the MD loop's
+        check, the thermostat and the log of a step share it)."""
+        return self._derived("_kinetic_energy", (self.momenta, self.masses), lambda: (
+            kinetic_energy(self.momenta, self.masses, self.system_index,
+                           self.num_systems) * MVV2E))
+
+    def volume(self) -> torch.Tensor:
+        """``[B]`` cell volume, Å³ (0 without a cell; computed once per cell tensor)."""
+        return self._derived("_volume", (self.cell,), self.graph.volume)
 
     def kinetic_tensor(self) -> torch.Tensor:
         """``[B, 3, 3]`` Σ p_a p_b / m per system, eV."""
         outer = self.momenta[:, :, None] * self.momenta[:, None, :] / self.masses[:, None, None]
         return self.sum_per_system(outer) * MVV2E
 
-    def temperature(self, kinetic_energy: torch.Tensor | None = None) -> torch.Tensor:
-        """``[B]`` instantaneous temperature 2K / (N_f k_B), K (``kinetic_energy`` ``[B]``
-        eV when already computed)."""
-        ekin = self.kinetic_energy() if kinetic_energy is None else kinetic_energy
-        return 2 * ekin / (self.degrees_of_freedom() * KB)
-
-    def volume(self) -> torch.Tensor:
-        """``[B]`` cell volume, Å³ (0 without a cell)."""
-        return self.graph.volume()
+    def temperature(self) -> torch.Tensor:
+        """``[B]`` instantaneous temperature 2K / (N_f k_B), K."""
+        return 2 * self.kinetic_energy() / (self.degrees_of_freedom() * KB)
 
     def pressure_tensor(self) -> torch.Tensor:
         """``[B, 3, 3]`` instantaneous pressure (kinetic/V − stress), eV/Å³ (NaN without stress)."""

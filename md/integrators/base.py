@@ -81,12 +81,10 @@ class Integrator(ABC):
     def step(self, state: MDState, forces_fn: ForcesFn) -> MDState:
         """One step: returns the new state with forces at the new positions."""
 
-    def conserved_energy(self, state: MDState,
-                         kinetic_energy: torch.Tensor | None = None) -> torch.Tensor:
+    def conserved_energy(self, state: MDState) -> torch.Tensor:
         """``[B]`` quantity the exact dynamics conserves, eV: E_pot + E_kin + the
-        reservoir term (``kinetic_energy`` ``[B]`` eV when already computed)."""
-        ekin = state.kinetic_energy() if kinetic_energy is None else kinetic_energy
-        return state.energy + ekin + self.reservoir_energy(state)
+        reservoir term."""
+        return state.energy + state.kinetic_energy() + self.reservoir_energy(state)
 
     def reservoir_energy(self, state: MDState) -> torch.Tensor | float:
         """``[B]`` energy a thermostat/barostat holds or has taken out, eV (0 for NVE)."""

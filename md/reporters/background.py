@@ -7,12 +7,19 @@ from the integrator (its reservoir energy, for the conserved quantity) is taken 
 the main thread at that step. One worker keeps the reports in order, so the files are
 exactly those written in the foreground. A reporter without ``due(step)`` is simply
 called in the foreground.
+
+Due reports are handed to the worker in batches, not one by one: waking a sleeping
+thread costs far more than a fast model's step on a shared (virtualised) CPU, so the
+main thread collects the reports of up to ``batch`` report steps, or of ``latency``
+seconds, before it wakes the worker once for all of them. ``flush`` and ``close``
+hand over whatever is pending, so restart files and stops see every report written.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Sequence
 
 import torch
@@ -45,16 +52,29 @@ _STOP = object()
 class BackgroundReporters:
     """Runs the ``report`` calls of ``reporters`` that are due on one worker thread.
 
+    Args:
+        reporters: the reporters (those without ``due`` run in the foreground).
+        batch: report steps collected before the worker is woken.
+        latency: seconds after which pending reports are handed over anyway (checked
+            at each ``report`` call).
+
     ``flush()`` waits until every queued report is written; ``close()`` flushes and
     closes the reporters. An error raised by a reporter on the worker is raised again
     on the main thread at the next ``report``, ``flush`` or ``close``.
     """
 
-    def __init__(self, reporters: Sequence[object]) -> None:
+    def __init__(self, reporters: Sequence[object], batch: int = 8,
+                 latency: float = 1.0) -> None:
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
         self.reporters = list(reporters)
+        self.batch, self.latency = int(batch), float(latency)
         # (reporter, its due(step) or None for foreground ones), looked up once
         self._plan = [(r, getattr(r, "due", None)) for r in self.reporters]
         self._queue: queue.Queue = queue.Queue()
+        self._pending: list[tuple[object, MDState, IntegratorSnapshot]] = []
+        self._pending_steps = 0
+        self._pending_since = 0.0
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
@@ -68,11 +88,24 @@ class BackgroundReporters:
             elif due(state.step):
                 if snapshot is None:
                     snapshot = IntegratorSnapshot(integrator, state)
-                self._start()
-                self._queue.put((r, state, snapshot))
+                    if not self._pending:
+                        self._pending_since = time.perf_counter()
+                    self._pending_steps += 1
+                self._pending.append((r, state, snapshot))
+        if self._pending and (self._pending_steps >= self.batch or
+                              time.perf_counter() - self._pending_since > self.latency):
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Wake the worker once for every pending report."""
+        if self._pending:
+            self._start()
+            self._queue.put(self._pending)
+            self._pending, self._pending_steps = [], 0
 
     def flush(self) -> None:
         """Wait until every queued report has been written."""
+        self._hand_over()
         if self._thread is not None:
             self._queue.join()
         self._raise()
@@ -80,6 +113,7 @@ class BackgroundReporters:
     def close(self) -> None:
         """Flush, stop the worker and close every reporter (also after a worker error)."""
         try:
+            self._hand_over()
             if self._thread is not None:
                 self._queue.put(_STOP)
                 self._thread.join()
@@ -102,8 +136,8 @@ class BackgroundReporters:
                 if item is _STOP:
                     return
                 if self._error is None:  # after an error, drop the rest
-                    reporter, state, snapshot = item
-                    reporter.report(state, snapshot)
+                    for reporter, state, snapshot in item:
+                        reporter.report(state, snapshot)
             except BaseException as err:  # re-raised on the main thread
                 self._error = err
             finally:

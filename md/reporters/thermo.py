@@ -60,12 +60,12 @@ class ThermoReporter:
         if not self.due(state.step):
             return
         ekin = state.kinetic_energy()
-        temperature = state.temperature(ekin)
+        temperature = state.temperature()
         pressure = (torch.full_like(ekin, float("nan")) if state.stress is None
                     else state.pressure() / GPA)
         columns = torch.stack([
             state.energy, ekin, state.energy + ekin, temperature, pressure, state.volume(),
-            integrator.conserved_energy(state, ekin)], dim=1).detach().cpu().double().tolist()
+            integrator.conserved_energy(state)], dim=1).detach().cpu().double().tolist()
         for b, row in enumerate(columns):
             self._writer.writerow([state.step, f"{state.time:.6g}", self.first_index + b,
                                    *(f"{x:.10g}" for x in row)])
