@@ -15,4 +15,6 @@ Pure-torch references (the signatures a fused kernel must keep):
 - :mod:`mlpot.kernels.pair_select`: the MD step's Verlet-list update — largest
   displacement, band search and pair selection (``SameCellUpdate``,
   ``select_pairs``); a fused numba kernel on CPU, the torch reference elsewhere.
+- :mod:`mlpot.kernels.kinetic`: kinetic energy per system (``kinetic_energy``); a
+  numba pass on CPU, bit-identical to the torch reference.
 """

@@ -175,7 +175,7 @@ class _AseLoop:
         self.in_model.append(self.timed.seconds / self.steps)
 
 
-def overhead_row(name, model, steps=100, dt=2.0, device="cpu", skin=1.0, repeats=3,
+def overhead_row(name, model, steps=300, dt=2.0, device="cpu", skin=1.0, repeats=3,
                  prune: bool = True) -> OverheadRow:
     """Median per-step times of the bare model, the mlpot loop and the ASE loop (interleaved)."""
     atoms = fcc_cu(6)
@@ -238,7 +238,7 @@ def equivariant_model(device: str, dtype: torch.dtype) -> Potential:
     return EquivariantPotential(species=["Cu"], cutoff=5.0).to(device=device, dtype=dtype).eval()
 
 
-def run(steps: int = 100, device: str = "cpu", dtype: str = "float32",
+def run(steps: int = 300, device: str = "cpu", dtype: str = "float32",
         n_systems: int = 16, ml_steps: int = 5, ml_blocks: int = 9) -> list[OverheadRow]:
     """Print the overhead table and the batching speed-up; return the rows."""
     console = Console(width=max(Console().width, 170))

@@ -33,7 +33,8 @@ def data(
 
 @bench_app.command("md")
 def md(
-    steps: int = typer.Option(100, help="MD steps per timed block (3 blocks per case)."),
+    steps: int = typer.Option(300, help="MD steps per timed block (3 blocks per case; each "
+                              "block is one run_md call, whose start and end cost ~0.5 ms)."),
     device: str = typer.Option("cpu", help="cpu | cuda."),
     dtype: str = typer.Option("float32", help="float32 | float64."),
     systems: int = typer.Option(16, help="Small systems for the batching speed-up."),

@@ -1,8 +1,9 @@
 """Reports written on the worker thread are the files written in the foreground."""
 
 import pytest
-from mlpot.md import CSVR
+from mlpot.md import CSVR, VelocityVerlet
 from mlpot.md.reporters import ThermoReporter, TrajectoryReporter
+from mlpot.md.reporters.background import BackgroundReporters
 from mlpot.md.simulate import run_md
 
 from .helpers import argon_lj, fcc_argon, start
@@ -59,3 +60,49 @@ def test_worker_error_reaches_the_caller_and_reporters_are_closed(tmp_path):
         run_md(state, CSVR(4.0, 50.0), ff, 10, [broken, log])
     assert broken.closed
     assert log._fh.closed
+
+
+class _Recorder:
+    """Records the steps it reports and the thread it runs on."""
+
+    def __init__(self, every):
+        self.every, self.steps, self.threads = every, [], set()
+
+    def due(self, step):
+        return step % self.every == 0
+
+    def report(self, state, integrator):
+        import threading
+
+        self.steps.append(state.step)
+        self.threads.add(threading.current_thread().name)
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize(("batch", "latency"), [(1, 1.0), (5, 1.0), (1000, 0.0)])
+def test_batched_hand_over_writes_every_report_in_order(batch, latency):
+    """Reports are handed to the worker in batches (of report steps, or by age); every
+    one is written, in step order, on the worker, by the time the run returns, and a
+    flush in between (as before a restart file) sees all reports so far."""
+    model = argon_lj()
+    state, ff = start([fcc_argon()], model, 50.0)
+    a, b = _Recorder(2), _Recorder(3)
+    output = BackgroundReporters([a, b], batch=batch, latency=latency)
+    vv = VelocityVerlet(2.0)
+    for _ in range(13):
+        state = vv.step(state, ff)
+        output.report(state, vv)
+        if state.step == 7:
+            output.flush()
+            assert a.steps == [2, 4, 6] and b.steps == [3, 6]
+    output.close()
+    assert a.steps == list(range(2, 14, 2))
+    assert b.steps == list(range(3, 14, 3))
+    assert a.threads == b.threads == {"mlpot-reporters"}
+
+
+def test_batch_must_be_positive():
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        BackgroundReporters([], batch=0)
