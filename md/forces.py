@@ -47,7 +47,7 @@ class VerletList:
             stable sort keeps each system's relative order, so a system's pair order does
             not depend on its batch-mates).
         ref_distance_host: the same as a float64 numpy array (searched on the host).
-        seen_cell: the last cell tensor found equal to ``ref_cell`` (ForceField._same_cell).
+        seen_cell: the last cell tensor found equal to ``ref_cell`` (:func:`same_cell`).
     """
 
     edge_index: torch.Tensor
@@ -75,6 +75,63 @@ def cartesian_shifts(cell_shifts: torch.Tensor, cell: torch.Tensor,
     if cell.shape[0] == 1:
         return cell_shifts @ cell[0]
     return torch.bmm(cell_shifts[:, None, :], cell[edge_system]).squeeze(1)
+
+
+def same_cell(cell: torch.Tensor, stored: torch.Tensor, holder: VerletList | _PairBuffers
+              ) -> bool:
+    """``torch.equal(cell, stored)``, answered without a comparison when ``cell`` is the
+    tensor ``holder`` last found equal (states share their cell tensor from step to
+    step, and never modify it in place)."""
+    if cell is holder.seen_cell:
+        return True
+    if torch.equal(cell.detach(), stored):
+        holder.seen_cell = cell
+        return True
+    return False
+
+
+def displacement_bounds(verlet: VerletList, graph: AtomicGraph, backend: str = "auto"
+                        ) -> tuple[float, float, float]:
+    """(max non-affine displacement δ Å, smallest and largest singular value of the
+    deformation F) of ``graph`` since ``verlet`` was built, over all systems."""
+    v = verlet
+    if same_cell(graph.cell, v.ref_cell, v):
+        return max_displacement(graph.positions, v.ref_positions, backend), 1.0, 1.0
+    F = v.ref_cell_inv @ graph.cell.detach()
+    affine = (v.ref_positions[:, :, None] * F[graph.system_index]).sum(1)
+    disp = (graph.positions.detach() - affine).norm(dim=1)
+    sv = torch.linalg.svdvals(F)
+    return (float(disp.max()) if disp.numel() else 0.0, float(sv[:, -1].min()),
+            float(sv[:, 0].max()))
+
+
+def closest_pair(verlet: VerletList, graph: AtomicGraph, below: float | None = None,
+                 bounds: tuple[float, float, float] | None = None, backend: str = "auto"
+                 ) -> float | None:
+    """Shortest pair distance (Å) of ``graph`` among the candidates of ``verlet`` (which
+    must cover it: not stale), or None when no pair is closer than ``below``.
+
+    Reads ``verlet`` only (a list is replaced, never changed, by a rebuild), so it can
+    run on another thread. Only candidates that can be that close are measured: with
+    the displacement bounds (δ, σ_min, σ_max) (``bounds`` when already known), a pair now
+    closer than ``below`` had d_ref < (below + 2δ)/σ_min, a short slice of the sorted
+    candidates (usually empty).
+    """
+    v = verlet
+    count = v.ref_distance.numel()
+    if below is not None and count:
+        delta, smin, _ = bounds or displacement_bounds(v, graph, backend)
+        limit = (below + 2 * delta) / smin + 1e-6
+        # sorted: when the closest candidate is beyond the limit, nothing to measure
+        count = 0 if v.ref_distance_host[0] >= limit else int(
+            np.searchsorted(v.ref_distance_host, limit))
+    if count == 0:
+        return None
+    i, j = v.edge_index[:, :count]
+    shifts = cartesian_shifts(v.cell_shifts[:count], graph.cell.detach(),
+                              graph.system_index[i])
+    d = float((graph.positions[j] - graph.positions[i] + shifts).norm(dim=1).min())
+    return d if below is None or d < below else None
 
 
 def build_verlet_list(graph: AtomicGraph, radius: float) -> VerletList:
@@ -176,15 +233,7 @@ class ForceField:
     def displacement_bounds(self, graph: AtomicGraph) -> tuple[float, float, float]:
         """(max non-affine displacement δ Å, smallest and largest singular value of F)
         since the last rebuild, over all systems."""
-        v = self.verlet
-        if self._same_cell(graph.cell, v.ref_cell, v):
-            return max_displacement(graph.positions, v.ref_positions, self.backend), 1.0, 1.0
-        F = v.ref_cell_inv @ graph.cell.detach()
-        affine = (v.ref_positions[:, :, None] * F[graph.system_index]).sum(1)
-        disp = (graph.positions.detach() - affine).norm(dim=1)
-        sv = torch.linalg.svdvals(F)
-        return (float(disp.max()) if disp.numel() else 0.0, float(sv[:, -1].min()),
-                float(sv[:, 0].max()))
+        return displacement_bounds(self.verlet, graph, self.backend)
 
     def needs_rebuild(self, graph: AtomicGraph) -> bool:
         """Whether a pair may have entered the cutoff since the last rebuild."""
@@ -207,7 +256,7 @@ class ForceField:
         shifts are recomputed and the untouched edge prefix is kept. Without pruning
         nothing is ever written, so the buffers are the candidates themselves."""
         v, buf = self.verlet, self._buffers
-        if buf is not None and self._same_cell(graph.cell, buf.cell, buf):
+        if buf is not None and same_cell(graph.cell, buf.cell, buf):
             return buf
         cell = graph.cell.detach()
         shifts = cartesian_shifts(v.cell_shifts, cell, graph.system_index[v.edge_index[0]])
@@ -225,19 +274,6 @@ class ForceField:
         else:
             buf.shifts = shifts
         return buf
-
-    @staticmethod
-    def _same_cell(cell: torch.Tensor, stored: torch.Tensor,
-                   holder: VerletList | _PairBuffers) -> bool:
-        """``torch.equal(cell, stored)``, answered without a comparison when ``cell`` is
-        the tensor ``holder`` last found equal (states share their cell tensor from step
-        to step, and never modify it in place)."""
-        if cell is holder.seen_cell:
-            return True
-        if torch.equal(cell.detach(), stored):
-            holder.seen_cell = cell
-            return True
-        return False
 
     def _set_verlet(self, verlet: VerletList) -> None:
         self.verlet, self._buffers, self._last = verlet, None, None
@@ -258,7 +294,7 @@ class ForceField:
             return self._last[1]
         v = self.verlet
         fresh = v is None or v.ref_positions.shape != graph.positions.shape or self.skin == 0
-        if not fresh and self.prune and self._same_cell(graph.cell, v.ref_cell, v):
+        if not fresh and self.prune and same_cell(graph.cell, v.ref_cell, v):
             # the common case (fixed cell): one fused call per step
             span = self._update_same_cell(graph)
             if span is None:
@@ -307,27 +343,10 @@ class ForceField:
         return out
 
     def min_distance(self, graph: AtomicGraph, below: float | None = None) -> float | None:
-        """Shortest pair distance (Å), or None when no pair is closer than ``below``.
-
-        Only candidates that can be that close are measured: with the displacement
-        bound δ, a pair now closer than ``below`` had d_ref < (below + 2δ)/σ_min, a
-        short slice of the sorted candidates (usually empty).
-        """
-        self.edges(graph)  # make sure the candidate list is current
-        v = self.verlet
-        count = v.ref_distance.numel()
-        if below is not None and count:
-            delta, smin, _ = self._last[2]  # the bounds edges() just used
-            limit = (below + 2 * delta) / smin + 1e-6
-            # sorted: when the closest candidate is beyond the limit, nothing to measure
-            count = 0 if v.ref_distance_host[0] >= limit else int(
-                np.searchsorted(v.ref_distance_host, limit))
-        if count == 0:
-            return None
-        i, j = v.edge_index[:, :count]
-        shifts = self._pair_buffers(graph).candidate_shifts[:count]
-        d = float((graph.positions[j] - graph.positions[i] + shifts).norm(dim=1).min())
-        return d if below is None or d < below else None
+        """Shortest pair distance (Å), or None when no pair is closer than ``below``
+        (see :func:`closest_pair`; the candidate list is brought up to date first)."""
+        self.edges(graph)
+        return closest_pair(self.verlet, graph, below, self._last[2], self.backend)
 
     def rebuild_from(self, ref_positions: torch.Tensor, ref_cell: torch.Tensor,
                      graph: AtomicGraph) -> None:

@@ -14,9 +14,9 @@ from typing import Protocol
 import numpy as np
 import torch
 from mlpot.md.errors import BlowUpError, ResourceExhaustedError
-from mlpot.md.forces import ForceField
+from mlpot.md.forces import ForceField, VerletList, closest_pair
 from mlpot.md.integrators.base import Integrator
-from mlpot.md.reporters.background import BackgroundReporters
+from mlpot.md.reporters.background import BackgroundReporters, IntegratorSnapshot
 from mlpot.md.reporters.restart import save_restart
 from mlpot.md.state import MDState
 from mlpot.md.units import FS_PER_NS
@@ -92,8 +92,11 @@ class RunSummary:
     dt_fs: float = 0.0
 
 
-def check_blow_up(state: MDState, force_field: ForceField, limits: SafetyLimits) -> None:
-    """Raise :class:`BlowUpError` naming the first problem found."""
+def check_blow_up(state: MDState, verlet: VerletList, limits: SafetyLimits,
+                  backend: str = "auto") -> None:
+    """Raise :class:`BlowUpError` naming the first problem found (``verlet``: the
+    candidate list that served ``state``, for the closest pair; read only, so this can
+    run on the reporters' worker thread)."""
     # one host transfer: the sum is finite iff no position is NaN/inf (or so large
     # that it overflows, a blow-up as well), and each T iff no momentum of its system
     # is (E_kin sums their squares)
@@ -105,7 +108,7 @@ def check_blow_up(state: MDState, force_field: ForceField, limits: SafetyLimits)
         if limits.max_temperature < T:
             raise BlowUpError(f"step {state.step}: system {b} reached {T:.3g} K "
                               f"(limit {limits.max_temperature:g} K)")
-    d = force_field.min_distance(state.graph, below=limits.min_distance)
+    d = closest_pair(verlet, state.graph, below=limits.min_distance, backend=backend)
     if d is not None:
         raise BlowUpError(f"step {state.step}: atoms {d:.3f} Å apart "
                           f"(limit {limits.min_distance} Å); the time step may be too large")
@@ -176,7 +179,12 @@ def run_md(
     queued report written first), and except after a blow-up a restart file of the
     last complete step is written (the integrator and random generators are rolled
     back to that step). With ``background_reports`` the reports that are due are
-    written on a worker thread (see :mod:`mlpot.md.reporters.background`).
+    written on a worker thread (see :mod:`mlpot.md.reporters.background`), and so is
+    the blow-up check every ``limits.check_every`` steps (with the conserved-energy
+    sample), just before that step's reports: the main thread never waits for a
+    device-to-host copy, and a blow-up is found one hand-over later (at most 8 report
+    steps or 1 s). The run then stops; the summary names the failed step and holds its
+    state, and no report of that step or later is written.
     """
     limits = limits or SafetyLimits()
     extra = restart_extra or dict
@@ -191,11 +199,23 @@ def run_md(
             summary.conserved.extend(torch.stack(pending).cpu().double().numpy())
             pending.clear()
 
-    def sample(s: MDState) -> None:
+    def sample(s: MDState, at_step: Integrator | IntegratorSnapshot = integrator) -> None:
         summary.times_fs.append(s.time)
-        pending.append(integrator.conserved_energy(s).detach())
+        pending.append(at_step.conserved_energy(s).detach())
         if len(pending) >= 256:
             drain()
+
+    def check_job(verlet: VerletList) -> Callable[[MDState, IntegratorSnapshot], None]:
+        """The blow-up check and conserved-energy sample of one step, against the pair
+        list of that step (run on the worker with the reports)."""
+        def job(s: MDState, at_step: Integrator | IntegratorSnapshot) -> None:
+            try:
+                check_blow_up(s, verlet, limits, force_field.backend)
+            except BlowUpError as err:
+                err.state = s
+                raise
+            sample(s, at_step)
+        return job
 
     wants_stress = [r.wants_stress for r in reporters if hasattr(r, "wants_stress")]
     output = BackgroundReporters(reporters if background_reports else
@@ -203,6 +223,7 @@ def run_md(
     if report_initial:
         output.report(state, integrator)
     sample(state)
+    first_step, failed = state.step, None
     start = time.perf_counter()
     try:
         with _StopFlag() as stop:
@@ -228,23 +249,32 @@ def run_md(
                     break
                 state = new
                 summary.steps += 1
+                job = None
                 if state.step % limits.check_every == 0:
-                    check_blow_up(state, force_field, limits)
-                    sample(state)
-                output.report(state, integrator)
+                    job = check_job(force_field.verlet)
+                    if not background_reports:  # checked here and now
+                        job(state, integrator)
+                        job = None
+                output.report(state, integrator, job)
                 if restart_path and restart_every and state.step % restart_every == 0:
                     output.flush()  # the restart records how many frames were written
                     save_restart(restart_path, state, integrator, force_field, extra())
                 if on_step is not None:
                     on_step(state)
     except BlowUpError as err:
-        summary.stop_reason, summary.message = "blow-up", str(err)
+        failed = err
     finally:
         try:
             output.close()
+        except BlowUpError as err:  # found by a check still queued
+            failed = err
         finally:
             summary.wall_s = time.perf_counter() - start
     summary.state = state
+    if failed is not None:  # stop at the failed step (the loop may have gone past it)
+        summary.stop_reason, summary.message = "blow-up", str(failed)
+        summary.state = getattr(failed, "state", state)
+        summary.steps = summary.state.step - first_step
     if summary.stop_reason != "blow-up":
         if summary.times_fs[-1] != state.time:
             sample(state)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from mlpot.md.integrators.base import Integrator
@@ -72,29 +72,41 @@ class BackgroundReporters:
         # (reporter, its due(step) or None for foreground ones), looked up once
         self._plan = [(r, getattr(r, "due", None)) for r in self.reporters]
         self._queue: queue.Queue = queue.Queue()
-        self._pending: list[tuple[object, MDState, IntegratorSnapshot]] = []
+        self._pending: list[tuple[Callable, MDState, IntegratorSnapshot]] = []
         self._pending_steps = 0
         self._pending_since = 0.0
         self._error: BaseException | None = None
+        self._failed = False  # after an error the worker drops everything
         self._thread: threading.Thread | None = None
 
-    def report(self, state: MDState, integrator: Integrator) -> None:
-        """Queue the reports due at ``state.step`` (foreground for reporters without ``due``)."""
+    def report(self, state: MDState, integrator: Integrator,
+               job: Callable[[MDState, IntegratorSnapshot], None] | None = None) -> None:
+        """Queue the reports due at ``state.step`` (foreground for reporters without
+        ``due``), after ``job(state, snapshot)`` when given (it runs on the worker
+        before them: an error it raises means no report of this step or later is
+        written)."""
         self._raise()
         snapshot = None
+        if job is not None:
+            snapshot = self._snapshot(integrator, state)
+            self._pending.append((job, state, snapshot))
         for r, due in self._plan:
             if due is None:
                 r.report(state, integrator)
             elif due(state.step):
                 if snapshot is None:
-                    snapshot = IntegratorSnapshot(integrator, state)
-                    if not self._pending:
-                        self._pending_since = time.perf_counter()
-                    self._pending_steps += 1
-                self._pending.append((r, state, snapshot))
+                    snapshot = self._snapshot(integrator, state)
+                self._pending.append((r.report, state, snapshot))
         if self._pending and (self._pending_steps >= self.batch or
                               time.perf_counter() - self._pending_since > self.latency):
             self._hand_over()
+
+    def _snapshot(self, integrator: Integrator, state: MDState) -> IntegratorSnapshot:
+        """The integrator at this step; counts the step towards the batch."""
+        if not self._pending:
+            self._pending_since = time.perf_counter()
+        self._pending_steps += 1
+        return IntegratorSnapshot(integrator, state)
 
     def _hand_over(self) -> None:
         """Wake the worker once for every pending report."""
@@ -135,11 +147,11 @@ class BackgroundReporters:
             try:
                 if item is _STOP:
                     return
-                if self._error is None:  # after an error, drop the rest
-                    for reporter, state, snapshot in item:
-                        reporter.report(state, snapshot)
-            except BaseException as err:  # re-raised on the main thread
-                self._error = err
+                if not self._failed:
+                    for call, state, snapshot in item:
+                        call(state, snapshot)
+            except BaseException as err:  # raised again on the main thread
+                self._error, self._failed = err, True
             finally:
                 self._queue.task_done()
 

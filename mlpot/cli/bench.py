@@ -33,8 +33,9 @@ def data(
 
 @bench_app.command("md")
 def md(
-    steps: int = typer.Option(300, help="MD steps per timed block (3 blocks per case; each "
-                              "block is one run_md call, whose start and end cost ~0.5 ms)."),
+    steps: int = typer.Option(300, help="MD steps per timed block (each block is one run_md "
+                              "call, whose start and end cost ~0.5 ms)."),
+    blocks: int = typer.Option(5, help="Interleaved blocks per LennardJones case."),
     device: str = typer.Option("cpu", help="cpu | cuda."),
     dtype: str = typer.Option("float32", help="float32 | float64."),
     systems: int = typer.Option(16, help="Small systems for the batching speed-up."),
@@ -46,7 +47,7 @@ def md(
     from mlpot.benchmarks.md_overhead import run
 
     run(steps=steps, device=device, dtype=dtype, n_systems=systems, ml_steps=ml_steps,
-        ml_blocks=ml_blocks)
+        ml_blocks=ml_blocks, blocks=blocks)
 
 
 def _int_tuple(text: str, option: str) -> tuple[int, ...]:

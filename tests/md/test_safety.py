@@ -8,8 +8,9 @@ import pytest
 import torch
 from mlpot.md import ForceField, Langevin, VelocityVerlet
 from mlpot.md.batching import plan_batches
+from mlpot.md.errors import BlowUpError
 from mlpot.md.reporters import TrajectoryReporter, load_restart
-from mlpot.md.simulate import SafetyLimits, run_md
+from mlpot.md.simulate import SafetyLimits, check_blow_up, run_md
 from mlpot.md.units import MVV2E
 
 from mlpot.models import LennardJones
@@ -56,7 +57,10 @@ def test_out_of_memory_stops_cleanly_and_resumes(tmp_path):
     assert torch.equal(resumed.positions, ref.positions)
 
 
-def test_blow_up_detected_and_trajectory_valid(tmp_path):
+@pytest.mark.parametrize("background", [True, False])
+def test_blow_up_detected_and_trajectory_valid(tmp_path, background):
+    """On the worker (background) the check runs with the reports, so the loop may run
+    past the failed step before it learns of it; it still stops at that step."""
     state, ff = start([fcc_argon(2)], argon_lj(6.0), 60.0)
     # push two atoms almost on top of each other: huge forces
     pos = state.positions.clone()
@@ -64,8 +68,11 @@ def test_blow_up_detected_and_trajectory_valid(tmp_path):
     state = ff.evaluate(state.with_positions(pos))
     traj = TrajectoryReporter(tmp_path / "t.dcd", state, every=1)
     summary = run_md(state, VelocityVerlet(5.0), ff, 200, [traj], restart_path=tmp_path / "r.pt",
-                     limits=SafetyLimits(max_temperature=5000.0, check_every=1))
+                     limits=SafetyLimits(max_temperature=5000.0, check_every=1),
+                     background_reports=background)
     assert summary.stop_reason == "blow-up", summary.message
+    assert f"step {summary.state.step}:" in summary.message
+    assert summary.steps == summary.state.step
     assert "K" in summary.message or "apart" in summary.message or "NaN" in summary.message
     assert summary.restart_path is None
     import mdtraj
@@ -104,3 +111,24 @@ def test_batch_plan_respects_memory_limit():
 
 def test_unit_conversion_is_ase_s():
     assert pytest.approx(103.6427, rel=1e-6) == MVV2E
+
+
+def test_check_names_nan_hot_systems_and_close_atoms():
+    """The check itself: NaN momenta, a system over the temperature limit (by index) and
+    two atoms closer than the limit, each found with the step in the message."""
+    state, ff = start([fcc_argon(2), fcc_argon(2)], argon_lj(6.0), 60.0)
+    limits = SafetyLimits(max_temperature=1000.0, min_distance=0.5)
+    check_blow_up(state, ff.verlet, limits)  # a sane state passes
+    p = state.momenta.clone()
+    p[40, 1] = float("nan")
+    with pytest.raises(BlowUpError, match="step 0: NaN"):
+        check_blow_up(state.replace(momenta=p), ff.verlet, limits)
+    hot = state.momenta.clone()
+    hot[32:] *= 10.0  # system 1: 100x the kinetic energy, ~6000 K
+    with pytest.raises(BlowUpError, match="system 1 reached"):
+        check_blow_up(state.replace(momenta=hot), ff.verlet, limits)
+    pos = state.positions.clone()
+    pos[33] = pos[32] + torch.tensor([0.3, 0.0, 0.0], dtype=pos.dtype)
+    close = ff.evaluate(state.with_positions(pos))
+    with pytest.raises(BlowUpError, match=r"atoms 0\.300 Å apart"):
+        check_blow_up(close, ff.verlet, limits)
