@@ -132,9 +132,13 @@ class MDState:
     def kinetic_energy(self) -> torch.Tensor:
         """``[B]`` kinetic energy, eV (computed once per momenta tensor: the MD loop's
         check, the thermostat and the log of a step share it)."""
-        return self._derived("_kinetic_energy", (self.momenta, self.masses), lambda: (
+        return self._derived("_kinetic_energy", self._kinetic_sources(), lambda: (
             kinetic_energy(self.momenta, self.masses, self.system_index,
                            self.num_systems) * MVV2E))
+
+    def _kinetic_sources(self) -> tuple[object, ...]:
+        """What E_kin and T depend on (the keys of their caches)."""
+        return self.momenta, self.masses, self.graph.system_index
 
     def volume(self) -> torch.Tensor:
         """``[B]`` cell volume, Å³ (0 without a cell; computed once per cell tensor)."""
@@ -146,8 +150,10 @@ class MDState:
         return self.sum_per_system(outer) * MVV2E
 
     def temperature(self) -> torch.Tensor:
-        """``[B]`` instantaneous temperature 2K / (N_f k_B), K."""
-        return 2 * self.kinetic_energy() / (self.degrees_of_freedom() * KB)
+        """``[B]`` instantaneous temperature 2K / (N_f k_B), K (cached like E_kin: the
+        blow-up check and the log of a step share it)."""
+        return self._derived("_temperature", self._kinetic_sources(), lambda: (
+            2 * self.kinetic_energy() / (self.degrees_of_freedom() * KB)))
 
     def pressure_tensor(self) -> torch.Tensor:
         """``[B, 3, 3]`` instantaneous pressure (kinetic/V − stress), eV/Å³ (NaN without stress)."""
