@@ -223,6 +223,10 @@ def run_md(
     if report_initial:
         output.report(state, integrator)
     sample(state)
+    # per-run values cached on the state (carried to every later state while their
+    # sources stay the same), so the worker's checks and log rows do not redo them
+    state.degrees_of_freedom()
+    state.volume()
     first_step, failed = state.step, None
     start = time.perf_counter()
     try:

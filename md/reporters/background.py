@@ -38,12 +38,17 @@ class IntegratorSnapshot:
     def __init__(self, integrator: Integrator, state: MDState) -> None:
         reservoir = integrator.reservoir_energy(state)
         self.reservoir = reservoir.clone() if isinstance(reservoir, torch.Tensor) else reservoir
+        self._conserved: tuple[MDState, torch.Tensor] | None = None
 
     def reservoir_energy(self, state: MDState) -> torch.Tensor | float:
         return self.reservoir
 
-    # E_pot + E_kin + the reservoir of that step: the integrators' own formula
-    conserved_energy = Integrator.conserved_energy
+    def conserved_energy(self, state: MDState) -> torch.Tensor:
+        """E_pot + E_kin + the reservoir of that step (the integrators' own formula),
+        computed once for the step's state (the check's sample and the log share it)."""
+        if self._conserved is None or self._conserved[0] is not state:
+            self._conserved = (state, Integrator.conserved_energy(self, state))
+        return self._conserved[1]
 
 
 _STOP = object()
