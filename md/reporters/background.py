@@ -62,6 +62,9 @@ class BackgroundReporters:
         batch: report steps collected before the worker is woken.
         latency: seconds after which pending reports are handed over anyway (checked
             at each ``report`` call).
+        backlog: batches handed over but not yet written before a hand-over waits for
+            the worker (states hold device memory, so a slow writer must slow the run
+            down rather than let the queue grow).
 
     ``flush()`` waits until every queued report is written; ``close()`` flushes and
     closes the reporters. An error raised by a reporter on the worker is raised again
@@ -69,14 +72,14 @@ class BackgroundReporters:
     """
 
     def __init__(self, reporters: Sequence[object], batch: int = 8,
-                 latency: float = 1.0) -> None:
-        if batch < 1:
-            raise ValueError(f"batch must be >= 1, got {batch}")
+                 latency: float = 1.0, backlog: int = 2) -> None:
+        if batch < 1 or backlog < 1:
+            raise ValueError(f"batch and backlog must be >= 1, got {batch} and {backlog}")
         self.reporters = list(reporters)
         self.batch, self.latency = int(batch), float(latency)
         # (reporter, its due(step) or None for foreground ones), looked up once
         self._plan = [(r, getattr(r, "due", None)) for r in self.reporters]
-        self._queue: queue.Queue = queue.Queue()
+        self._queue: queue.Queue = queue.Queue(maxsize=backlog)
         self._pending: list[tuple[Callable, MDState, IntegratorSnapshot]] = []
         self._pending_steps = 0
         self._pending_since = 0.0

@@ -104,5 +104,34 @@ def test_batched_hand_over_writes_every_report_in_order(batch, latency):
 
 
 def test_batch_must_be_positive():
-    with pytest.raises(ValueError, match="batch must be >= 1"):
+    with pytest.raises(ValueError, match="batch and backlog must be >= 1"):
         BackgroundReporters([], batch=0)
+
+
+class _Slow(_Recorder):
+    """A reporter far slower than the steps (sleeps 20 ms per report)."""
+
+    def report(self, state, integrator):
+        import time
+
+        time.sleep(0.02)
+        super().report(state, integrator)
+
+
+def test_slow_reporter_holds_the_run_back_instead_of_queueing_states():
+    """With backlog 2, at most two handed-over batches wait: the main thread blocks
+    rather than keeping every state (and its device memory) alive."""
+    model = argon_lj()
+    state, ff = start([fcc_argon()], model, 50.0)
+    slow = _Slow(1)
+    output = BackgroundReporters([slow], batch=1, backlog=2)
+    vv = VelocityVerlet(2.0)
+    waiting = []
+    for _ in range(12):
+        state = vv.step(state, ff)
+        output.report(state, vv)
+        waiting.append(output._queue.qsize())
+    assert max(waiting) <= 2
+    assert len(slow.steps) >= 12 - 3  # the run was held back to the writer's pace
+    output.close()
+    assert slow.steps == list(range(1, 13))
