@@ -145,10 +145,8 @@ class SameCellUpdate:
         if self.backend == "numba":
             cut2 = _numpy_dtype(ref_positions.dtype)(cutoff * cutoff)
             self._kernel = _numba_kernels().update_pair_list
-            # the first pair of each couple, packed (the band is read every step)
-            pairs = edge_index[:, ::2].T.to(torch.int32).contiguous()
-            self._args = (ref_positions.numpy(), ref_distance, pairs.numpy(),
-                          shifts[::2].contiguous().numpy(), self.cutoff, self.skin, cut2)
+            self._args = (ref_positions.numpy(), ref_distance, edge_index.numpy(),
+                          shifts.numpy(), self.cutoff, self.skin, cut2)
             self._out = (out_edges.numpy(), out_shifts.numpy())
 
     def __call__(self, positions: torch.Tensor, pristine: int) -> tuple[int, int, float] | None:
@@ -185,4 +183,3 @@ def _numba_kernels():
     from mlpot.kernels import pair_select_numba
 
     return pair_select_numba
-

@@ -42,45 +42,14 @@ def max_displacement(pos, ref):
 
 
 @numba.njit(nogil=True, cache=True)
-def select_couples(pos, pairs, shifts, start, stop, cut2, out_edges, out_shifts):
-    """:func:`select_pairs` reading the compact couple arrays ``pairs [E/2, 2]`` (int32
-    i, j) and ``shifts [E/2, 3]`` (the first pair of each couple: a third of the
-    bytes), and writing each kept couple as (i, j, S), (j, i, −S)."""
-    k = start
-    for c in range(start // 2, stop // 2):
-        i = pairs[c, 0]
-        j = pairs[c, 1]
-        sx = shifts[c, 0]
-        sy = shifts[c, 1]
-        sz = shifts[c, 2]
-        dx = pos[j, 0] - pos[i, 0] + sx
-        dy = pos[j, 1] - pos[i, 1] + sy
-        dz = pos[j, 2] - pos[i, 2] + sz
-        if (dx * dx + dy * dy) + dz * dz < cut2:
-            out_edges[0, k] = i
-            out_edges[1, k] = j
-            out_shifts[k, 0] = sx
-            out_shifts[k, 1] = sy
-            out_shifts[k, 2] = sz
-            out_edges[0, k + 1] = j
-            out_edges[1, k + 1] = i
-            out_shifts[k + 1, 0] = -sx
-            out_shifts[k + 1, 1] = -sy
-            out_shifts[k + 1, 2] = -sz
-            k += 2
-    return k - start
-
-
-@numba.njit(nogil=True, cache=True)
-def update_pair_list(pos, ref, ref_dist, pairs, shifts, cutoff, skin, cut2, pristine,
+def update_pair_list(pos, ref, ref_dist, edges, shifts, cutoff, skin, cut2, pristine,
                      out_edges, out_shifts):
-    """``(start, end, δ)``, or ``(-1, -1, δ)`` when the list is stale (compact couple
-    arrays, see :func:`select_couples`)."""
+    """``(start, end, δ)``, or ``(-1, -1, δ)`` when the list is stale."""
     delta = max_displacement(pos, ref)
     if cutoff + skin - 2 * delta < cutoff:
         return -1, -1, delta
     first = np.searchsorted(ref_dist, cutoff - 2 * delta - 1e-6)
     last = np.searchsorted(ref_dist, cutoff + 2 * delta + 1e-6)
     start = min(first, pristine)
-    kept = select_couples(pos, pairs, shifts, start, last, cut2, out_edges, out_shifts)
+    kept = select_pairs(pos, edges, shifts, start, last, cut2, out_edges, out_shifts)
     return start, start + kept, delta
