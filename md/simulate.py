@@ -114,19 +114,6 @@ def check_blow_up(state: MDState, verlet: VerletList, limits: SafetyLimits,
                           f"(limit {limits.min_distance} Å); the time step may be too large")
 
 
-class _Foreground:
-    """A reporter seen without ``due``, so :class:`BackgroundReporters` calls it in place."""
-
-    def __init__(self, reporter: Reporter) -> None:
-        self.reporter = reporter
-
-    def report(self, state: MDState, integrator: Integrator) -> None:
-        self.reporter.report(state, integrator)
-
-    def close(self) -> None:
-        self.reporter.close()
-
-
 class _StopFlag:
     """First Ctrl-C requests a clean stop at the next step boundary; the second aborts."""
 
@@ -218,8 +205,7 @@ def run_md(
         return job
 
     wants_stress = [r.wants_stress for r in reporters if hasattr(r, "wants_stress")]
-    output = BackgroundReporters(reporters if background_reports else
-                                 [_Foreground(r) for r in reporters])
+    output = BackgroundReporters(reporters, background=background_reports)
     if report_initial:
         output.report(state, integrator)
     sample(state)
@@ -253,13 +239,9 @@ def run_md(
                     break
                 state = new
                 summary.steps += 1
-                job = None
-                if state.step % limits.check_every == 0:
-                    job = check_job(force_field.verlet)
-                    if not background_reports:  # checked here and now
-                        job(state, integrator)
-                        job = None
-                output.report(state, integrator, job)
+                due_check = state.step % limits.check_every == 0
+                output.report(state, integrator,
+                              check_job(force_field.verlet) if due_check else None)
                 if restart_path and restart_every and state.step % restart_every == 0:
                     output.flush()  # the restart records how many frames were written
                     save_restart(restart_path, state, integrator, force_field, extra())

@@ -65,6 +65,8 @@ class BackgroundReporters:
         backlog: batches handed over but not yet written before a hand-over waits for
             the worker (states hold device memory, so a slow writer must slow the run
             down rather than let the queue grow).
+        background: False runs every job and report in place, with the integrator
+            itself (no worker thread).
 
     ``flush()`` waits until every queued report is written; ``close()`` flushes and
     closes the reporters. An error raised by a reporter on the worker is raised again
@@ -72,13 +74,15 @@ class BackgroundReporters:
     """
 
     def __init__(self, reporters: Sequence[object], batch: int = 8,
-                 latency: float = 1.0, backlog: int = 2) -> None:
+                 latency: float = 1.0, backlog: int = 2, background: bool = True) -> None:
         if batch < 1 or backlog < 1:
             raise ValueError(f"batch and backlog must be >= 1, got {batch} and {backlog}")
         self.reporters = list(reporters)
         self.batch, self.latency = int(batch), float(latency)
+        self.background = background
         # (reporter, its due(step) or None for foreground ones), looked up once
-        self._plan = [(r, getattr(r, "due", None)) for r in self.reporters]
+        self._plan = [(r, getattr(r, "due", None) if background else None)
+                      for r in self.reporters]
         self._queue: queue.Queue = queue.Queue(maxsize=backlog)
         self._pending: list[tuple[Callable, MDState, IntegratorSnapshot]] = []
         self._pending_steps = 0
@@ -90,14 +94,17 @@ class BackgroundReporters:
     def report(self, state: MDState, integrator: Integrator,
                job: Callable[[MDState, IntegratorSnapshot], None] | None = None) -> None:
         """Queue the reports due at ``state.step`` (foreground for reporters without
-        ``due``), after ``job(state, snapshot)`` when given (it runs on the worker
-        before them: an error it raises means no report of this step or later is
-        written)."""
+        ``due``, and for all with ``background=False``), after ``job(state, snapshot)``
+        when given (it runs before them, on the worker unless in the foreground: an
+        error it raises means no report of this step or later is written)."""
         self._raise()
         snapshot = None
         if job is not None:
-            snapshot = self._snapshot(integrator, state)
-            self._pending.append((job, state, snapshot))
+            if not self.background:
+                job(state, integrator)
+            else:
+                snapshot = self._snapshot(integrator, state)
+                self._pending.append((job, state, snapshot))
         for r, due in self._plan:
             if due is None:
                 r.report(state, integrator)
