@@ -16,6 +16,7 @@ from pathlib import Path
 import ase
 import ase.io
 import numpy as np
+
 from mlpot.datasets.errors import DataFormatError, ReadReport, handle_invalid, iter_indexed
 from mlpot.datasets.records import validate_atoms
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import ase
+
 from mlpot.datasets.errors import DataFormatError, ReadReport, handle_invalid, logger
 from mlpot.datasets.extxyz import ExtxyzReader, iter_ase
 from mlpot.datasets.mptrj import iter_mptrj

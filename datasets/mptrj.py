@@ -20,6 +20,7 @@ import ase
 import ase.units
 import ijson
 import numpy as np
+
 from mlpot.datasets.errors import DataFormatError, ReadReport, handle_invalid, logger
 from mlpot.datasets.records import make_atoms, symbol_to_number
 

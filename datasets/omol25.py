@@ -24,6 +24,7 @@ import ase
 import ase.db
 import lmdb
 import numpy as np
+
 from mlpot.datasets.errors import DataFormatError, ReadReport, handle_invalid, iter_indexed
 from mlpot.datasets.records import make_atoms
 

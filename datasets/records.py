@@ -15,6 +15,7 @@ import ase
 import numpy as np
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers as _SYMBOL_TO_Z
+
 from mlpot.datasets.errors import DataFormatError
 
 MAX_Z = 118

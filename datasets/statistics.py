@@ -9,8 +9,8 @@ import ase
 import ase.data
 import numpy as np
 import torch
-from mlpot.datasets.records import atoms_labels
 
+from mlpot.datasets.records import atoms_labels
 from mlpot.graph import AtomicGraph
 from mlpot.neighbors import with_neighbors
 

@@ -36,7 +36,7 @@ measurement (20,000 MPTrj-like structures, 25 atoms on average, random order,
 one core): 4,096/1,024 and 1,024/256 chunks read at the same rate (14.0k and
 14.4k records/s), 512/128 and smaller were slower (12.3k, 11.4k, 7.2k for
 128/32); gzip shrank the file by 14% but halved random reads, lzf cost ~20%
-(``mlpot bench data``). The smaller of the two equal chunks reads less per
+(``python -m benchmarks data``). The smaller of the two equal chunks reads less per
 random access when the file is not in the page cache.
 """
 
@@ -52,6 +52,7 @@ import ase
 import ase.units
 import h5py
 import numpy as np
+
 from mlpot.datasets.errors import DataFormatError
 from mlpot.datasets.records import atoms_labels, make_atoms
 

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mlpot.datasets import fit_e0, group_split, read
-from mlpot.datasets.reference.emt import emt_metals
 
 import mlpot
 from mlpot import AtomicGraph, collate, with_neighbors
+from mlpot.datasets import fit_e0, group_split, read
+from mlpot.datasets.reference.emt import emt_metals
 from mlpot.models import EquivariantPotential
 
 OUTPUT = Path(__file__).resolve().parents[1] / "mlpot" / "pretrained" / "emt-cuni-small.pt"

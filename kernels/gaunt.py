@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 from e3nn import o3
+
 from mlpot.kernels.s2grid import num_sh, spherical_harmonics
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 
 import torch
+
 from mlpot.kernels.pair_select import resolve_backend
 
 

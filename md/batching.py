@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
 from mlpot.md.forces import ForceField
 from mlpot.md.state import MDState
 

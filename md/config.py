@@ -9,6 +9,7 @@ import ase
 import ase.io
 import torch
 from ase.data import chemical_symbols
+
 from mlpot.md.integrators import (
     CSVR,
     Integrator,
@@ -18,7 +19,6 @@ from mlpot.md.integrators import (
     VelocityVerlet,
 )
 from mlpot.md.units import gpa_to_ev_per_a3
-
 from mlpot.models import LennardJones, Potential
 
 ENSEMBLES = ("nve", "nvt", "npt")

@@ -9,6 +9,9 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
 from mlpot.md.batching import max_batch_atoms, plan_batches
 from mlpot.md.config import (
     EnsembleConfig,
@@ -23,8 +26,6 @@ from mlpot.md.reporters import ThermoReporter, TrajectoryReporter, load_restart
 from mlpot.md.simulate import RunSummary, SafetyLimits, run_md
 from mlpot.md.state import MDState, maxwell_boltzmann
 from mlpot.md.units import FS_PER_NS, GPA, gpa_to_ev_per_a3
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from mlpot.graph import AtomicGraph
 from mlpot.kernels.pair_select import (
     SameCellUpdate,
     max_displacement,
@@ -26,8 +28,6 @@ from mlpot.kernels.pair_select import (
 from mlpot.md.errors import ResourceExhaustedError, is_out_of_memory
 from mlpot.md.integrators.base import update_forces
 from mlpot.md.state import MDState
-
-from mlpot.graph import AtomicGraph
 from mlpot.models.base import Potential, PotentialOutput
 from mlpot.neighbors import batch_pairs
 

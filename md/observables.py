@@ -14,8 +14,8 @@ import ase.io
 import ase.units
 import numpy as np
 import torch
-from mlpot.md.reporters.trajectory import topology_path, trajectory_format
 
+from mlpot.md.reporters.trajectory import topology_path, trajectory_format
 from mlpot.neighbors import system_neighbors
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
 from mlpot.md.forces import ForceField
 from mlpot.md.state import MDState, system_sum
 

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+
 from mlpot.md.errors import BlowUpError, ResourceExhaustedError
 from mlpot.md.forces import ForceField, VerletList, closest_pair
 from mlpot.md.integrators.base import Integrator

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, fields
 import ase
 import numpy as np
 import torch
-from mlpot.kernels.kinetic import kinetic_energy
-from mlpot.md.units import KB, MVV2E
 
 from mlpot.graph import AtomicGraph
+from mlpot.kernels.kinetic import kinetic_energy
+from mlpot.md.units import KB, MVV2E
 
 
 def system_sum(values: torch.Tensor, system_index: torch.Tensor, num_systems: int

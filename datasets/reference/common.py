@@ -12,6 +12,7 @@ import ase.units
 import numpy as np
 from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
+
 from mlpot.datasets.store import PackedStoreWriter
 
 

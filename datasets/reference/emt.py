@@ -17,6 +17,7 @@ from ase import units
 from ase.calculators.emt import EMT
 from ase.data import atomic_numbers, reference_states
 from ase.md.langevin import Langevin
+
 from mlpot.datasets.reference.common import (
     GenerationResult,
     label,

@@ -20,6 +20,7 @@ from ase import units
 from ase.collections import g2
 from ase.md.langevin import Langevin
 from ase.neighborlist import natural_cutoffs, neighbor_list
+
 from mlpot.datasets.reference.common import (
     GenerationResult,
     label,

@@ -19,10 +19,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import torch
-from mlpot.md.state import MDState
-from mlpot.md.units import MVV2E
 
 from mlpot.graph import AtomicGraph
+from mlpot.md.state import MDState
+from mlpot.md.units import MVV2E
 from mlpot.models.base import PotentialOutput
 
 ForcesFn = Callable[[AtomicGraph], PotentialOutput]

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import torch
+
 from mlpot.md.integrators.base import Integrator
 from mlpot.md.state import MDState
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
-from mlpot.md.forces import ForceField
-from mlpot.md.integrators.base import Integrator
-from mlpot.md.state import MDState
 
 from mlpot.atomic_io import atomic_torch_save
 from mlpot.graph import AtomicGraph
+from mlpot.md.forces import ForceField
+from mlpot.md.integrators.base import Integrator
+from mlpot.md.state import MDState
 
 FORMAT = "mlpot-md-restart"
 

@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import torch
+
 from mlpot.md.integrators.base import Integrator
 from mlpot.md.state import MDState
 from mlpot.md.units import GPA

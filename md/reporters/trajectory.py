@@ -19,6 +19,7 @@ import ase.io
 import ase.units
 import numpy as np
 from ase.data import chemical_symbols
+
 from mlpot.md.state import MDState
 
 TRAJECTORY_FORMATS = {".dcd": "dcd", ".xtc": "xtc", ".h5": "h5", ".hdf5": "h5",

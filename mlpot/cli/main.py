@@ -6,7 +6,6 @@ import typer
 
 import mlpot
 from mlpot.cli import md as md_commands
-from mlpot.cli.bench import bench_app
 from mlpot.cli.data import data_app
 
 app = typer.Typer(
@@ -23,7 +22,6 @@ def _version_callback(value: bool) -> None:
         typer.echo(f"mlpot {mlpot.__version__}")
         raise typer.Exit()
 
-app.add_typer(bench_app, name="bench")
 app.add_typer(data_app, name="data")
 md_commands.register(app)
 

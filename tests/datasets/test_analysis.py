@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.neighborlist import neighbor_list
+
 from mlpot.datasets import fit_e0, fit_e0_structures, group_split, neighbor_statistics
 
 

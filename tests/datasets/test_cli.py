@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from mlpot.datasets import PackedStore, read
 from typer.testing import CliRunner
 
 from mlpot.cli.main import app
+from mlpot.datasets import PackedStore, read
 
 
 def test_convert_and_inspect(tmp_path, mptrj_file):

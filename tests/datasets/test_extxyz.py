@@ -7,6 +7,7 @@ import ase.io
 import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
+
 from mlpot.datasets import DataFormatError, ExtxyzReader, ReadReport, read
 
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from format_writers import make_mptrj
+
 from mlpot.datasets import DataFormatError, ReadReport, read, vasp_kbar_to_ase
 from mlpot.datasets.mptrj import iter_mptrj
 

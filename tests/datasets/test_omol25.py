@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from format_writers import write_omol25_shard
+
 from mlpot.datasets import DataFormatError, OMol25Reader, ReadReport, read
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from ase.calculators.emt import EMT
+
 from mlpot.datasets import PackedStore
 from mlpot.datasets.reference import emt_metals, xtb_molecules
 from mlpot.datasets.reference.xtb import ion_multiplicity, organic_molecules

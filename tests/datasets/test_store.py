@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 from format_writers import write_omol25_shard
+
 from mlpot.datasets import (
     DataFormatError,
     PackedStore,

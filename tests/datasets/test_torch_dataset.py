@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 from format_writers import write_omol25_shard
-from mlpot.datasets import PackedStore, StructureDataset, write_store
 from test_store import labelled_structures
 from torch.utils.data import DataLoader
 
 import mlpot
+from mlpot.datasets import PackedStore, StructureDataset, write_store
 
 
 def _loader_matches(dataset, reference, workers):

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from mlpot.kernels.kinetic import kinetic_energy, kinetic_energy_reference
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from mlpot.kernels.pair_select import (
     SameCellUpdate,
     max_displacement,

@@ -6,6 +6,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.integrate import lebedev_rule
+
 from mlpot.kernels.gaunt import cg_node_update, gaunt_tensor, product_chain_degrees
 from mlpot.kernels.grid_product import GridMLPWeights, grid_node_update
 from mlpot.kernels.s2grid import (
@@ -15,7 +17,6 @@ from mlpot.kernels.s2grid import (
     s2_grid,
     spherical_harmonics,
 )
-from scipy.integrate import lebedev_rule
 
 
 def _lebedev(order: int = 25):

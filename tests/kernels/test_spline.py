@@ -3,13 +3,14 @@
 import numpy as np
 import pytest
 import torch
+from scipy.interpolate import BSpline
+
 from mlpot.kernels.spline import (
     bspline_basis,
     knot_spacing,
     polynomial_envelope,
     spline_radial,
 )
-from scipy.interpolate import BSpline
 
 CUTOFF = 5.0
 

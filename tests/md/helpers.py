@@ -6,9 +6,9 @@ import ase
 import ase.build
 import numpy as np
 import torch
+
 from mlpot.md import ForceField, MDState, maxwell_boltzmann
 from mlpot.md.integrators import Integrator
-
 from mlpot.models import LennardJones
 
 

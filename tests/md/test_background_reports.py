@@ -1,6 +1,7 @@
 """Reports written on the worker thread are the files written in the foreground."""
 
 import pytest
+
 from mlpot.md import CSVR, VelocityVerlet
 from mlpot.md.reporters import ThermoReporter, TrajectoryReporter
 from mlpot.md.reporters.background import BackgroundReporters

@@ -3,6 +3,7 @@
 import ase.build
 import pytest
 import torch
+
 from mlpot.md import CSVR, Langevin, NoseHooverChain, NPTStochasticCellRescaling, VelocityVerlet
 from mlpot.md.units import GPA
 

@@ -8,11 +8,11 @@ import mdtraj
 import numpy as np
 import pytest
 import torch
-from mlpot.md.reporters import load_restart
 from typer.testing import CliRunner
 
 from mlpot import save_model
 from mlpot.cli.main import app
+from mlpot.md.reporters import load_restart
 from mlpot.models import LennardJones
 
 runner = CliRunner()

@@ -8,6 +8,7 @@ Checks: ⟨V⟩_NPT ≈ V* and Var(V) = k_B T κ_T ⟨V⟩ within 15%.
 import numpy as np
 import pytest
 import torch
+
 from mlpot.md import CSVR, NPTStochasticCellRescaling
 from mlpot.md.units import GPA, KB
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+
 from mlpot.md import VelocityVerlet
 from mlpot.md.units import KB
 

@@ -2,6 +2,7 @@
 and the same numbers read back from a written trajectory."""
 
 import numpy as np
+
 from mlpot.md import VelocityVerlet
 from mlpot.md.observables import diffusion_coefficient, load_frames, msd, rdf, vacf, vdos
 from mlpot.md.reporters import TrajectoryReporter

@@ -4,10 +4,10 @@ import numpy as np
 import torch
 from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS
-from mlpot.md import FIRE, ForceField, MDState
-from mlpot.md.units import GPA
 
 from mlpot import MLPotCalculator
+from mlpot.md import FIRE, ForceField, MDState
+from mlpot.md.units import GPA
 
 from .helpers import argon_lj, fcc_argon
 

@@ -6,13 +6,13 @@ import signal
 import ase.io
 import pytest
 import torch
+
 from mlpot.md import ForceField, Langevin, VelocityVerlet
 from mlpot.md.batching import plan_batches
 from mlpot.md.errors import BlowUpError
 from mlpot.md.reporters import TrajectoryReporter, load_restart
 from mlpot.md.simulate import SafetyLimits, check_blow_up, run_md
 from mlpot.md.units import MVV2E
-
 from mlpot.models import LennardJones
 
 from .helpers import argon_lj, fcc_argon, start

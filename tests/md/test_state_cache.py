@@ -1,6 +1,7 @@
 """MDState caches E_kin, T and the volume per source tensor: a new tensor means a new value."""
 
 import torch
+
 from mlpot.md import MDState
 from mlpot.md.units import KB, MVV2E
 

@@ -4,6 +4,7 @@ import csv
 
 import numpy as np
 import torch
+
 from mlpot.md import Langevin, VelocityVerlet
 from mlpot.md.reporters import ThermoReporter
 from mlpot.md.simulate import run_md

@@ -5,6 +5,7 @@ values with N_f = 3N − 3: ⟨K⟩ = N_f k_B T / 2, Var(K) = N_f (k_B T)² / 2.
 """
 
 import pytest
+
 from mlpot.md import CSVR, Langevin, NoseHooverChain
 from mlpot.md.units import KB
 

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+
 from mlpot.md import ForceField, Langevin, NPTStochasticCellRescaling, VelocityVerlet
 from mlpot.md.forces import build_verlet_list
 from mlpot.md.units import GPA
-
 from mlpot.neighbors import with_neighbors
 
 from .helpers import argon_lj, fcc_argon, start

@@ -13,14 +13,14 @@ import torch
 from ase.calculators.emt import EMT
 from ase.filters import FrechetCellFilter
 from ase.optimize import FIRE
-from mlpot.datasets import read
-from mlpot.datasets.reference.emt import emt_metals
-from mlpot.md import ForceField, MDState, VelocityVerlet, maxwell_boltzmann, run_md
 from typer.testing import CliRunner
 
 import mlpot
 from mlpot.checkpoint import shipped_models
 from mlpot.cli.main import app
+from mlpot.datasets import read
+from mlpot.datasets.reference.emt import emt_metals
+from mlpot.md import ForceField, MDState, VelocityVerlet, maxwell_boltzmann, run_md
 from mlpot.models import EquivariantPotential
 
 NAME = "emt-cuni-small"

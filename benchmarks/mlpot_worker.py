@@ -1,8 +1,8 @@
 """Benchmark worker for mlpot's ``EquivariantPotential``.
 
-Run as ``python -m mlpot.benchmarks.mlpot_worker``.
+Run as ``python -m benchmarks.mlpot_worker``.
 
-Same JSON-lines protocol and timing code as :mod:`mlpot.benchmarks.mace_worker`
+Same JSON-lines protocol and timing code as :mod:`benchmarks.mace_worker`
 (whose loop it reuses), so mlpot and MACE are measured alike; ``model.backend``
 picks ``"grid"`` or ``"cg"``.
 """
@@ -13,7 +13,7 @@ from importlib.metadata import version
 
 import torch
 
-from mlpot.benchmarks.mace_worker import (
+from benchmarks.mace_worker import (
     Workload,
     energy_force_loss,
     protocol_streams,

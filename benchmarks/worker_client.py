@@ -30,7 +30,7 @@ def parse_reply(line: str, worker: str) -> dict:
 
 
 class Worker:
-    """One long-lived worker process (see :mod:`mlpot.benchmarks.mace_worker`).
+    """One long-lived worker process (see :mod:`benchmarks.mace_worker`).
 
     Its stderr goes to a temporary file whose tail is quoted when it fails.
     """

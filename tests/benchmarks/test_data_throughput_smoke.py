@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlpot.benchmarks.data_throughput import run
+from benchmarks.data_throughput import run
 
 
 def test_data_throughput_tiny(tmp_path):

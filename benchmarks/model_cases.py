@@ -1,4 +1,4 @@
-"""Structures and cases of the model benchmark (``mlpot bench model``)."""
+"""Structures and cases of the model benchmark (``python -m benchmarks model``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import ase
 import numpy as np
 
-from mlpot.benchmarks.mace_worker import TASKS
-from mlpot.benchmarks.neighbors import fcc_cu
+from benchmarks.mace_worker import TASKS
+from benchmarks.neighbors import fcc_cu
 
 # Aspirin (C9H8O4, 21 atoms), Å: built by hand from standard bond lengths and
 # relaxed with GFN2-xTB (tblite, fmax 0.02 eV/Å) for this benchmark; centred.

@@ -7,7 +7,7 @@ Run as a script with the Python of MACE's own environment (mace-torch pins e3nn
 
 This file imports only the standard library, numpy, torch and ase at module level
 (mace and e3nn lazily, in :func:`build_mace`) and never mlpot, so it runs in that
-environment. ``mlpot.benchmarks.mlpot_worker`` reuses its loop (:func:`serve`) with
+environment. ``benchmarks.mlpot_worker`` reuses its loop (:func:`serve`) with
 an mlpot model, so both frameworks are timed by the same code.
 
 Protocol: one JSON object per line in, one per line out; every reply has ``ok``.

@@ -3,7 +3,7 @@
 mace-torch 0.3.16 pins e3nn 0.4.4, which must not replace mlpot's e3nn, so MACE
 runs in a separate venv (created here when missing, with the same torch version
 as the driver, so both frameworks run the same torch) and is driven through
-:mod:`mlpot.benchmarks.mace_worker`.
+:mod:`benchmarks.mace_worker`.
 """
 
 from __future__ import annotations

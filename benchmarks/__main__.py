@@ -1,4 +1,7 @@
-"""``mlpot bench``: benchmarks that print ratios against peers measured in the same run."""
+"""``python -m benchmarks``: benchmarks that print ratios against peers measured in the same run.
+
+Run from the repository root; the folder is not part of the installed package.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ def neighbors(
     repeats: int = typer.Option(5, help="Timed repetitions per case (median reported)."),
 ) -> None:
     """Neighbour lists: mlpot (vesin) vs ase.neighborlist vs matscipy on fcc Cu."""
-    from mlpot.benchmarks.neighbors import run
+    from benchmarks.neighbors import run
 
     run(cutoff=cutoff, repeats=repeats)
 
@@ -26,7 +29,7 @@ def data(
     repeats: int = typer.Option(3, help="Timed repetitions (median reported)."),
 ) -> None:
     """MPTrj streaming rate and peak RSS; HDF5 vs extxyz vs aselmdb random access."""
-    from mlpot.benchmarks.data_throughput import run
+    from benchmarks.data_throughput import run
 
     run(json_mb=json_mb, n_random=n_random, repeats=repeats)
 
@@ -44,7 +47,7 @@ def md(
     ml_blocks: int = typer.Option(9, help="Interleaved blocks for the equivariant model."),
 ) -> None:
     """MD loop overhead vs the bare model and vs ASE VelocityVerlet; batching speed-up."""
-    from mlpot.benchmarks.md_overhead import run
+    from benchmarks.md_overhead import run
 
     run(steps=steps, device=device, dtype=dtype, n_systems=systems, ml_steps=ml_steps,
         ml_blocks=ml_blocks, blocks=blocks)
@@ -87,9 +90,9 @@ def model(
     profile: bool = typer.Option(False, help="Also print torch.profiler top ops per case."),
 ) -> None:
     """mlpot EquivariantPotential (grid, cg) vs mace-torch: time, memory, ratios."""
-    from mlpot.benchmarks.mace_env import MaceEnvError
-    from mlpot.benchmarks.model_vs_mace import BenchConfig, ModelSpec, quick_config, run
-    from mlpot.benchmarks.worker_client import WorkerError
+    from benchmarks.mace_env import MaceEnvError
+    from benchmarks.model_vs_mace import BenchConfig, ModelSpec, quick_config, run
+    from benchmarks.worker_client import WorkerError
 
     scaling_n = _int_tuple(scaling, "--scaling")
     if len(scaling_n) not in (0, 2):
@@ -108,5 +111,9 @@ def model(
             config = quick_config(config)
         run(config, json_out)
     except (ValueError, MaceEnvError, WorkerError) as err:
-        typer.echo(f"mlpot bench model: {err}", err=True)
+        typer.echo(f"benchmarks model: {err}", err=True)
         raise typer.Exit(1) from err
+
+
+if __name__ == "__main__":
+    bench_app()

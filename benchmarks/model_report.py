@@ -1,4 +1,4 @@
-"""Tables and target checks of the model benchmark (``mlpot bench model``)."""
+"""Tables and target checks of the model benchmark (``python -m benchmarks model``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from mlpot.benchmarks.model_vs_mace import BenchResult
+    from benchmarks.model_vs_mace import BenchResult
 
 # Acceptance targets of issue 4 (MACE time / mlpot grid time; per-atom time ratio).
 TARGET_SPEEDUP = {"energy_forces": 2.0, "train_step": 1.5}

@@ -13,23 +13,23 @@ import pytest
 import torch
 from ase.neighborlist import neighbor_list
 
-from mlpot.benchmarks.mace_env import MaceEnvError, ensure_mace_venv, torch_requirement
-from mlpot.benchmarks.mace_worker import (
+from benchmarks.mace_env import MaceEnvError, ensure_mace_venv, torch_requirement
+from benchmarks.mace_worker import (
     Workload,
     mace_hidden_irreps,
     serve,
     structure_to_atoms,
     training_targets,
 )
-from mlpot.benchmarks.model_cases import (
+from benchmarks.model_cases import (
     Case,
     aspirin,
     build_cases,
     species_of,
     structure_message,
 )
-from mlpot.benchmarks.model_report import case_rows, scaling_ratio, target_checks
-from mlpot.benchmarks.model_vs_mace import (
+from benchmarks.model_report import case_rows, scaling_ratio, target_checks
+from benchmarks.model_vs_mace import (
     BenchConfig,
     BenchResult,
     Measurement,
@@ -38,7 +38,7 @@ from mlpot.benchmarks.model_vs_mace import (
     scaling_memory_problem,
     write_json,
 )
-from mlpot.benchmarks.worker_client import Worker, WorkerError, parse_reply, worker_env
+from benchmarks.worker_client import Worker, WorkerError, parse_reply, worker_env
 
 
 def test_cases_sizes_and_tasks():
@@ -236,12 +236,12 @@ def test_scaling_memory_guard():
 def test_cli_rejects_bad_options_clearly():
     from typer.testing import CliRunner
 
-    from mlpot.cli.main import app
+    from benchmarks.__main__ import bench_app
 
     runner = CliRunner()
-    result = runner.invoke(app, ["bench", "model", "--frameworks", "grid,nequip"])
+    result = runner.invoke(bench_app, ["model", "--frameworks", "grid,nequip"])
     assert result.exit_code == 1
     assert "frameworks" in result.output
-    result = runner.invoke(app, ["bench", "model", "--sizes", "4,x"])
+    result = runner.invoke(bench_app, ["model", "--sizes", "4,x"])
     assert result.exit_code != 0
     assert "--sizes" in result.output

@@ -1,1 +1,0 @@
-"""Benchmark drivers behind ``mlpot bench`` (and the scripts in ``benchmarks/``)."""
