@@ -54,19 +54,22 @@ class SymmetricEigh(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: D102
+    def forward(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.linalg.eigh(matrix)
 
     @staticmethod
-    def setup_context(ctx, inputs, output) -> None:  # noqa: D102
+    def setup_context(ctx, inputs, output) -> None:  # noqa: ARG004
         ctx.save_for_backward(*output)
 
     @staticmethod
-    def backward(ctx, grad_values, grad_vectors):  # noqa: D102
+    def backward(ctx, grad_values, grad_vectors):
         values, vectors = ctx.saved_tensors
         gap = values[..., None, :] - values[..., :, None]  # [B, i, j] = λ_j − λ_i
-        scale = values.abs().amax(dim=-1, keepdim=True)[..., None].clamp_min(
-            torch.finfo(values.dtype).tiny)
+        scale = (
+            values.abs()
+            .amax(dim=-1, keepdim=True)[..., None]
+            .clamp_min(torch.finfo(values.dtype).tiny)
+        )
         resolved = gap.abs() > torch.finfo(values.dtype).eps ** 0.5 * scale
         inverse_gap = torch.where(resolved, 1.0 / torch.where(resolved, gap, 1.0), 0.0)
         inner = torch.zeros_like(gap)

@@ -89,8 +89,9 @@ class _Packing:
     @classmethod
     def build(cls, atoms: torch.Tensor, system_index: torch.Tensor) -> _Packing:
         systems = system_index[atoms]
-        _, local, counts = torch.unique_consecutive(systems, return_inverse=True,
-                                                    return_counts=True)
+        _, local, counts = torch.unique_consecutive(
+            systems, return_inverse=True, return_counts=True
+        )
         starts = torch.cumsum(counts, 0) - counts
         width = int(counts.max())
         rank = torch.arange(len(atoms), device=atoms.device) - starts[local]
@@ -99,8 +100,7 @@ class _Packing:
     def pad(self, values: torch.Tensor) -> torch.Tensor:
         """``[M, ...]`` → ``[B_m, n, ...]`` (zeros in the padding)."""
         out = values.new_zeros((self.num_systems * self.width, *values.shape[1:]))
-        return out.index_copy(0, self.slots, values).unflatten(0, (self.num_systems,
-                                                                   self.width))
+        return out.index_copy(0, self.slots, values).unflatten(0, (self.num_systems, self.width))
 
     def unpad(self, values: torch.Tensor) -> torch.Tensor:
         """``[B_m, n, ...]`` → ``[M, ...]``."""
@@ -166,25 +166,45 @@ class TransIPPotential(Potential):
         frame_averaging: bool = False,
     ) -> None:
         super().__init__(species, cutoff)
-        _validate(dim, heads, num_layers, ffn_multiplier, num_radial, head_hidden,
-                  min_wavelength, max_wavelength, max_charge, max_spin)
+        _validate(
+            dim,
+            heads,
+            num_layers,
+            ffn_multiplier,
+            num_radial,
+            head_hidden,
+            min_wavelength,
+            max_wavelength,
+            max_charge,
+            max_spin,
+        )
         self.config = TransIPPotentialConfig(
-            species=tuple(species_to_numbers(species)), cutoff=float(cutoff), dim=int(dim),
-            heads=int(heads), num_layers=int(num_layers), ffn_multiplier=int(ffn_multiplier),
-            num_radial=int(num_radial), head_hidden=int(head_hidden),
-            min_wavelength=float(min_wavelength), max_wavelength=float(max_wavelength),
-            max_charge=int(max_charge), max_spin=int(max_spin),
-            frame_averaging=bool(frame_averaging))
+            species=tuple(species_to_numbers(species)),
+            cutoff=float(cutoff),
+            dim=int(dim),
+            heads=int(heads),
+            num_layers=int(num_layers),
+            ffn_multiplier=int(ffn_multiplier),
+            num_radial=int(num_radial),
+            head_hidden=int(head_hidden),
+            min_wavelength=float(min_wavelength),
+            max_wavelength=float(max_wavelength),
+            max_charge=int(max_charge),
+            max_spin=int(max_spin),
+            frame_averaging=bool(frame_averaging),
+        )
         self.species_embedding = nn.Parameter(torch.randn(len(self.config.species), dim))
         self.charge_embedding = nn.Parameter(0.5 * torch.randn(2 * max_charge + 1, dim))
         self.spin_embedding = nn.Parameter(0.5 * torch.randn(max_spin, dim))
         self.rotary = RotaryGeometry(heads, dim // heads // 2, min_wavelength, max_wavelength)
         self.radial = RadialBasis(num_radial, self.cutoff)
         self.blocks = nn.ModuleList(
-            TransformerBlock(dim, heads, ffn_multiplier, num_radial) for _ in range(num_layers))
+            TransformerBlock(dim, heads, ffn_multiplier, num_radial) for _ in range(num_layers)
+        )
         self.final_norm = nn.LayerNorm(dim)
-        self.energy_head = nn.Sequential(nn.Linear(dim, head_hidden), nn.SiLU(),
-                                         nn.Linear(head_hidden, 1))
+        self.energy_head = nn.Sequential(
+            nn.Linear(dim, head_hidden), nn.SiLU(), nn.Linear(head_hidden, 1)
+        )
 
     # ----------------------------------------------------------------- public
     def atomic_energies(
@@ -196,7 +216,8 @@ class TransIPPotential(Potential):
         energies = tokens.new_zeros(graph.num_atoms)
         if len(molecules):
             packing, features = self._molecule_features(
-                graph, tokens, molecules, self.config.frame_averaging)
+                graph, tokens, molecules, self.config.frame_averaging
+            )
             frame_energies = self.energy_head(features).squeeze(-1)  # [B_m·G, n]
             per_frame = frame_energies.unflatten(0, (packing.num_systems, -1))
             energies = energies.index_copy(0, molecules, packing.unpad(per_frame.mean(1)))
@@ -224,7 +245,8 @@ class TransIPPotential(Potential):
             i, j = graph.edge_index
             vectors = graph.positions[j] - graph.positions[i] + graph.shifts
             features = features.index_copy(
-                0, periodic, self._periodic_features(graph, tokens, periodic, vectors))
+                0, periodic, self._periodic_features(graph, tokens, periodic, vectors)
+            )
         counts = graph.atoms_per_system.clamp_min(1).to(features.dtype)
         pooled = features.new_zeros(graph.num_systems, features.shape[1])
         pooled = pooled.index_add(0, graph.system_index, features) / counts[:, None]
@@ -235,8 +257,9 @@ class TransIPPotential(Potential):
         """``[N, d]`` species + charge + spin embeddings."""
         c = self.config
         _check_charge_spin(graph, c.max_charge, c.max_spin)
-        per_system = (self.charge_embedding[graph.charge + c.max_charge]
-                      + self.spin_embedding[graph.spin - 1])
+        per_system = (
+            self.charge_embedding[graph.charge + c.max_charge] + self.spin_embedding[graph.spin - 1]
+        )
         return self.species_embedding[species] + per_system[graph.system_index]
 
     def _split(self, graph: AtomicGraph) -> tuple[torch.Tensor, torch.Tensor]:
@@ -248,12 +271,13 @@ class TransIPPotential(Potential):
             raise ValueError(
                 f"system {b} is periodic (pbc={graph.pbc[b].tolist()}): frame_averaging is "
                 "defined for molecules only (PCA frames of a periodic cell depend on how "
-                "atoms are wrapped); use a model with frame_averaging=False")
+                "atoms are wrapped); use a model with frame_averaging=False"
+            )
         return (~periodic_atom).nonzero().squeeze(1), periodic
 
-    def _molecule_features(self, graph: AtomicGraph, tokens: torch.Tensor,
-                           atoms: torch.Tensor, frame_average: bool
-                           ) -> tuple[_Packing, torch.Tensor]:
+    def _molecule_features(
+        self, graph: AtomicGraph, tokens: torch.Tensor, atoms: torch.Tensor, frame_average: bool
+    ) -> tuple[_Packing, torch.Tensor]:
         """Padded final features ``[B_m·G, n, d]`` (G = 4 frames or 1) of the molecules."""
         packing = _Packing.build(atoms, graph.system_index)
         mask = packing.mask(tokens.device)
@@ -273,16 +297,22 @@ class TransIPPotential(Potential):
             x = block(x, geometry)
         return packing, self.final_norm(x)
 
-    def _periodic_features(self, graph: AtomicGraph, tokens: torch.Tensor,
-                           atoms: torch.Tensor, edge_vectors: torch.Tensor) -> torch.Tensor:
+    def _periodic_features(
+        self,
+        graph: AtomicGraph,
+        tokens: torch.Tensor,
+        atoms: torch.Tensor,
+        edge_vectors: torch.Tensor,
+    ) -> torch.Tensor:
         """Final features ``[P, d]`` of the atoms of periodic systems (neighbour attention)."""
         local = torch.full((graph.num_atoms,), -1, dtype=torch.int64, device=atoms.device)
         local[atoms] = torch.arange(len(atoms), device=atoms.device)
         centre_local = local[graph.edge_index[0]]
         keep = centre_local >= 0
         edges = torch.stack([centre_local[keep], local[graph.edge_index[1][keep]]])
-        geometry = SparseGeometry.build(len(atoms), edges, edge_vectors[keep], self.cutoff,
-                                        self.rotary, self.radial)
+        geometry = SparseGeometry.build(
+            len(atoms), edges, edge_vectors[keep], self.cutoff, self.rotary, self.radial
+        )
         x = tokens[atoms]
         for block in self.blocks:
             x = block(x, geometry)
@@ -302,7 +332,8 @@ def _check_charge_spin(graph: AtomicGraph, max_charge: int, max_spin: int) -> No
         b = int(out_of_range.nonzero()[0, 0])
         raise ValueError(
             f"system {b}: charge {int(charge[b])} / spin multiplicity {int(spin[b])} outside "
-            f"the model's range (|charge| <= {max_charge}, 1 <= spin <= {max_spin})")
+            f"the model's range (|charge| <= {max_charge}, 1 <= spin <= {max_spin})"
+        )
     protons = torch.zeros_like(charge).index_add(0, graph.system_index, graph.atomic_numbers)
     electrons = protons - charge
     unpaired = spin - 1
@@ -313,21 +344,39 @@ def _check_charge_spin(graph: AtomicGraph, max_charge: int, max_spin: int) -> No
         raise ValueError(
             f"system {b}: charge {int(charge[b])} and spin multiplicity {int(spin[b])} are "
             f"impossible for {int(electrons[b])} electrons (multiplicity 2S+1 needs 2S <= "
-            "N_e and 2S of the same parity as N_e); set atoms.info['charge'] / ['spin']")
+            "N_e and 2S of the same parity as N_e); set atoms.info['charge'] / ['spin']"
+        )
 
 
-def _validate(dim: int, heads: int, num_layers: int, ffn_multiplier: int, num_radial: int,
-              head_hidden: int, min_wavelength: float, max_wavelength: float,
-              max_charge: int, max_spin: int) -> None:
-    for name, value, low in (("dim", dim, 2), ("heads", heads, 1), ("num_layers", num_layers, 1),
-                             ("ffn_multiplier", ffn_multiplier, 1), ("num_radial", num_radial, 2),
-                             ("head_hidden", head_hidden, 1), ("max_charge", max_charge, 0),
-                             ("max_spin", max_spin, 1)):
+def _validate(
+    dim: int,
+    heads: int,
+    num_layers: int,
+    ffn_multiplier: int,
+    num_radial: int,
+    head_hidden: int,
+    min_wavelength: float,
+    max_wavelength: float,
+    max_charge: int,
+    max_spin: int,
+) -> None:
+    for name, value, low in (
+        ("dim", dim, 2),
+        ("heads", heads, 1),
+        ("num_layers", num_layers, 1),
+        ("ffn_multiplier", ffn_multiplier, 1),
+        ("num_radial", num_radial, 2),
+        ("head_hidden", head_hidden, 1),
+        ("max_charge", max_charge, 0),
+        ("max_spin", max_spin, 1),
+    ):
         if int(value) != value or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if dim % heads or (dim // heads) % 2:
-        raise ValueError(f"dim/heads must be an even integer (rotary pairs), got dim={dim}, "
-                         f"heads={heads}")
+        raise ValueError(
+            f"dim/heads must be an even integer (rotary pairs), got dim={dim}, heads={heads}"
+        )
     if not 0 < min_wavelength <= max_wavelength:
-        raise ValueError(f"need 0 < min_wavelength <= max_wavelength, got {min_wavelength}, "
-                         f"{max_wavelength}")
+        raise ValueError(
+            f"need 0 < min_wavelength <= max_wavelength, got {min_wavelength}, {max_wavelength}"
+        )

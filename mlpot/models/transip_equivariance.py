@@ -53,16 +53,28 @@ EQUIVARIANCE_MODES: tuple[str, ...] = get_args(EquivarianceMode)
 
 
 def random_rotations(
-    count: int, generator: torch.Generator | None = None,
-    dtype: torch.dtype = torch.float64, device: torch.device | str | None = None,
+    count: int,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """``[count, 3, 3]`` uniformly random proper rotations (normalised Gaussian quaternions)."""
     q = torch.randn(count, 4, generator=generator, dtype=torch.float64)
     w, x, y, z = (q / q.norm(dim=1, keepdim=True)).unbind(1)
-    matrix = torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], dim=1)
+    matrix = torch.stack(
+        [
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - z * w),
+            2 * (x * z + y * w),
+            2 * (x * y + z * w),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - x * w),
+            2 * (x * z - y * w),
+            2 * (y * z + x * w),
+            1 - 2 * (x * x + y * y),
+        ],
+        dim=1,
+    )
     return matrix.view(count, 3, 3).to(dtype=dtype, device=device)
 
 
@@ -73,8 +85,10 @@ def rotate_graph(graph: AtomicGraph, rotations: torch.Tensor) -> AtomicGraph:
     periodic shifts; the stress label maps σ → R σ Rᵀ. Edges and energies are unchanged.
     """
     if rotations.shape != (graph.num_systems, 3, 3):
-        raise ValueError(f"rotate_graph needs [{graph.num_systems}, 3, 3] rotations, got "
-                         f"{tuple(rotations.shape)}")
+        raise ValueError(
+            f"rotate_graph needs [{graph.num_systems}, 3, 3] rotations, got "
+            f"{tuple(rotations.shape)}"
+        )
     rot = rotations.to(dtype=graph.dtype, device=graph.device)
     per_atom = rot[graph.system_index]
 
@@ -96,8 +110,9 @@ def rotate_graph(graph: AtomicGraph, rotations: torch.Tensor) -> AtomicGraph:
 
 def augment(graph: AtomicGraph, generator: torch.Generator | None = None) -> AtomicGraph:
     """The ``augment`` mode: each system turned by its own uniformly random rotation."""
-    return rotate_graph(graph, random_rotations(graph.num_systems, generator, graph.dtype,
-                                                graph.device))
+    return rotate_graph(
+        graph, random_rotations(graph.num_systems, generator, graph.dtype, graph.device)
+    )
 
 
 class RotationConditionedTransform(nn.Module):
@@ -114,8 +129,13 @@ class RotationConditionedTransform(nn.Module):
     def __init__(self, dim: int, hidden: int | None = None) -> None:
         super().__init__()
         hidden = hidden or 2 * dim
-        self.net = nn.Sequential(nn.Linear(dim + 9, hidden), nn.SiLU(),
-                                 nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, dim))
+        self.net = nn.Sequential(
+            nn.Linear(dim + 9, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, dim),
+        )
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
 
@@ -146,8 +166,7 @@ class ContrastiveConfig:
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.rotation_negatives < 0 or self.variance_floor < 0 or self.variance_weight < 0:
-            raise ValueError("rotation_negatives, variance_floor and variance_weight must be "
-                             ">= 0")
+            raise ValueError("rotation_negatives, variance_floor and variance_weight must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -168,8 +187,11 @@ class ContrastiveLoss:
 
 
 def contrastive_objective(
-    embedding: torch.Tensor, rotated_embedding: torch.Tensor, rotations: torch.Tensor,
-    transform: RotationConditionedTransform, config: ContrastiveConfig,
+    embedding: torch.Tensor,
+    rotated_embedding: torch.Tensor,
+    rotations: torch.Tensor,
+    transform: RotationConditionedTransform,
+    config: ContrastiveConfig,
     generator: torch.Generator | None = None,
 ) -> ContrastiveLoss:
     """The loss from embeddings: z ``[B, d]`` of x, z(R x) ``[B, d]``, R ``[B, 3, 3]``."""
@@ -177,8 +199,9 @@ def contrastive_objective(
     predicted = transform(embedding, rotations)
     candidates = [predicted]
     if config.rotation_negatives:
-        wrong = random_rotations(b * config.rotation_negatives, generator, embedding.dtype,
-                                 embedding.device)
+        wrong = random_rotations(
+            b * config.rotation_negatives, generator, embedding.dtype, embedding.device
+        )
         candidates.append(transform(embedding.repeat(config.rotation_negatives, 1), wrong))
     keys = tnf.normalize(torch.cat(candidates), dim=1)
     logits = tnf.normalize(rotated_embedding, dim=1) @ keys.T / config.temperature
@@ -186,14 +209,20 @@ def contrastive_objective(
     both = torch.cat([embedding, rotated_embedding])
     std = torch.sqrt(both.var(dim=0, correction=0) + 1e-8)
     penalty = tnf.relu(config.variance_floor - std).mean()
-    return ContrastiveLoss(loss=info_nce + config.variance_weight * penalty,
-                           info_nce=info_nce, variance_penalty=penalty,
-                           spread=std.mean().detach())
+    return ContrastiveLoss(
+        loss=info_nce + config.variance_weight * penalty,
+        info_nce=info_nce,
+        variance_penalty=penalty,
+        spread=std.mean().detach(),
+    )
 
 
 def contrastive_loss(
-    model: TransIPPotential, transform: RotationConditionedTransform, graph: AtomicGraph,
-    config: ContrastiveConfig | None = None, generator: torch.Generator | None = None,
+    model: TransIPPotential,
+    transform: RotationConditionedTransform,
+    graph: AtomicGraph,
+    config: ContrastiveConfig | None = None,
+    generator: torch.Generator | None = None,
 ) -> ContrastiveLoss:
     """The ``contrastive`` term for one batch: embeds x and R·x (fresh random R per
     structure) with ``model.embed`` and scores them with :func:`contrastive_objective`."""
@@ -201,8 +230,7 @@ def contrastive_loss(
     rotations = random_rotations(graph.num_systems, generator, model.dtype, model.e0.device)
     embedding = model.embed(graph).pooled
     rotated = model.embed(rotate_graph(graph.to(model.e0.device, model.dtype), rotations))
-    return contrastive_objective(embedding, rotated.pooled, rotations, transform, config,
-                                 generator)
+    return contrastive_objective(embedding, rotated.pooled, rotations, transform, config, generator)
 
 
 @dataclass(frozen=True)
@@ -218,8 +246,9 @@ class EquivarianceError:
     forces: float
 
 
-def equivariance_error(model: torch.nn.Module, graph: AtomicGraph,
-                       generator: torch.Generator | None = None) -> EquivarianceError:
+def equivariance_error(
+    model: torch.nn.Module, graph: AtomicGraph, generator: torch.Generator | None = None
+) -> EquivarianceError:
     """Measure :class:`EquivarianceError` of any Potential on a batch (edges rebuilt)."""
     graph = graph.replace(edge_index=None, shifts=None)
     rotations = random_rotations(graph.num_systems, generator, graph.dtype, graph.device)
@@ -227,7 +256,6 @@ def equivariance_error(model: torch.nn.Module, graph: AtomicGraph,
     out = model(rotate_graph(graph, rotations))
     per_atom = graph.atoms_per_system.to(ref.energy.dtype)
     energy = ((out.energy - ref.energy).abs() / per_atom).mean()
-    expected = torch.einsum("nij,nj->ni", rotations.to(ref.forces)[graph.system_index],
-                            ref.forces)
+    expected = torch.einsum("nij,nj->ni", rotations.to(ref.forces)[graph.system_index], ref.forces)
     forces = (out.forces - expected).norm() / ref.forces.norm().clamp_min(1e-30)
     return EquivarianceError(energy=float(energy), forces=float(forces))

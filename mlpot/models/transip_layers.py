@@ -68,15 +68,17 @@ class RotaryGeometry(nn.Module):
     ``max_wavelength`` down to ``min_wavelength`` over the P pairs of a head.
     """
 
-    def __init__(self, heads: int, pairs: int, min_wavelength: float, max_wavelength: float
-                 ) -> None:
+    def __init__(
+        self, heads: int, pairs: int, min_wavelength: float, max_wavelength: float
+    ) -> None:
         super().__init__()
         directions = fibonacci_sphere(heads * pairs).view(pairs, heads, 3).transpose(0, 1)
         ratio = torch.linspace(0.0, 1.0, pairs, dtype=torch.float64)
         wavelengths = max_wavelength * (min_wavelength / max_wavelength) ** ratio
         self.register_buffer("directions", directions.contiguous().float())
-        self.register_buffer("frequencies",
-                             (2 * math.pi / wavelengths).expand(heads, pairs).contiguous().float())
+        self.register_buffer(
+            "frequencies", (2 * math.pi / wavelengths).expand(heads, pairs).contiguous().float()
+        )
 
     def phases(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """cos θ, sin θ ``[..., H, P]`` of θ = ω (u · r) for ``vectors [..., 3]`` (Å)."""
@@ -120,8 +122,13 @@ class DenseGeometry:
     key_mask: torch.Tensor
 
     @classmethod
-    def build(cls, positions: torch.Tensor, mask: torch.Tensor, rotary: RotaryGeometry,
-              radial: RadialBasis) -> DenseGeometry:
+    def build(
+        cls,
+        positions: torch.Tensor,
+        mask: torch.Tensor,
+        rotary: RotaryGeometry,
+        radial: RadialBasis,
+    ) -> DenseGeometry:
         """From centred ``positions [B, n, 3]`` (Å) and the real-atom ``mask [B, n]``."""
         cos, sin = rotary.phases(positions)
         vectors = positions[:, None, :, :] - positions[:, :, None, :]
@@ -132,8 +139,9 @@ class DenseGeometry:
         key_mask = key_mask.masked_fill(~mask, float("-inf"))[:, None, None, :]
         return cls(cos, sin, radial(safe_norm(vectors, pair_mask)), key_mask)
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               bias_weight: torch.Tensor) -> torch.Tensor:
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias_weight: torch.Tensor
+    ) -> torch.Tensor:
         """Attention output ``[B, n, H·d]`` for ``q, k, v [B, n, H, d]`` and the per-head
         bias weights ``[H, K]``."""
         q, k, v = (rotate(t, self.cos, self.sin).transpose(1, 2) for t in (q, k, v))
@@ -163,8 +171,15 @@ class SparseGeometry:
     num_tokens: int
 
     @classmethod
-    def build(cls, num_tokens: int, edge_index: torch.Tensor, vectors: torch.Tensor,
-              cutoff: float, rotary: RotaryGeometry, radial: RadialBasis) -> SparseGeometry:
+    def build(
+        cls,
+        num_tokens: int,
+        edge_index: torch.Tensor,
+        vectors: torch.Tensor,
+        cutoff: float,
+        rotary: RotaryGeometry,
+        radial: RadialBasis,
+    ) -> SparseGeometry:
         """From pairs ``edge_index [2, E]`` with vectors ``[E, 3]`` (Å, r_j − r_i + shift);
         self pairs are added here."""
         self_index = torch.arange(num_tokens, device=edge_index.device)
@@ -175,17 +190,29 @@ class SparseGeometry:
         is_self[-num_tokens:] = True
         distance = safe_norm(vectors, is_self)
         cos, sin = rotary.phases(vectors)
-        return cls(centres, neighbours, cos, sin, radial(distance),
-                   smooth_envelope(distance, cutoff), num_tokens)
+        return cls(
+            centres,
+            neighbours,
+            cos,
+            sin,
+            radial(distance),
+            smooth_envelope(distance, cutoff),
+            num_tokens,
+        )
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               bias_weight: torch.Tensor) -> torch.Tensor:
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias_weight: torch.Tensor
+    ) -> torch.Tensor:
         """Attention output ``[T, H·d]`` for ``q, k, v [T, H, d]``, bias weights ``[H, K]``."""
         c, j = self.centres, self.neighbours
         keys = rotate(k[j], self.cos, self.sin)
         scores = (q[c] * keys).sum(-1) / math.sqrt(q.shape[-1]) + self.radial @ bias_weight.T
-        top = torch.full((self.num_tokens, scores.shape[1]), float("-inf"), dtype=scores.dtype,
-                         device=scores.device)
+        top = torch.full(
+            (self.num_tokens, scores.shape[1]),
+            float("-inf"),
+            dtype=scores.dtype,
+            device=scores.device,
+        )
         top = top.scatter_reduce(0, c[:, None].expand_as(scores), scores.detach(), "amax")
         weights = self.envelope[:, None] * torch.exp(scores - top[c])
         total = torch.zeros_like(top).index_add(0, c, weights)
@@ -206,12 +233,12 @@ class TransformerBlock(nn.Module):
         self.attn_out = nn.Linear(dim, dim)
         self.distance_bias = nn.Parameter(torch.zeros(heads, num_radial))
         self.ffn_norm = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(nn.Linear(dim, ffn_multiplier * dim), nn.SiLU(),
-                                 nn.Linear(ffn_multiplier * dim, dim))
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, ffn_multiplier * dim), nn.SiLU(), nn.Linear(ffn_multiplier * dim, dim)
+        )
         nn.init.normal_(self.distance_bias, std=1.0 / math.sqrt(num_radial))
 
-    def forward(self, x: torch.Tensor, geometry: DenseGeometry | SparseGeometry
-                ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, geometry: DenseGeometry | SparseGeometry) -> torch.Tensor:
         """``x [..., dim]`` → same shape (``[B, n, dim]`` dense, ``[T, dim]`` sparse)."""
         qkv = self.qkv(self.attn_norm(x)).unflatten(-1, (3, self.heads, -1))
         q, k, v = qkv.unbind(-3)

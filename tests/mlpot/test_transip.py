@@ -33,8 +33,14 @@ SPECIES = ["H", "C", "N", "O"]
 
 
 def small_model(**kwargs) -> TransIPPotential:
-    size = {"dim": 16, "heads": 2, "num_layers": 2, "num_radial": 8, "head_hidden": 16,
-            "cutoff": 3.0}
+    size = {
+        "dim": 16,
+        "heads": 2,
+        "num_layers": 2,
+        "num_radial": 8,
+        "head_hidden": 16,
+        "cutoff": 3.0,
+    }
     return TransIPPotential(SPECIES, **{**size, **kwargs}).double()
 
 
@@ -75,8 +81,12 @@ def test_translation_and_permutation_invariance_exact():
     ref, out = predict(model, systems), predict(model, moved)
     assert torch.allclose(out.energy, ref.energy, rtol=1e-12, atol=0)
     starts = np.cumsum([0] + [len(a) for a in systems])
-    expected = torch.cat([ref.forces[s:s + len(p)][torch.as_tensor(p)]
-                          for s, p in zip(starts, perms, strict=False)])
+    expected = torch.cat(
+        [
+            ref.forces[s : s + len(p)][torch.as_tensor(p)]
+            for s, p in zip(starts, perms, strict=False)
+        ]
+    )
     assert float((out.forces - expected).abs().max()) < 1e-12 * float(ref.forces.abs().max())
 
 
@@ -85,8 +95,9 @@ def test_untrained_model_is_measurably_not_rotation_invariant():
     of their variation. Mutant: rotary phases of |r| instead of u·r (a rotation-invariant
     model) → both errors drop to ~1e-16 and the test fails."""
     model = small_model()
-    graph = AtomicGraph.from_atoms([molecule("CH3CH2OH"), molecule("NH3"), diamond()],
-                                   dtype=torch.float64)
+    graph = AtomicGraph.from_atoms(
+        [molecule("CH3CH2OH"), molecule("NH3"), diamond()], dtype=torch.float64
+    )
     err = equivariance_error(model, graph, torch.Generator().manual_seed(0))
     assert err.forces > 1e-2, err
     assert err.energy > 1e-4, err
@@ -120,8 +131,12 @@ def test_periodic_energy_continuous_when_a_neighbour_crosses_the_cutoff():
     model = small_model()
     rc = model.cutoff
     rs = np.array([rc - 1e-3, rc - 1e-6, rc + 1e-6, rc + 1e-3, rc + 0.5])
-    structures = [ase.Atoms("CO", positions=[[0, 0, 0], [0.8 * r, 0.36 * r, 0.48 * r]], cell=[12, 12, 12],
-                            pbc=True) for r in rs]
+    structures = [
+        ase.Atoms(
+            "CO", positions=[[0, 0, 0], [0.8 * r, 0.36 * r, 0.48 * r]], cell=[12, 12, 12], pbc=True
+        )
+        for r in rs
+    ]
     out = predict(model, structures)
     e = out.energy.numpy() - float(out.energy[-1])
     f = out.forces.numpy()[1::2]
@@ -135,8 +150,10 @@ def test_periodic_energy_continuous_when_a_neighbour_crosses_the_cutoff():
 def test_forces_are_differentiable_for_training():
     """create_graph through dense, frame-averaged and sparse attention: a force loss has
     finite parameter gradients."""
-    for model, structures in ((small_model(), [molecule("NH3"), diamond()]),
-                              (small_model(frame_averaging=True), [molecule("NH3")])):
+    for model, structures in (
+        (small_model(), [molecule("NH3"), diamond()]),
+        (small_model(frame_averaging=True), [molecule("NH3")]),
+    ):
         graph = AtomicGraph.from_atoms(structures, dtype=torch.float64)
         out = model(graph, training=True)
         out.forces.square().sum().backward()
@@ -173,7 +190,7 @@ def test_frame_averaging_on_degenerate_covariance():
     co2.rotate(37, "x")
     out = predict(model, co2)
     assert bool(torch.isfinite(out.forces).all())
-    e_err, f_err = assert_equivariant(model, co2, seed=4, rtol=1e-8)
+    e_err, _ = assert_equivariant(model, co2, seed=4, rtol=1e-8)
     assert e_err < 1e-10
     assert assert_forces_match_finite_differences(model, co2) < 1e-6
 
@@ -188,7 +205,7 @@ def test_frame_averaging_on_degenerate_covariance():
     distorted = methane.copy()
     distorted.positions[1] *= 1.05
     distorted.positions[2] *= 0.97
-    e_err, f_err = assert_equivariant(model, distorted, seed=5, rtol=1e-8)
+    e_err, _ = assert_equivariant(model, distorted, seed=5, rtol=1e-8)
     assert e_err < 1e-10
 
 
@@ -202,17 +219,23 @@ def test_mixed_size_batch_equals_one_by_one():
     """Mutant: padding keys not masked (key_mask zeros) → batched != single."""
     structures = [molecule("CH3CH2OH"), molecule("H2O"), diamond(), molecule("HCN")]
     assert assert_batched_equals_single(small_model(), structures, rtol=1e-10) < 1e-10
-    assert assert_batched_equals_single(small_model(frame_averaging=True),
-                                        [structures[0], structures[1], structures[3]],
-                                        rtol=1e-10) < 1e-10
+    assert (
+        assert_batched_equals_single(
+            small_model(frame_averaging=True),
+            [structures[0], structures[1], structures[3]],
+            rtol=1e-10,
+        )
+        < 1e-10
+    )
 
 
 def test_periodic_energy_is_extensive():
     """Mutant: full attention over the cell (dense path for periodic systems) → the
     2×2×2 supercell energy is not 8× the cell energy."""
     assert assert_extensive(small_model(), diamond(), rtol=1e-10) < 1e-10
-    assert assert_extensive(small_model(cutoff=2.0), diamond(), repeat=(3, 1, 2),
-                            rtol=1e-10) < 1e-10
+    assert (
+        assert_extensive(small_model(cutoff=2.0), diamond(), repeat=(3, 1, 2), rtol=1e-10) < 1e-10
+    )
 
 
 # ------------------------------------------------------------ equivariance training
@@ -253,8 +276,7 @@ def test_contrastive_loss_decreases_without_collapse():
     opt = torch.optim.Adam([*model.parameters(), *transform.parameters()], lr=3e-3)
     losses, spreads = [], []
     for _ in range(15):
-        out = contrastive_loss(model, transform, graph, config,
-                               torch.Generator().manual_seed(0))
+        out = contrastive_loss(model, transform, graph, config, torch.Generator().manual_seed(0))
         opt.zero_grad()
         out.loss.backward()
         opt.step()
@@ -283,13 +305,23 @@ def test_rotation_negatives_block_invariant_collapse():
         opt.zero_grad()
         out.loss.backward()
         opt.step()
-    final = [float(contrastive_objective(invariant, invariant, random_rotations(8, gen),
-                                         transform, guarded, gen).info_nce)
-             for _ in range(10)]
+    final = [
+        float(
+            contrastive_objective(
+                invariant, invariant, random_rotations(8, gen), transform, guarded, gen
+            ).info_nce
+        )
+        for _ in range(10)
+    ]
     assert np.mean(final) > 0.8 * np.log(3), final
-    free = contrastive_objective(invariant, invariant, random_rotations(8, gen),
-                                 RotationConditionedTransform(16).double(),
-                                 ContrastiveConfig(rotation_negatives=0), gen)
+    free = contrastive_objective(
+        invariant,
+        invariant,
+        random_rotations(8, gen),
+        RotationConditionedTransform(16).double(),
+        ContrastiveConfig(rotation_negatives=0),
+        gen,
+    )
     assert float(free.info_nce) < 0.1
 
 
@@ -380,5 +412,6 @@ def test_rotation_of_the_input_is_what_frames_undo():
     assert np.isclose(float(predict(model, mol).energy[0]), np.mean(energies), rtol=1e-12)
     turned = mol.copy()
     turned.positions = mol.positions @ random_rotation(np.random.default_rng(0)).T
-    assert not np.isclose(float(predict(plain, turned).energy[0]),
-                          float(predict(plain, mol).energy[0]), rtol=1e-6)
+    assert not np.isclose(
+        float(predict(plain, turned).energy[0]), float(predict(plain, mol).energy[0]), rtol=1e-6
+    )
