@@ -115,5 +115,21 @@ def model(
         raise typer.Exit(1) from err
 
 
+@bench_app.command("transip")
+def transip(
+    sizes: str = typer.Option("20,100,500", help="Molecule sizes (atoms)."),
+    repeats: int = typer.Option(5, help="Timed calls per model and size (median)."),
+    threads: int = typer.Option(2, help="torch threads."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    dtype: str = typer.Option("float32", help="float32 or float64."),
+    frame_averaging: bool = typer.Option(True, help="Also time TransIP with frame averaging."),
+) -> None:
+    """TransIPPotential vs EquivariantPotential: energy+forces time on molecules."""
+    from benchmarks.transip_speed import run
+
+    run(sizes=_int_tuple(sizes, "--sizes"), repeats=repeats, threads=threads, device=device,
+        dtype=dtype, frame_averaging=frame_averaging)
+
+
 if __name__ == "__main__":
     bench_app()

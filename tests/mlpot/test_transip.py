@@ -65,9 +65,11 @@ def predict(model, structures, stress=False):
 
 # ----------------------------------------------------------------- symmetries
 def test_translation_and_permutation_invariance_exact():
-    """Mutants: rotary phases on queries only (q_i·R(θ_j)k_j depends on θ_i itself) →
-    translation fails; a learned index embedding added to the padded tokens →
-    permutation fails."""
+    """Centred coordinates and relative rotary phases each make translations exact.
+    Mutants: centring dropped AND rotary phases on queries only (absolute positions reach
+    the scores) → translation fails (either change alone passes, as it should); a
+    channel-dependent embedding of each atom's rank in the padded batch → permutation
+    fails."""
     model = small_model()
     rng = np.random.default_rng(0)
     systems = [molecule("CH3CH2OH"), diamond().repeat((2, 1, 1)), molecule("HCOOH")]
@@ -309,7 +311,7 @@ def test_rotation_negatives_block_invariant_collapse():
         float(
             contrastive_objective(
                 invariant, invariant, random_rotations(8, gen), transform, guarded, gen
-            ).info_nce
+            ).info_nce.detach()
         )
         for _ in range(10)
     ]
