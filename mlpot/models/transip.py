@@ -21,7 +21,7 @@ from mlpot.models.base import Potential, species_to_numbers
 from mlpot.models.frames import principal_frames
 from mlpot.models.transip_layers import (
     DenseGeometry,
-    RadialBasis,
+    DistanceBias,
     RotaryGeometry,
     SparseGeometry,
     TransformerBlock,
@@ -41,7 +41,7 @@ class TransIPPotentialConfig:
         heads: attention heads H (d/H must be even: rotary pairs).
         num_layers: transformer blocks.
         ffn_multiplier: hidden width of the feed-forward as a multiple of d.
-        num_radial: Gaussian radial basis functions of the distance bias.
+        num_radial: radial basis functions of the distance bias.
         head_hidden: hidden width of the per-atom energy MLP.
         min_wavelength, max_wavelength: range of the rotary wavelengths 2π/ω, Å.
         max_charge: |total charge| the charge embedding covers, e.
@@ -118,7 +118,7 @@ class TransIPPotential(Potential):
     h ← h + Attn(LN h), h ← h + FFN(LN h); per-atom energy ε_i = MLP(LN h_i); the base
     class adds scale/shift and E0 and derives forces and stress by autograd
     (conservative by construction). All functions are smooth (SiLU, LayerNorm, softmax,
-    Gaussians, a C² envelope), so finite differences and NVE work.
+    compact C² polynomial bumps, a C² envelope), so finite differences and NVE work.
 
     Geometry reaches the tokens only through attention: 3-D rotary embeddings of
     relative positions on queries, keys and values plus a learned radial distance bias
@@ -198,9 +198,9 @@ class TransIPPotential(Potential):
         self.charge_embedding = nn.Parameter(0.5 * torch.randn(2 * max_charge + 1, dim))
         self.spin_embedding = nn.Parameter(0.5 * torch.randn(max_spin, dim))
         self.rotary = RotaryGeometry(heads, dim // heads // 2, min_wavelength, max_wavelength)
-        self.radial = RadialBasis(num_radial, self.cutoff)
+        self.distance_bias = DistanceBias(num_layers, heads, num_radial, self.cutoff)
         self.blocks = nn.ModuleList(
-            TransformerBlock(dim, heads, ffn_multiplier, num_radial) for _ in range(num_layers)
+            TransformerBlock(dim, heads, ffn_multiplier, layer) for layer in range(num_layers)
         )
         self.final_norm = nn.LayerNorm(dim)
         self.energy_head = nn.Sequential(
@@ -293,7 +293,7 @@ class TransIPPotential(Potential):
             centred = torch.einsum("bni,bgij->bgnj", centred, rotations).flatten(0, 1)
             x = x.repeat_interleave(frames, dim=0)
             mask = mask.repeat_interleave(frames, dim=0)
-        geometry = DenseGeometry.build(centred, mask, self.rotary, self.radial)
+        geometry = DenseGeometry.build(centred, mask, self.rotary, self.distance_bias)
         for block in self.blocks:
             x = block(x, geometry)
         return packing, self.final_norm(x)
@@ -312,7 +312,7 @@ class TransIPPotential(Potential):
         keep = centre_local >= 0
         edges = torch.stack([centre_local[keep], local[graph.edge_index[1][keep]]])
         geometry = SparseGeometry.build(
-            len(atoms), edges, edge_vectors[keep], self.cutoff, self.rotary, self.radial
+            len(atoms), edges, edge_vectors[keep], self.cutoff, self.rotary, self.distance_bias
         )
         x = tokens[atoms]
         for block in self.blocks:
