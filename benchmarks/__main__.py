@@ -131,5 +131,26 @@ def transip(
         dtype=dtype, frame_averaging=frame_averaging)
 
 
+@bench_app.command("transip-md")
+def transip_md(
+    model: str = typer.Option(None, help="TransIP checkpoint (default: random weights)."),
+    molecule: str = typer.Option("CH3CH2OH", help="ase.build.molecule name."),
+    time_ps: float = typer.Option(1.0, help="Simulated time per run, ps."),
+    timestep: float = typer.Option(0.5, help="Time step, fs."),
+    temperature: float = typer.Option(300.0, help="Initial temperature, K."),
+    every: int = typer.Option(20, help="Sample energy and angular momentum every N steps."),
+    threads: int = typer.Option(1, help="torch threads."),
+) -> None:
+    """TransIP NVE: energy and angular-momentum drift with and without frame averaging."""
+    from benchmarks.transip_md import run
+
+    try:
+        run(model_path=model, molecule=molecule, time_ps=time_ps, timestep=timestep,
+            temperature=temperature, every=every, threads=threads)
+    except (ValueError, FileNotFoundError) as err:
+        typer.echo(f"benchmarks transip-md: {err}", err=True)
+        raise typer.Exit(1) from err
+
+
 if __name__ == "__main__":
     bench_app()
