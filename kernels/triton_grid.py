@@ -17,8 +17,11 @@ by torch.
 
 Double backward (force training): the backward is itself an autograd Function whose
 backward differentiates the pure-torch transcription of the analytic first derivative
-(:func:`~mlpot.kernels.grid_product.grid_node_update_vjp`); that path materialises the
-grid (as the reference does) and only runs when forces are differentiated.
+(:func:`~mlpot.kernels.grid_product.grid_node_update_vjp`) on detached copies of its
+inputs (the saved gradient may itself depend on the saved factors, through later
+layers: differentiating the originals would count those paths twice). That path
+materialises the grid, as the reference does, and only runs when forces are
+differentiated (force training). Third derivatives raise NotImplementedError.
 """
 
 from __future__ import annotations
@@ -229,23 +232,20 @@ class _GridUpdateBackward(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grad_grads):
         saved = ctx.saved_tensors
-        grad_out, factors, coupling, t, p, w1, b1, w2 = saved
         wanted = [i for i, need in enumerate(ctx.needs_input_grad) if need]
-        create = torch.is_grad_enabled()
+        if torch.is_grad_enabled():
+            raise NotImplementedError("grid_node_update (triton): third derivatives are not "
+                                      "implemented")
         with torch.enable_grad():
-            leaves = list(saved)
-            for i in wanted:  # fresh graph roots unless the input already has one
-                if not leaves[i].requires_grad:
-                    leaves[i] = leaves[i].detach().requires_grad_()
-            vjp = grid_node_update_vjp(leaves[1], leaves[2], t, p,
+            leaves = [x.detach().requires_grad_(i in wanted) for i, x in enumerate(saved)]
+            vjp = grid_node_update_vjp(leaves[1], leaves[2], leaves[3], leaves[4],
                                        _mlp_or_none(*leaves[5:]), leaves[0])
             outs = [vjp.factors, vjp.coupling]
             if vjp.mlp is not None:
                 outs += [vjp.mlp.w1, vjp.mlp.b1, vjp.mlp.w2]
             pairs = [(o, g) for o, g in zip(outs, grad_grads, strict=False) if g is not None]
             result = torch.autograd.grad([o for o, _ in pairs], [leaves[i] for i in wanted],
-                                         [g for _, g in pairs], create_graph=create,
-                                         allow_unused=True)
+                                         [g for _, g in pairs], allow_unused=True)
         full = [None] * len(saved)
         for i, value in zip(wanted, result, strict=True):
             full[i] = torch.zeros_like(saved[i]) if value is None else value

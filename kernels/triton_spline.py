@@ -2,7 +2,8 @@
 and its derivatives with respect to r, fused (knot lookup, B-spline pieces, envelope).
 
 With x = r / r_c, t_k = r / h − k + 3 (h the knot spacing) and b_k(r) = u(x) B(t_k),
-the n-th derivative follows from Leibniz' rule,
+B evaluated piece by piece in local coordinates (``cubic_bspline_piece``, the same
+arithmetic as the reference), the n-th derivative follows from Leibniz' rule,
 
     b_k⁽ⁿ⁾(r) = Σ_{j ≤ n} C(n, j) · u⁽ʲ⁾(x) / r_cʲ · B⁽ⁿ⁻ʲ⁾(t_k) / hⁿ⁻ʲ,
 
@@ -59,56 +60,57 @@ def _envelope(x, J: tl.constexpr):
 
 
 @triton.jit
-def _bspline(t, J: tl.constexpr):
-    """B⁽ᴶ⁾(t) of the cardinal cubic B-spline (support [0, 4)), derivative in t."""
-    s = 4.0 - t
+def _bspline(u, piece, J: tl.constexpr):
+    """B⁽ᴶ⁾ of the cardinal cubic B-spline at t = piece + u (0 ≤ u < 1), each piece in
+    its local coordinate as in :func:`mlpot.kernels.spline.cubic_bspline_piece`."""
+    w = 1.0 - u
     if J == 0:
-        p0 = t * t * t / 6.0
-        p1 = (((-3.0 * t + 12.0) * t - 12.0) * t + 4.0) / 6.0
-        p2 = (((3.0 * t - 24.0) * t + 60.0) * t - 44.0) / 6.0
-        p3 = s * s * s / 6.0
+        p0 = u * u * u / 6.0
+        p1 = ((-3.0 * u + 3.0) * u * u + 3.0 * u + 1.0) / 6.0
+        p2 = (3.0 * u - 6.0) * u * u / 6.0 + 2.0 / 3.0
+        p3 = w * w * w / 6.0
     elif J == 1:
-        p0 = 0.5 * t * t
-        p1 = (-1.5 * t + 4.0) * t - 2.0
-        p2 = (1.5 * t - 8.0) * t + 10.0
-        p3 = -0.5 * s * s
+        p0 = 0.5 * u * u
+        p1 = (-1.5 * u + 1.0) * u + 0.5
+        p2 = (1.5 * u - 2.0) * u
+        p3 = -0.5 * w * w
     elif J == 2:
-        p0 = t
-        p1 = 4.0 - 3.0 * t
-        p2 = 3.0 * t - 8.0
-        p3 = s
+        p0 = u
+        p1 = 1.0 - 3.0 * u
+        p2 = 3.0 * u - 2.0
+        p3 = w
     else:
-        p0 = t * 0.0 + 1.0
-        p1 = t * 0.0 - 3.0
-        p2 = t * 0.0 + 3.0
-        p3 = t * 0.0 - 1.0
-    out = tl.where(t < 1.0, p0, tl.where(t < 2.0, p1, tl.where(t < 3.0, p2, p3)))
-    return tl.where((t >= 0.0) & (t < 4.0), out, 0.0 * t)
+        p0 = u * 0.0 + 1.0
+        p1 = u * 0.0 - 3.0
+        p2 = u * 0.0 + 3.0
+        p3 = u * 0.0 - 1.0
+    out = tl.where(piece == 0, p0, tl.where(piece == 1, p1, tl.where(piece == 2, p2, p3)))
+    return tl.where((piece >= 0) & (piece <= 3), out, 0.0 * u)
 
 
 @triton.jit
-def _derivative(r, t, h, cutoff, N: tl.constexpr):
-    """dᴺ/drᴺ [u(r / r_c) B(t)] with dt/dr = 1/h (Leibniz' rule, N ≤ 3)."""
+def _derivative(r, u, piece, h, cutoff, N: tl.constexpr):
+    """dᴺ/drᴺ [u(r / r_c) B(piece + u)] with du/dr = 1/h (Leibniz' rule, N ≤ 3)."""
     x = tl.minimum(r / cutoff, 1.0)
     inside = r < cutoff
     ih = 1.0 / h
     ic = 1.0 / cutoff
-    b0 = _bspline(t, 0)
+    b0 = _bspline(u, piece, 0)
     u0 = tl.where(inside, _envelope(x, 0), 0.0 * x)
     if N == 0:
         out = u0 * b0
     else:
-        b1 = _bspline(t, 1) * ih
+        b1 = _bspline(u, piece, 1) * ih
         u1 = tl.where(inside, _envelope(x, 1), 0.0 * x) * ic
         if N == 1:
             out = u1 * b0 + u0 * b1
         else:
-            b2 = _bspline(t, 2) * ih * ih
+            b2 = _bspline(u, piece, 2) * ih * ih
             u2 = tl.where(inside, _envelope(x, 2), 0.0 * x) * ic * ic
             if N == 2:
                 out = u2 * b0 + 2.0 * u1 * b1 + u0 * b2
             else:
-                b3 = _bspline(t, 3) * ih * ih * ih
+                b3 = _bspline(u, piece, 3) * ih * ih * ih
                 u3 = tl.where(inside, _envelope(x, 3), 0.0 * x) * ic * ic * ic
                 out = u3 * b0 + 3.0 * u2 * b1 + 3.0 * u1 * b2 + u0 * b3
     return out
@@ -123,9 +125,11 @@ def _tile(r_ptr, consts_ptr, E, K, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr,
     h = tl.load(consts_ptr)
     cutoff = tl.load(consts_ptr + 1)
     r = tl.load(r_ptr + e, mask=e < E, other=0.0)
-    t = r[:, None] / h - k[None, :] + 3.0
+    q = r / h
+    j = tl.floor(q)
+    piece = j[:, None].to(tl.int32) + 3 - k[None, :]
     mask = (e[:, None] < E) & (k[None, :] < K)
-    return _derivative(r[:, None], t, h, cutoff, N), e, mask
+    return _derivative(r[:, None], (q - j)[:, None], piece, h, cutoff, N), e, mask
 
 
 @triton.jit
@@ -154,12 +158,14 @@ def _radial_kernel(r_ptr, consts_ptr, c_ptr, out_ptr, E, K, P, BLOCK: tl.constex
     h = tl.load(consts_ptr)
     cutoff = tl.load(consts_ptr + 1)
     r = tl.load(r_ptr + e, mask=e < E, other=0.0)
-    j = tl.floor(r / h).to(tl.int32)
+    q = r / h
+    jf = tl.floor(q)
+    j = jf.to(tl.int32)
     acc = tl.zeros((BLOCK, BLOCK_P), dtype=r.dtype)
     for s in tl.static_range(4):
         k = j + s
         valid = (e < E) & (k >= 0) & (k < K)
-        b = _derivative(r, r / h - k + 3.0, h, cutoff, 0)
+        b = _derivative(r, q - jf, 3 - s + 0 * j, h, cutoff, 0)
         rows = tl.load(c_ptr + k[:, None] * P + p[None, :],
                        mask=valid[:, None] & (p[None, :] < P), other=0.0)
         acc += tl.where(valid, b, 0.0 * b)[:, None] * rows

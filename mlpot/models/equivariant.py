@@ -14,6 +14,7 @@ import torch.nn.functional as tnf
 from torch import nn
 
 from mlpot.graph import AtomicGraph
+from mlpot.kernels.dispatch import requested_backend
 from mlpot.models.base import Potential, species_to_numbers
 from mlpot.models.equivariant_layers import EdgeFeatures, EquivariantLayer
 
@@ -87,6 +88,12 @@ class EquivariantPotential(Potential):
     7e-4 (relative to the largest force); grid_oversample = 4 (default): energy 1e-6,
     forces 5e-6. ``self_mlp=False`` makes the grid backend exactly equivariant.
 
+    Kernels: ``kernels`` = ``"auto" | "torch" | "triton"`` (None: ``MLPOT_KERNELS`` at
+    call time, default ``"auto"``: Triton for CUDA tensors, the torch reference
+    otherwise) picks the spline-basis and grid-update backends
+    (:mod:`mlpot.kernels.dispatch`); asking for Triton where it cannot run raises. A
+    run-time choice, not a hyper-parameter: it is not part of the config or checkpoint.
+
     Parity: all features have natural parity (Y_l has parity (−1)^l) and products
     only create natural-parity terms (Gaunt coefficients vanish for odd l₁+l₂+l₃), so
     both backends are invariant under improper rotations too (E(3), not just SE(3)):
@@ -118,8 +125,13 @@ class EquivariantPotential(Potential):
         max_charge: int = 10,
         max_spin: int = 11,
         grid_oversample: int = 4,
+        kernels: str | None = None,
     ) -> None:
         super().__init__(species, cutoff)
+        if kernels is not None and requested_backend(kernels) == "numba":
+            raise ValueError("kernels must be 'auto', 'torch' or 'triton' (no numba kernels "
+                             "in this model)")
+        self.kernels = kernels
         if not 0 <= hidden_lmax <= lmax:
             raise ValueError(f"hidden_lmax must lie in [0, lmax={lmax}], got {hidden_lmax}")
         _validate(backend, channels, lmax, correlation, num_layers, num_knots,
@@ -142,7 +154,7 @@ class EquivariantPotential(Potential):
                 correlation, num_knots, self.cutoff, lmax_in=None if t == 0 else hidden_lmax,
                 backend=backend,
                 self_mlp=self_mlp, avg_num_neighbors=avg_num_neighbors,
-                grid_oversample=grid_oversample)
+                grid_oversample=grid_oversample, kernels=self.kernels)
             for t in range(num_layers))
         self.readouts = nn.ParameterList(
             nn.Parameter(torch.randn(channels) / channels**0.5) for _ in range(num_layers - 1))
@@ -182,7 +194,7 @@ class EquivariantPotential(Potential):
         first = torch.full_like(unique, n).scatter_reduce_(
             0, inverse, torch.arange(n, device=key.device), reduce="amin")
         edges = EdgeFeatures.build(graph.edge_index, edge_vectors, n + len(unique), c.lmax,
-                                   c.num_knots, self.cutoff)
+                                   c.num_knots, self.cutoff, self.kernels)
         energy = self._energy_chain(torch.cat([h, h[first]]), edges,
                                     torch.cat([species, species[first]]))
         return energy[:n] - energy[n:][inverse]

@@ -1,0 +1,95 @@
+"""EquivariantPotential with the Triton kernels (Triton's CPU interpreter) equals the
+torch reference: energy, forces, stress, and a force-training step.
+
+Triton decides at import time whether its kernels are interpreted, so
+``TRITON_INTERPRET`` is set before any Triton kernel module is imported.
+"""
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from equivariant_helpers import cuni_cell, organic, small_model  # noqa: E402
+
+from mlpot import AtomicGraph, load_model, save_model  # noqa: E402
+from mlpot.kernels.dispatch import KernelUnavailableError  # noqa: E402
+
+pytest.importorskip("triton")
+
+REL = 1e-5
+
+
+def _float32_model(kernels):
+    return small_model("grid", True, kernels=kernels).float()
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, rel: float = REL) -> None:
+    scale = float(b.abs().max())
+    assert float((a - b).abs().max()) <= rel * max(scale, 1e-30), (a, b)
+
+
+def _graph():
+    return AtomicGraph.from_atoms([cuni_cell(), organic()[:6]], dtype=torch.float32)
+
+
+def test_energy_forces_stress_match_torch():
+    g = _graph()
+    ref = _float32_model("torch")(g, compute_stress=True)
+    ours = _float32_model("triton")(g, compute_stress=True)
+    for name in ("energy", "forces"):
+        _close(getattr(ours, name), getattr(ref, name))
+    _close(ours.stress[0], ref.stress[0])  # the molecule's stress is NaN (no cell)
+
+
+def test_environment_variable_selects_the_backend(monkeypatch):
+    g = AtomicGraph.from_atoms(cuni_cell(), dtype=torch.float32)
+    model = _float32_model(None)
+    monkeypatch.setenv("MLPOT_KERNELS", "torch")
+    ref = model(g).forces
+    monkeypatch.setenv("MLPOT_KERNELS", "triton")
+    _close(model(g).forces, ref)
+    monkeypatch.delenv("TRITON_INTERPRET")
+    with pytest.raises(KernelUnavailableError, match="TRITON_INTERPRET"):
+        model(g)
+    monkeypatch.setenv("MLPOT_KERNELS", "cuda-magic")
+    with pytest.raises(ValueError, match="MLPOT_KERNELS"):
+        model(g)
+
+
+def test_triton_on_cpu_without_interpreter_is_an_error(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    g = AtomicGraph.from_atoms(cuni_cell(), dtype=torch.float32)
+    with pytest.raises(KernelUnavailableError, match="CUDA tensors"):
+        _float32_model("triton")(g)
+    with pytest.raises(ValueError, match="kernels"):
+        small_model("grid", True, kernels="numba")
+
+
+def _sgd_step(model, g):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    out = model(g, compute_stress=True, training=True)
+    loss = ((out.energy - 1.0) ** 2).sum() + (out.forces**2).sum() + (out.stress**2).sum()
+    opt.zero_grad()
+    loss.backward()
+    before = [p.detach().clone() for p in model.parameters()]
+    opt.step()
+    return [p.detach() - b for p, b in zip(model.parameters(), before, strict=True)]
+
+
+def test_training_step_gives_the_same_update():
+    g = AtomicGraph.from_atoms(cuni_cell(), dtype=torch.float32)
+    ref = _sgd_step(_float32_model("torch"), g)
+    ours = _sgd_step(_float32_model("triton"), g)
+    assert any(float(d.abs().max()) > 0 for d in ref)
+    for a, b in zip(ours, ref, strict=True):
+        _close(a, b, rel=2e-5)
+
+
+def test_checkpoint_does_not_store_the_backend(tmp_path):
+    model = small_model("grid", True, kernels="torch")
+    save_model(model, tmp_path / "m.pt")
+    loaded = load_model(tmp_path / "m.pt")
+    assert "kernels" not in vars(model.config)
+    assert loaded.kernels is None
