@@ -37,12 +37,12 @@ ENV_VAR = "MLPOT_KERNELS"
 #: The closed registry: operation → backend → "module:function" inside mlpot.kernels.
 #: Adding a backend or an operation is one entry here.
 REGISTRY: dict[str, dict[str, str]] = {
-    "spline_basis": {"torch": "spline:radial_basis",
-                     "triton": "triton_spline:radial_basis"},
-    "spline_radial": {"torch": "spline:spline_radial",
-                      "triton": "triton_spline:spline_radial"},
-    "grid_node_update": {"torch": "grid_product:grid_node_update",
-                         "triton": "triton_grid:grid_node_update"},
+    "spline_basis": {"torch": "spline:radial_basis", "triton": "triton_spline:radial_basis"},
+    "spline_radial": {"torch": "spline:spline_radial", "triton": "triton_spline:spline_radial"},
+    "grid_node_update": {
+        "torch": "grid_product:grid_node_update",
+        "triton": "triton_grid:grid_node_update",
+    },
 }
 
 
@@ -79,8 +79,10 @@ def unavailable_reason(backend: str, device: torch.device) -> str | None:
         if device.type == "cuda" or (device.type == "cpu" and triton_interpreted()):
             return None
         if device.type == "cpu":
-            return ("Triton kernels need CUDA tensors; got CPU tensors (set TRITON_INTERPRET=1 "
-                    "before importing mlpot to run them in Triton's slow CPU interpreter)")
+            return (
+                "Triton kernels need CUDA tensors; got CPU tensors (set TRITON_INTERPRET=1 "
+                "before importing mlpot to run them in Triton's slow CPU interpreter)"
+            )
         return f"Triton kernels need CUDA tensors, got {device}"
     raise ValueError(f"unknown kernel backend {backend!r}; use one of {BACKENDS}")
 
@@ -105,7 +107,8 @@ def resolve(operation: str, requested: str | None, device: torch.device) -> str:
         return "torch"
     if requested not in table:
         raise KernelUnavailableError(
-            f"{operation}: no {requested!r} kernel (available: {sorted(table)})")
+            f"{operation}: no {requested!r} kernel (available: {sorted(table)})"
+        )
     reason = unavailable_reason(requested, device)
     if reason is not None:
         raise KernelUnavailableError(f"{operation}: {reason}")

@@ -117,8 +117,7 @@ def _derivative(r, u, piece, h, cutoff, N: tl.constexpr):
 
 
 @triton.jit
-def _tile(r_ptr, consts_ptr, E, K, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr,
-          N: tl.constexpr):
+def _tile(r_ptr, consts_ptr, E, K, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, N: tl.constexpr):
     """(b⁽ᴺ⁾ tile ``[BLOCK, BLOCK_K]``, edge offsets, 2-D mask) of this program."""
     e = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     k = tl.arange(0, BLOCK_K)
@@ -133,16 +132,26 @@ def _tile(r_ptr, consts_ptr, E, K, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr,
 
 
 @triton.jit
-def _basis_kernel(r_ptr, consts_ptr, out_ptr, E, K, BLOCK: tl.constexpr,
-                  BLOCK_K: tl.constexpr, N: tl.constexpr):
+def _basis_kernel(
+    r_ptr, consts_ptr, out_ptr, E, K, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr, N: tl.constexpr
+):
     values, e, mask = _tile(r_ptr, consts_ptr, E, K, BLOCK, BLOCK_K, N)
     k = tl.arange(0, BLOCK_K)
     tl.store(out_ptr + e[:, None] * K + k[None, :], values, mask=mask)
 
 
 @triton.jit
-def _contract_kernel(r_ptr, consts_ptr, g_ptr, out_ptr, E, K, BLOCK: tl.constexpr,
-                     BLOCK_K: tl.constexpr, N: tl.constexpr):
+def _contract_kernel(
+    r_ptr,
+    consts_ptr,
+    g_ptr,
+    out_ptr,
+    E,
+    K,
+    BLOCK: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    N: tl.constexpr,
+):
     values, e, mask = _tile(r_ptr, consts_ptr, E, K, BLOCK, BLOCK_K, N)
     k = tl.arange(0, BLOCK_K)
     g = tl.load(g_ptr + e[:, None] * K + k[None, :], mask=mask, other=0.0)
@@ -150,8 +159,9 @@ def _contract_kernel(r_ptr, consts_ptr, g_ptr, out_ptr, E, K, BLOCK: tl.constexp
 
 
 @triton.jit
-def _radial_kernel(r_ptr, consts_ptr, c_ptr, out_ptr, E, K, P, BLOCK: tl.constexpr,
-                   BLOCK_P: tl.constexpr):
+def _radial_kernel(
+    r_ptr, consts_ptr, c_ptr, out_ptr, E, K, P, BLOCK: tl.constexpr, BLOCK_P: tl.constexpr
+):
     """R[e, p] = Σ_{s<4} b_{j+s}(r_e) C[j+s, p], j = ⌊r_e / h⌋ (the knot interval)."""
     e = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     p = tl.program_id(1) * BLOCK_P + tl.arange(0, BLOCK_P)
@@ -166,23 +176,24 @@ def _radial_kernel(r_ptr, consts_ptr, c_ptr, out_ptr, E, K, P, BLOCK: tl.constex
         k = j + s
         valid = (e < E) & (k >= 0) & (k < K)
         b = _derivative(r, q - jf, 3 - s + 0 * j, h, cutoff, 0)
-        rows = tl.load(c_ptr + k[:, None] * P + p[None, :],
-                       mask=valid[:, None] & (p[None, :] < P), other=0.0)
+        rows = tl.load(
+            c_ptr + k[:, None] * P + p[None, :], mask=valid[:, None] & (p[None, :] < P), other=0.0
+        )
         acc += tl.where(valid, b, 0.0 * b)[:, None] * rows
-    tl.store(out_ptr + e[:, None] * P + p[None, :], acc,
-             mask=(e[:, None] < E) & (p[None, :] < P))
+    tl.store(out_ptr + e[:, None] * P + p[None, :], acc, mask=(e[:, None] < E) & (p[None, :] < P))
 
 
 def _consts(r: torch.Tensor, num_knots: int, cutoff: float) -> torch.Tensor:
     """[h, r_c] in r's dtype (scalar kernel arguments would be rounded to float32)."""
-    return torch.tensor([knot_spacing(num_knots, cutoff), cutoff], dtype=r.dtype,
-                        device=r.device)
+    return torch.tensor([knot_spacing(num_knots, cutoff), cutoff], dtype=r.dtype, device=r.device)
 
 
 def _check_order(order: int) -> None:
     if order > MAX_ORDER:
-        raise NotImplementedError(f"derivatives of order {order} > {MAX_ORDER} of the spline "
-                                  "radial basis are not implemented")
+        raise NotImplementedError(
+            f"derivatives of order {order} > {MAX_ORDER} of the spline "
+            "radial basis are not implemented"
+        )
 
 
 def basis_derivative(r: torch.Tensor, num_knots: int, cutoff: float, order: int) -> torch.Tensor:
@@ -192,13 +203,21 @@ def basis_derivative(r: torch.Tensor, num_knots: int, cutoff: float, order: int)
     out = torch.empty(r.shape[0], num_knots, dtype=r.dtype, device=r.device)
     if r.shape[0]:
         _basis_kernel[(triton.cdiv(r.shape[0], BLOCK_E),)](
-            r, _consts(r, num_knots, cutoff), out, r.shape[0], num_knots, BLOCK=BLOCK_E,
-            BLOCK_K=triton.next_power_of_2(num_knots), N=order)
+            r,
+            _consts(r, num_knots, cutoff),
+            out,
+            r.shape[0],
+            num_knots,
+            BLOCK=BLOCK_E,
+            BLOCK_K=triton.next_power_of_2(num_knots),
+            N=order,
+        )
     return out
 
 
-def contract_derivative(r: torch.Tensor, g: torch.Tensor, cutoff: float, order: int
-                        ) -> torch.Tensor:
+def contract_derivative(
+    r: torch.Tensor, g: torch.Tensor, cutoff: float, order: int
+) -> torch.Tensor:
     """``[E]`` Σ_k g[e, k] · dⁿ/drⁿ b_k(r_e) for ``g`` ``[E, K]`` (no autograd)."""
     _check_order(order)
     r, g = r.contiguous(), g.contiguous()
@@ -206,8 +225,16 @@ def contract_derivative(r: torch.Tensor, g: torch.Tensor, cutoff: float, order: 
     if r.shape[0]:
         num_knots = g.shape[1]
         _contract_kernel[(triton.cdiv(r.shape[0], BLOCK_E),)](
-            r, _consts(r, num_knots, cutoff), g, out, r.shape[0], num_knots, BLOCK=BLOCK_E,
-            BLOCK_K=triton.next_power_of_2(num_knots), N=order)
+            r,
+            _consts(r, num_knots, cutoff),
+            g,
+            out,
+            r.shape[0],
+            num_knots,
+            BLOCK=BLOCK_E,
+            BLOCK_K=triton.next_power_of_2(num_knots),
+            N=order,
+        )
     return out
 
 
@@ -262,8 +289,17 @@ class _SplineRadial(torch.autograd.Function):
         if r.shape[0] and width:
             block_p = min(64, triton.next_power_of_2(width))
             grid = (triton.cdiv(r.shape[0], BLOCK_E), triton.cdiv(width, block_p))
-            _radial_kernel[grid](r, _consts(r, num_knots, cutoff), coefficients, out,
-                                 r.shape[0], num_knots, width, BLOCK=BLOCK_E, BLOCK_P=block_p)
+            _radial_kernel[grid](
+                r,
+                _consts(r, num_knots, cutoff),
+                coefficients,
+                out,
+                r.shape[0],
+                num_knots,
+                width,
+                BLOCK=BLOCK_E,
+                BLOCK_P=block_p,
+            )
         return out
 
     @staticmethod

@@ -60,8 +60,9 @@ def test_named_backend_that_cannot_run_is_an_error(monkeypatch):
 
 def test_missing_package_is_named(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "triton" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "triton" else real(name, *a)
+    )
     with pytest.raises(KernelUnavailableError, match="'triton' package is not installed"):
         resolve("spline_basis", "triton", CUDA)
     assert resolve("spline_basis", "auto", CUDA) == "torch"

@@ -9,18 +9,18 @@ import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-from mlpot.kernels.grid_product import (  # noqa: E402
+from mlpot.kernels.grid_product import (
     GridMLPWeights,
     grid_node_update,
     grid_node_update_vjp,
 )
-from mlpot.kernels.s2grid import num_sh, s2_grid  # noqa: E402
+from mlpot.kernels.s2grid import num_sh, s2_grid
 
 pytest.importorskip("triton")
-from mlpot.kernels import triton_grid  # noqa: E402
+from mlpot.kernels import triton_grid
 
 
 def _inputs(lmax, lmax_out, res, nodes, factors, channels, hidden, dtype, mlp=True):
@@ -28,13 +28,15 @@ def _inputs(lmax, lmax_out, res, nodes, factors, channels, hidden, dtype, mlp=Tr
     gen = torch.Generator().manual_seed(7)
 
     def randn(*shape):
-        return torch.randn(*shape, generator=gen, dtype=torch.float64).to(dtype) \
-            .requires_grad_()
+        return torch.randn(*shape, generator=gen, dtype=torch.float64).to(dtype).requires_grad_()
 
     x = randn(num_sh(lmax), nodes, factors, channels)
     lam = randn(nodes, factors, channels)
-    weights = GridMLPWeights(randn(channels, hidden), randn(hidden), randn(hidden, channels)) \
-        if mlp else None
+    weights = (
+        GridMLPWeights(randn(channels, hidden), randn(hidden), randn(hidden, channels))
+        if mlp
+        else None
+    )
     return x, lam, grid.to_grid.to(dtype), grid.from_grid.to(dtype), weights
 
 
@@ -45,8 +47,12 @@ def _params(x, lam, mlp):
 # (lmax, lmax_out, grid resolution, nodes, factors, channels, hidden, mlp):
 # 45 and 6 grid points (not multiples of the 32-point chunk), 17 nodes (two programs of
 # the backward, the second partial), channels/hidden not powers of two
-CASES = [(2, 1, (5, 9), 17, 3, 5, 7, True), (1, 0, (2, 3), 3, 2, 3, 2, True),
-         (2, 2, (5, 9), 4, 1, 6, 4, False), (0, 0, (1, 1), 2, 4, 2, 3, True)]
+CASES = [
+    (2, 1, (5, 9), 17, 3, 5, 7, True),
+    (1, 0, (2, 3), 3, 2, 3, 2, True),
+    (2, 2, (5, 9), 4, 1, 6, 4, False),
+    (0, 0, (1, 1), 2, 4, 2, 3, True),
+]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -60,8 +66,9 @@ def test_values_and_gradients_match_reference(case, dtype, tol):
     torch.testing.assert_close(ours, ref, atol=tol * scale, rtol=0)
     gy = torch.randn_like(ref)
     params = _params(x, lam, weights)
-    for a, b in zip(torch.autograd.grad(ours, params, gy), torch.autograd.grad(ref, params, gy),
-                    strict=True):
+    for a, b in zip(
+        torch.autograd.grad(ours, params, gy), torch.autograd.grad(ref, params, gy), strict=True
+    ):
         torch.testing.assert_close(a, b, atol=tol * float(b.abs().max()), rtol=0)
 
 
@@ -94,8 +101,11 @@ def _force_like_loss(update, x0, lam0, weights, pos, t, p):
     x = x0 * torch.sin(pos)
     y = update(x, lam0, t, p, weights)
     m_out, n, c = y.shape
-    x2 = y[:, :, None, :].expand(m_out, n, x0.shape[2], c).repeat(
-        x0.shape[0] // m_out + 1, 1, 1, 1)[:x0.shape[0]]
+    x2 = (
+        y[:, :, None, :]
+        .expand(m_out, n, x0.shape[2], c)
+        .repeat(x0.shape[0] // m_out + 1, 1, 1, 1)[: x0.shape[0]]
+    )
     energy = (update(x2, lam0, t, p, weights) ** 2).sum()
     force = torch.autograd.grad(energy, pos, create_graph=True)[0]
     return torch.autograd.grad((force**2).sum(), _params(x0, lam0, weights))
@@ -120,6 +130,7 @@ def test_forward_saves_no_grid_values():
         def pack(tensor):
             saved.setdefault(kind, []).append(tensor.numel())
             return tensor
+
         return pack
 
     for kind, fn in (("ours", triton_grid.grid_node_update), ("ref", grid_node_update)):

@@ -9,13 +9,13 @@ import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-from mlpot.kernels import spline  # noqa: E402
+from mlpot.kernels import spline
 
 pytest.importorskip("triton")
-from mlpot.kernels import triton_spline  # noqa: E402
+from mlpot.kernels import triton_spline
 
 CUTOFF = 4.5
 KNOTS = 7  # h = 1.125, exact in binary: knots are representable
@@ -49,9 +49,12 @@ def test_values_match_reference(dtype, tol):
     torch.testing.assert_close(ours, ref, atol=tol, rtol=0)
     assert float(ours[r >= CUTOFF].abs().max()) == 0.0
     coefficients = torch.randn(KNOTS, 5, dtype=dtype)
-    torch.testing.assert_close(triton_spline.spline_radial(r, coefficients, CUTOFF),
-                               spline.spline_radial(r, coefficients, CUTOFF),
-                               atol=10 * tol, rtol=0)
+    torch.testing.assert_close(
+        triton_spline.spline_radial(r, coefficients, CUTOFF),
+        spline.spline_radial(r, coefficients, CUTOFF),
+        atol=10 * tol,
+        rtol=0,
+    )
 
 
 @pytest.mark.parametrize("order", [1, 2, 3])
@@ -70,12 +73,13 @@ def test_derivatives_match_reference(order):
 def test_gradcheck_and_gradgradcheck_float64():
     r = (_edge_lengths(torch.float64, 9)[[1, 2, 5, 6, 7, 8]] + 1e-3).requires_grad_()
     c = torch.randn(KNOTS, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x: triton_spline.radial_basis(x, KNOTS, CUTOFF),
-                                    (r,))
+    assert torch.autograd.gradcheck(lambda x: triton_spline.radial_basis(x, KNOTS, CUTOFF), (r,))
     assert torch.autograd.gradgradcheck(
-        lambda x: triton_spline.radial_basis(x, KNOTS, CUTOFF), (r,))
+        lambda x: triton_spline.radial_basis(x, KNOTS, CUTOFF), (r,)
+    )
     assert torch.autograd.gradgradcheck(
-        lambda x, y: triton_spline.spline_radial(x, y, CUTOFF), (r, c))
+        lambda x, y: triton_spline.spline_radial(x, y, CUTOFF), (r, c)
+    )
 
 
 def test_float32_force_training_gradients_match_reference():
@@ -86,8 +90,9 @@ def test_float32_force_training_gradients_match_reference():
     results = []
     for module in (triton_spline, spline):
         r, c = r32.clone().requires_grad_(), c32.clone().requires_grad_()
-        dr = torch.autograd.grad((module.spline_radial(r, c, CUTOFF) * w).sum(), r,
-                                 create_graph=True)[0]
+        dr = torch.autograd.grad(
+            (module.spline_radial(r, c, CUTOFF) * w).sum(), r, create_graph=True
+        )[0]
         results.append(torch.autograd.grad((dr**2).sum(), (r, c)))
     for ours, ref in zip(*results, strict=True):
         torch.testing.assert_close(ours, ref, atol=2e-5 * float(ref.abs().max()), rtol=0)

@@ -9,12 +9,12 @@ import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from equivariant_helpers import cuni_cell, organic, small_model  # noqa: E402
+import pytest
+import torch
+from equivariant_helpers import cuni_cell, organic, small_model
 
-from mlpot import AtomicGraph, load_model, save_model  # noqa: E402
-from mlpot.kernels.dispatch import KernelUnavailableError  # noqa: E402
+from mlpot import AtomicGraph, load_model, save_model
+from mlpot.kernels.dispatch import KernelUnavailableError
 
 pytest.importorskip("triton")
 
