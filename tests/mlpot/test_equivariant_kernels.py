@@ -34,10 +34,28 @@ def _graph():
     return AtomicGraph.from_atoms([cuni_cell(), organic()[:6]], dtype=torch.float32)
 
 
-def test_energy_forces_stress_match_torch():
+def _count_calls(monkeypatch, module, name, calls):
+    """Record in ``calls`` every call of ``module.name`` (dispatch looks it up per call)."""
+    original = getattr(module, name)
+
+    def counted(*args):
+        calls.append(name)
+        return original(*args)
+
+    monkeypatch.setattr(module, name, counted)
+
+
+def test_energy_forces_stress_match_torch(monkeypatch):
+    from mlpot.kernels import triton_grid, triton_spline
+
+    calls = []
+    _count_calls(monkeypatch, triton_grid, "grid_node_update", calls)
+    _count_calls(monkeypatch, triton_spline, "radial_basis", calls)
     g = _graph()
     ref = _float32_model("torch")(g, compute_stress=True)
+    assert not calls
     ours = _float32_model("triton")(g, compute_stress=True)
+    assert sorted(set(calls)) == ["grid_node_update", "radial_basis"]  # the kernels ran
     for name in ("energy", "forces"):
         _close(getattr(ours, name), getattr(ref, name))
     _close(ours.stress[0], ref.stress[0])  # the molecule's stress is NaN (no cell)
