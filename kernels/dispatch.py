@@ -6,9 +6,11 @@ time. :func:`resolve` turns that into the backend that runs:
 
 - ``"auto"``: the operation's fast backend for the tensors' device (Triton for CUDA
   tensors, numba for CPU tensors where the operation has one), otherwise ``"torch"``;
-- a named backend runs only if the operation has it and it can run on that device;
-  otherwise :class:`KernelUnavailableError` — never a silent fallback that changes
-  numbers.
+- a named backend runs only if it can run on that device, otherwise
+  :class:`KernelUnavailableError` — never a silent fallback that changes numbers. An
+  operation without that backend at all is an error when the name came by argument;
+  when it came from ``MLPOT_KERNELS`` it runs as ``"auto"`` (the variable is global,
+  and no operation is ever run by a backend other than the named one where it has it).
 
 Triton runs on CUDA tensors, or on CPU tensors when ``TRITON_INTERPRET=1`` is set
 (Triton's interpreter: correct, thousands of times slower, for tests). ``"auto"`` never
@@ -93,22 +95,30 @@ def resolve(operation: str, requested: str | None, device: torch.device) -> str:
     Args:
         operation: a key of :data:`REGISTRY`.
         requested: ``"auto" | "torch" | "triton" | "numba"``, or None for ``MLPOT_KERNELS``.
+            A backend named by ``MLPOT_KERNELS`` applies to the operations that have it;
+            the others run as ``"auto"`` (``MLPOT_KERNELS=triton`` forces the model's
+            kernels without breaking, say, the MD pair selection, which has none). A
+            backend named by argument must exist for ``operation``.
         device: where the operation's tensors live.
 
     Raises:
-        KernelUnavailableError: a named backend the operation lacks or that cannot run.
+        KernelUnavailableError: a backend that cannot run here, or one named by argument
+            that the operation lacks.
     """
     table = _table(operation)
+    from_env = requested is None
     requested = requested_backend(requested)
+    if requested not in table and requested != "auto":
+        if not from_env:
+            raise KernelUnavailableError(
+                f"{operation}: no {requested!r} kernel (available: {sorted(table)})"
+            )
+        requested = "auto"
     if requested == "auto":
         fast = {"cuda": "triton", "cpu": "numba"}.get(device.type)
         if fast in table and unavailable_reason(fast, device) is None:
             return fast
         return "torch"
-    if requested not in table:
-        raise KernelUnavailableError(
-            f"{operation}: no {requested!r} kernel (available: {sorted(table)})"
-        )
     reason = unavailable_reason(requested, device)
     if reason is not None:
         raise KernelUnavailableError(f"{operation}: {reason}")

@@ -11,6 +11,7 @@ from mlpot.kernels.dispatch import KernelUnavailableError, implementation, resol
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda")
 HAVE_TRITON = importlib.util.find_spec("triton") is not None
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
 
 def test_every_registered_implementation_imports(monkeypatch):
@@ -56,6 +57,24 @@ def test_named_backend_that_cannot_run_is_an_error(monkeypatch):
         resolve("fft", "torch", CPU)
     with pytest.raises(ValueError, match="kernels='gpu'"):
         resolve("spline_basis", "gpu", CPU)
+
+
+def test_environment_backend_applies_to_the_operations_that_have_it(monkeypatch):
+    """MLPOT_KERNELS=numba is global: the model's operations (no numba kernel) run as
+    auto; a numba operation would get numba. By argument, a missing backend is an error."""
+    monkeypatch.setenv("MLPOT_KERNELS", "numba")
+    assert resolve("spline_basis", None, CPU) == "torch"
+    monkeypatch.setitem(
+        dispatch.REGISTRY,
+        "select_pairs",
+        {"torch": "spline:radial_basis", "numba": "spline:radial_basis"},
+    )
+    if HAVE_NUMBA:
+        assert resolve("select_pairs", None, CPU) == "numba"
+    with pytest.raises(KernelUnavailableError, match="numba kernels need CPU tensors"):
+        resolve("select_pairs", None, CUDA)
+    with pytest.raises(KernelUnavailableError, match="no 'numba' kernel"):
+        resolve("spline_basis", "numba", CPU)
 
 
 def test_missing_package_is_named(monkeypatch):
