@@ -184,8 +184,11 @@ def _radial_kernel(
 
 
 def _consts(r: torch.Tensor, num_knots: int, cutoff: float) -> torch.Tensor:
-    """[h, r_c] in r's dtype (scalar kernel arguments would be rounded to float32)."""
-    return torch.tensor([knot_spacing(num_knots, cutoff), cutoff], dtype=r.dtype, device=r.device)
+    """[h, r_c] in r's dtype on r's device (scalar kernel arguments would be rounded to
+    float32), written by fills rather than a host copy, so CUDA graphs can capture it."""
+    consts = r.new_full((2,), cutoff)
+    consts[0] = knot_spacing(num_knots, cutoff)
+    return consts
 
 
 def _check_order(order: int) -> None:

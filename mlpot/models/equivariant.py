@@ -94,6 +94,15 @@ class EquivariantPotential(Potential):
     (:mod:`mlpot.kernels.dispatch`); asking for Triton where it cannot run raises. A
     run-time choice, not a hyper-parameter: it is not part of the config or checkpoint.
 
+    CUDA graphs / ``torch.compile(fullgraph=True)``: the Triton kernels launch without
+    host synchronisation, but the model as a whole is not capturable yet: the padded
+    neighbour layout reads K_max (the largest neighbour count) on the host
+    (:func:`~mlpot.kernels.neighbors.neighbor_slots`), ``torch.unique`` picks the
+    isolated-atom references, and the charge/spin range check reads a boolean — each a
+    device → host sync with a data-dependent shape. Capture needs static shapes per
+    bucket (N and K_max padded to bucket sizes, the reference keys computed once per
+    set of systems), which is not built.
+
     Parity: all features have natural parity (Y_l has parity (−1)^l) and products
     only create natural-parity terms (Gaunt coefficients vanish for odd l₁+l₂+l₃), so
     both backends are invariant under improper rotations too (E(3), not just SE(3)):
