@@ -7,7 +7,9 @@ Forward (one program per node n, a loop over chunks of ``BLOCK_G`` grid points):
     total = f_0 (λ_0 + f_1 (λ_1 + …)) + W₂ᵀ silu(W₁ᵀ f_0 + b₁)
     y[n] += P_chunkᵀ total
 
-Backward (one program per ``NODES_PER_PROGRAM`` nodes) recomputes the f_k chunk by
+Backward (at most ``MAX_BACKWARD_PROGRAMS`` programs, each a run of consecutive nodes:
+enough to fill a GPU, few enough that the per-program weight-gradient partials stay
+small) recomputes the f_k chunk by
 chunk — nothing of the grid is saved between the passes, so the memory of the forward
 is that of its inputs — and applies the analytic derivatives of
 :func:`~mlpot.kernels.grid_product.grid_node_update_vjp`: ∂/∂f_k = ĝ π_k η_k,
@@ -34,7 +36,7 @@ from mlpot.kernels.dispatch import KernelUnavailableError
 from mlpot.kernels.grid_product import GridMLPWeights, grid_node_update_vjp
 
 BLOCK_G = 32
-NODES_PER_PROGRAM = 16
+MAX_BACKWARD_PROGRAMS = 512
 MIN_DOT = 16  # tl.dot needs every dimension ≥ 16 on GPUs
 
 
@@ -285,7 +287,8 @@ def _backward(grad_out, factors, coupling, t, p, mlp):
     m, n, f, c = factors.shape
     g, m_out = p.shape
     w1, b1, w2, h = _mlp_tensors(mlp, factors)
-    programs = triton.cdiv(n, NODES_PER_PROGRAM)
+    nodes_per_program = max(1, triton.cdiv(n, MAX_BACKWARD_PROGRAMS))
+    programs = triton.cdiv(n, nodes_per_program)
     grad_x, grad_lam = torch.zeros_like(factors), torch.zeros_like(coupling)
     gw1 = factors.new_zeros(max(programs, 1), *w1.shape)
     gb1 = factors.new_zeros(max(programs, 1), *b1.shape)
@@ -311,7 +314,7 @@ def _backward(grad_out, factors, coupling, t, p, mlp):
             g,
             c,
             h,
-            NODES_PER_PROGRAM,
+            nodes_per_program,
             F=f,
             HAS_MLP=mlp is not None,
             **_blocks(m, m_out, c, h),
