@@ -89,6 +89,22 @@ def unavailable_reason(backend: str, device: torch.device) -> str | None:
     raise ValueError(f"unknown kernel backend {backend!r}; use one of {BACKENDS}")
 
 
+def check_triton_launch(device: torch.device, interpreted: bool, module: str) -> None:
+    """Raise unless a Triton kernel of ``module`` can launch on ``device`` tensors.
+
+    ``interpreted`` is whether Triton interpreted that module's kernels when it was
+    imported (Triton decides once, at decoration time).
+    """
+    if device.type == "cuda" or (device.type == "cpu" and interpreted):
+        return  # (interpreted kernels run on CUDA tensors too, through the host)
+    if device.type == "cpu":
+        raise KernelUnavailableError(
+            f"{module}: Triton kernels need CUDA tensors; got CPU tensors and the module was "
+            "imported without TRITON_INTERPRET=1 (set it before importing mlpot)"
+        )
+    raise KernelUnavailableError(f"{module}: Triton kernels need CUDA tensors, got {device}")
+
+
 def resolve(operation: str, requested: str | None, device: torch.device) -> str:
     """The backend that runs ``operation`` for tensors on ``device``.
 

@@ -32,12 +32,13 @@ import torch
 import triton
 import triton.language as tl
 
-from mlpot.kernels.dispatch import KernelUnavailableError
+from mlpot.kernels.dispatch import KernelUnavailableError, check_triton_launch
 from mlpot.kernels.grid_product import GridMLPWeights, grid_node_update_vjp
 
 BLOCK_G = 32
 MAX_BACKWARD_PROGRAMS = 512
 MIN_DOT = 16  # tl.dot needs every dimension ≥ 16 on GPUs
+INTERPRETED = bool(triton.knobs.runtime.interpret)  # how @triton.jit below decorated
 
 
 @triton.jit
@@ -397,6 +398,7 @@ def grid_node_update(
             "grid_node_update (triton): gradients with respect to "
             "the grid matrices are not implemented"
         )
+    check_triton_launch(factors.device, INTERPRETED, __name__)
     w1, b1, w2 = (None, None, None) if mlp is None else (mlp.w1, mlp.b1, mlp.w2)
     return _GridUpdate.apply(
         factors.contiguous(),

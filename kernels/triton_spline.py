@@ -32,9 +32,11 @@ import torch
 import triton
 import triton.language as tl
 
+from mlpot.kernels.dispatch import check_triton_launch
 from mlpot.kernels.spline import ENVELOPE_POWER, knot_spacing
 
 MAX_ORDER = 3
+INTERPRETED = bool(triton.knobs.runtime.interpret)  # how @triton.jit below decorated
 BLOCK_E = 64
 
 if ENVELOPE_POWER != 6:  # the closed forms below are those of p = 6
@@ -202,6 +204,7 @@ def _check_order(order: int) -> None:
 def basis_derivative(r: torch.Tensor, num_knots: int, cutoff: float, order: int) -> torch.Tensor:
     """``[E, K]`` dⁿ/drⁿ of the enveloped basis (kernel launch, no autograd)."""
     _check_order(order)
+    check_triton_launch(r.device, INTERPRETED, __name__)
     r = r.contiguous()
     out = torch.empty(r.shape[0], num_knots, dtype=r.dtype, device=r.device)
     if r.shape[0]:
@@ -223,6 +226,7 @@ def contract_derivative(
 ) -> torch.Tensor:
     """``[E]`` Σ_k g[e, k] · dⁿ/drⁿ b_k(r_e) for ``g`` ``[E, K]`` (no autograd)."""
     _check_order(order)
+    check_triton_launch(r.device, INTERPRETED, __name__)
     r, g = r.contiguous(), g.contiguous()
     out = torch.empty_like(r)
     if r.shape[0]:
@@ -331,4 +335,5 @@ def radial_basis(r: torch.Tensor, num_knots: int, cutoff: float) -> torch.Tensor
 def spline_radial(r: torch.Tensor, coefficients: torch.Tensor, cutoff: float) -> torch.Tensor:
     """Triton :func:`mlpot.kernels.spline.spline_radial`: ``[E, P]`` u(r/r_c) · B(r) @ C."""
     knot_spacing(coefficients.shape[0], cutoff)
+    check_triton_launch(r.device, INTERPRETED, __name__)
     return _SplineRadial.apply(r, coefficients, float(cutoff))

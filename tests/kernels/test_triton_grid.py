@@ -151,3 +151,12 @@ def test_empty_and_constant_grid():
     assert all(float(g.abs().sum()) == 0.0 for g in grads)
     with pytest.raises(RuntimeError, match="grid matrices"):
         triton_grid.grid_node_update(x, lam, t.requires_grad_(), p, weights)
+
+
+def test_kernels_imported_without_interpreter_refuse_cpu_tensors(monkeypatch):
+    """Triton decides at import whether to interpret; a module imported without
+    TRITON_INTERPRET=1 gives a clear error on CPU tensors (not a driver failure)."""
+    x, lam, t, p, weights = _inputs(1, 1, (2, 3), 2, 2, 3, 2, torch.float64)
+    monkeypatch.setattr(triton_grid, "INTERPRETED", False)
+    with pytest.raises(RuntimeError, match="imported without TRITON_INTERPRET=1"):
+        triton_grid.grid_node_update(x, lam, t, p, weights)

@@ -111,3 +111,14 @@ def test_empty_input_and_unsupported_order():
         triton_spline.contract_derivative(r.detach(), torch.zeros(0, KNOTS), CUTOFF, 4)
     with pytest.raises(ValueError, match="num_knots"):
         triton_spline.radial_basis(r, 3, CUTOFF)
+
+
+def test_kernels_imported_without_interpreter_refuse_cpu_tensors(monkeypatch):
+    monkeypatch.setattr(triton_spline, "INTERPRETED", False)
+    r = _edge_lengths(torch.float64, 9)
+    for call in (
+        lambda: triton_spline.radial_basis(r, KNOTS, CUTOFF),
+        lambda: triton_spline.spline_radial(r, torch.ones(KNOTS, 2), CUTOFF),
+    ):
+        with pytest.raises(RuntimeError, match="imported without TRITON_INTERPRET=1"):
+            call()
