@@ -1,13 +1,9 @@
 """Triton fused grid node update (CPU interpreter) vs the torch reference: values,
 first and second derivatives, odd sizes, and that nothing of the grid is saved.
 
-Triton decides at import time whether its kernels are interpreted, so
-``TRITON_INTERPRET`` is set before the kernel module is imported.
+Without a GPU the kernels run in Triton's CPU interpreter (``TRITON_INTERPRET=1``, set
+by ``tests/conftest.py`` before anything imports Triton); with one, on CUDA tensors.
 """
-
-import os
-
-os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest
 import torch
@@ -22,13 +18,19 @@ from mlpot.kernels.s2grid import num_sh, s2_grid
 pytest.importorskip("triton")
 from mlpot.kernels import triton_grid
 
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-def _inputs(lmax, lmax_out, res, nodes, factors, channels, hidden, dtype, mlp=True):
+
+def _inputs(lmax, lmax_out, res, nodes, factors, channels, hidden, dtype, mlp=True, device=DEVICE):
     grid = s2_grid(lmax, lmax_out, *res)
     gen = torch.Generator().manual_seed(7)
 
     def randn(*shape):
-        return torch.randn(*shape, generator=gen, dtype=torch.float64).to(dtype).requires_grad_()
+        return (
+            torch.randn(*shape, generator=gen, dtype=torch.float64)
+            .to(device, dtype)
+            .requires_grad_()
+        )
 
     x = randn(num_sh(lmax), nodes, factors, channels)
     lam = randn(nodes, factors, channels)
@@ -37,7 +39,7 @@ def _inputs(lmax, lmax_out, res, nodes, factors, channels, hidden, dtype, mlp=Tr
         if mlp
         else None
     )
-    return x, lam, grid.to_grid.to(dtype), grid.from_grid.to(dtype), weights
+    return x, lam, grid.to_grid.to(device, dtype), grid.from_grid.to(device, dtype), weights
 
 
 def _params(x, lam, mlp):
@@ -114,7 +116,7 @@ def _force_like_loss(update, x0, lam0, weights, pos, t, p):
 
 def test_double_backward_through_chained_updates_matches_reference():
     x0, lam0, t, p, weights = _inputs(2, 2, (5, 9), 3, 3, 4, 5, torch.float64)
-    pos = torch.randn(x0.shape, dtype=torch.float64, requires_grad=True)
+    pos = torch.randn(x0.shape, dtype=torch.float64, device=DEVICE, requires_grad=True)
     ref = _force_like_loss(grid_node_update, x0, lam0, weights, pos, t, p)
     ours = _force_like_loss(triton_grid.grid_node_update, x0, lam0, weights, pos, t, p)
     for a, b in zip(ours, ref, strict=True):
@@ -156,7 +158,7 @@ def test_empty_and_constant_grid():
 def test_kernels_imported_without_interpreter_refuse_cpu_tensors(monkeypatch):
     """Triton decides at import whether to interpret; a module imported without
     TRITON_INTERPRET=1 gives a clear error on CPU tensors (not a driver failure)."""
-    x, lam, t, p, weights = _inputs(1, 1, (2, 3), 2, 2, 3, 2, torch.float64)
+    x, lam, t, p, weights = _inputs(1, 1, (2, 3), 2, 2, 3, 2, torch.float64, device="cpu")
     monkeypatch.setattr(triton_grid, "INTERPRETED", False)
     with pytest.raises(RuntimeError, match="imported without TRITON_INTERPRET=1"):
         triton_grid.grid_node_update(x, lam, t, p, weights)

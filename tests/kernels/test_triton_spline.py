@@ -1,13 +1,9 @@
 """Triton spline radial basis (CPU interpreter) vs the torch reference: values and
 first to third derivatives with respect to r and the table, odd sizes, edge cases.
 
-Triton decides at import time whether its kernels are interpreted, so
-``TRITON_INTERPRET`` is set before the kernel module is imported.
+Without a GPU the kernels run in Triton's CPU interpreter (``TRITON_INTERPRET=1``, set
+by ``tests/conftest.py`` before anything imports Triton); with one, on CUDA tensors.
 """
-
-import os
-
-os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest
 import torch
@@ -17,6 +13,7 @@ from mlpot.kernels import spline
 pytest.importorskip("triton")
 from mlpot.kernels import triton_spline
 
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 CUTOFF = 4.5
 KNOTS = 7  # h = 1.125, exact in binary: knots are representable
 
@@ -28,7 +25,7 @@ def _edge_lengths(dtype, count=67):
     special = [0.0, *(h * i for i in range(1, KNOTS - 3)), CUTOFF, CUTOFF - 1e-4, 5.0]
     gen = torch.Generator().manual_seed(3)
     rest = torch.rand(count - len(special), generator=gen, dtype=torch.float64) * 5.0
-    return torch.cat([torch.tensor(special, dtype=torch.float64), rest]).to(dtype)
+    return torch.cat([torch.tensor(special, dtype=torch.float64), rest]).to(DEVICE, dtype)
 
 
 def _reference_derivative(r, g, order):
@@ -48,7 +45,7 @@ def test_values_match_reference(dtype, tol):
     assert ours.dtype == dtype
     torch.testing.assert_close(ours, ref, atol=tol, rtol=0)
     assert float(ours[r >= CUTOFF].abs().max()) == 0.0
-    coefficients = torch.randn(KNOTS, 5, dtype=dtype)
+    coefficients = torch.randn(KNOTS, 5, dtype=dtype, device=DEVICE)
     torch.testing.assert_close(
         triton_spline.spline_radial(r, coefficients, CUTOFF),
         spline.spline_radial(r, coefficients, CUTOFF),
@@ -61,7 +58,7 @@ def test_values_match_reference(dtype, tol):
 def test_derivatives_match_reference(order):
     """Orders 1–3 (backward, double and triple backward) at knots, 0 and the cutoff."""
     r = _edge_lengths(torch.float64)
-    g = torch.randn(r.shape[0], KNOTS, dtype=torch.float64)
+    g = torch.randn(r.shape[0], KNOTS, dtype=torch.float64, device=DEVICE)
     ours = triton_spline.contract_derivative(r, g, CUTOFF, order)
     ref = _reference_derivative(r, g, order)
     scale = float(ref.abs().max())
@@ -72,7 +69,7 @@ def test_derivatives_match_reference(order):
 
 def test_gradcheck_and_gradgradcheck_float64():
     r = (_edge_lengths(torch.float64, 9)[[1, 2, 5, 6, 7, 8]] + 1e-3).requires_grad_()
-    c = torch.randn(KNOTS, 3, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(KNOTS, 3, dtype=torch.float64, device=DEVICE, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: triton_spline.radial_basis(x, KNOTS, CUTOFF), (r,))
     assert torch.autograd.gradgradcheck(
         lambda x: triton_spline.radial_basis(x, KNOTS, CUTOFF), (r,)
@@ -85,8 +82,8 @@ def test_gradcheck_and_gradgradcheck_float64():
 def test_float32_force_training_gradients_match_reference():
     """Second derivatives as force training uses them: ∂/∂(C, r) of a loss on ∂R/∂r."""
     r32 = _edge_lengths(torch.float32)
-    c32 = torch.randn(KNOTS, 4)
-    w = torch.randn(r32.shape[0], 4)
+    c32 = torch.randn(KNOTS, 4, device=DEVICE)
+    w = torch.randn(r32.shape[0], 4, device=DEVICE)
     results = []
     for module in (triton_spline, spline):
         r, c = r32.clone().requires_grad_(), c32.clone().requires_grad_()
@@ -99,8 +96,8 @@ def test_float32_force_training_gradients_match_reference():
 
 
 def test_empty_input_and_unsupported_order():
-    r = torch.zeros(0, dtype=torch.float64, requires_grad=True)
-    c = torch.randn(KNOTS, 2, dtype=torch.float64, requires_grad=True)
+    r = torch.zeros(0, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    c = torch.randn(KNOTS, 2, dtype=torch.float64, device=DEVICE, requires_grad=True)
     out = triton_spline.spline_radial(r, c, CUTOFF)
     assert out.shape == (0, 2)
     gr, gc = torch.autograd.grad(out.sum(), (r, c))
@@ -108,14 +105,16 @@ def test_empty_input_and_unsupported_order():
     assert float(gc.abs().max()) == 0.0
     assert triton_spline.radial_basis(r, KNOTS, CUTOFF).shape == (0, KNOTS)
     with pytest.raises(NotImplementedError, match="order 4"):
-        triton_spline.contract_derivative(r.detach(), torch.zeros(0, KNOTS), CUTOFF, 4)
+        triton_spline.contract_derivative(
+            r.detach(), torch.zeros(0, KNOTS, device=DEVICE), CUTOFF, 4
+        )
     with pytest.raises(ValueError, match="num_knots"):
         triton_spline.radial_basis(r, 3, CUTOFF)
 
 
 def test_kernels_imported_without_interpreter_refuse_cpu_tensors(monkeypatch):
     monkeypatch.setattr(triton_spline, "INTERPRETED", False)
-    r = _edge_lengths(torch.float64, 9)
+    r = _edge_lengths(torch.float64, 9).cpu()
     for call in (
         lambda: triton_spline.radial_basis(r, KNOTS, CUTOFF),
         lambda: triton_spline.spline_radial(r, torch.ones(KNOTS, 2), CUTOFF),

@@ -1,13 +1,9 @@
 """EquivariantPotential with the Triton kernels (Triton's CPU interpreter) equals the
 torch reference: energy, forces, stress, and a force-training step.
 
-Triton decides at import time whether its kernels are interpreted, so
-``TRITON_INTERPRET`` is set before any Triton kernel module is imported.
+Without a GPU the kernels run in Triton's CPU interpreter (``TRITON_INTERPRET=1``, set
+by ``tests/conftest.py`` before anything imports Triton); with one, on CUDA tensors.
 """
-
-import os
-
-os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest
 import torch
@@ -19,10 +15,11 @@ from mlpot.kernels.dispatch import KernelUnavailableError
 pytest.importorskip("triton")
 
 REL = 1e-5
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _float32_model(kernels):
-    return small_model("grid", True, kernels=kernels).float()
+    return small_model("grid", True, kernels=kernels).float().to(DEVICE)
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, rel: float = REL) -> None:
@@ -68,9 +65,9 @@ def test_environment_variable_selects_the_backend(monkeypatch):
     ref = model(g).forces
     monkeypatch.setenv("MLPOT_KERNELS", "triton")
     _close(model(g).forces, ref)
-    monkeypatch.delenv("TRITON_INTERPRET")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(KernelUnavailableError, match="TRITON_INTERPRET"):
-        model(g)
+        model.cpu()(g)
     monkeypatch.setenv("MLPOT_KERNELS", "cuda-magic")
     with pytest.raises(ValueError, match="MLPOT_KERNELS"):
         model(g)
@@ -80,7 +77,7 @@ def test_triton_on_cpu_without_interpreter_is_an_error(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     g = AtomicGraph.from_atoms(cuni_cell(), dtype=torch.float32)
     with pytest.raises(KernelUnavailableError, match="CUDA tensors"):
-        _float32_model("triton")(g)
+        _float32_model("triton").cpu()(g)
     with pytest.raises(ValueError, match="kernels"):
         small_model("grid", True, kernels="numba")
 
