@@ -137,10 +137,6 @@ class EquivariantPotential(Potential):
         kernels: str | None = None,
     ) -> None:
         super().__init__(species, cutoff)
-        if kernels is not None and requested_backend(kernels) == "numba":
-            raise ValueError("kernels must be 'auto', 'torch' or 'triton' (no numba kernels "
-                             "in this model)")
-        self.kernels = kernels
         if not 0 <= hidden_lmax <= lmax:
             raise ValueError(f"hidden_lmax must lie in [0, lmax={lmax}], got {hidden_lmax}")
         _validate(backend, channels, lmax, correlation, num_layers, num_knots,
@@ -163,13 +159,24 @@ class EquivariantPotential(Potential):
                 correlation, num_knots, self.cutoff, lmax_in=None if t == 0 else hidden_lmax,
                 backend=backend,
                 self_mlp=self_mlp, avg_num_neighbors=avg_num_neighbors,
-                grid_oversample=grid_oversample, kernels=self.kernels)
+                grid_oversample=grid_oversample)
             for t in range(num_layers))
         self.readouts = nn.ParameterList(
             nn.Parameter(torch.randn(channels) / channels**0.5) for _ in range(num_layers - 1))
         self.readout_w1 = nn.Parameter(torch.randn(channels, readout_hidden) / channels**0.5)
         self.readout_b1 = nn.Parameter(torch.zeros(readout_hidden))
         self.readout_w2 = nn.Parameter(torch.randn(readout_hidden) / readout_hidden**0.5)
+        self.set_kernels(kernels)
+
+    def set_kernels(self, kernels: str | None) -> None:
+        """Choose the kernel backend (``"auto" | "torch" | "triton"``, None: ``MLPOT_KERNELS``
+        at call time), e.g. after :func:`mlpot.load_model`. Changes no parameter."""
+        if kernels is not None and requested_backend(kernels) == "numba":
+            raise ValueError("kernels must be 'auto', 'torch' or 'triton' (no numba kernels "
+                             "in this model)")
+        self.kernels = kernels
+        for layer in self.layers:
+            layer.kernels = kernels
 
     def embed(self, graph: AtomicGraph, species: torch.Tensor) -> torch.Tensor:
         """``[N, 1, C]`` initial scalar features from species, charge and spin."""

@@ -108,3 +108,5 @@ def test_checkpoint_does_not_store_the_backend(tmp_path):
     loaded = load_model(tmp_path / "m.pt")
     assert "kernels" not in vars(model.config)
     assert loaded.kernels is None
+    loaded.set_kernels("torch")
+    assert all(layer.kernels == "torch" for layer in loaded.layers)
