@@ -81,7 +81,9 @@ def model(
     scaling: str = typer.Option("6,14", help="Two supercells n for the per-atom scaling check "
                                 "of the grid backend ('' to skip)."),
     repeats: int = typer.Option(5, help="Timed calls per framework and case (median)."),
-    frameworks: str = typer.Option("grid,cg,mace", help="Subset of grid,cg,mace."),
+    frameworks: str = typer.Option("grid,cg,mace", help="Subset of grid,triton,cg,mace "
+                                   "(triton: the grid model with the fused Triton kernels, "
+                                   "--device cuda only)."),
     quick: bool = typer.Option(False, help="Smoke test: small cells, 2 repeats."),
     mace_python: str = typer.Option(None, help="Python that has mace-torch (skips the venv)."),
     mace_venv: str = typer.Option(None, help="MACE venv dir (default ~/.cache/mlpot/...)."),
@@ -149,6 +151,55 @@ def transip_md(
             temperature=temperature, every=every, threads=threads)
     except (ValueError, FileNotFoundError) as err:
         typer.echo(f"benchmarks transip-md: {err}", err=True)
+        raise typer.Exit(1) from err
+
+
+@bench_app.command("kernels")
+def kernels(
+    device: str = typer.Option("cpu", help="cpu or cuda (Triton runs on cuda only)."),
+    dtype: str = typer.Option("float32", help="float32 or float64."),
+    threads: int = typer.Option(2, help="torch CPU threads."),
+    lmax: str = typer.Option("1,2,3,4", help="Degrees L of the product table."),
+    edges: str = typer.Option("", help="Rows E of the kernel tables (default: "
+                              "10000,100000,1000000 on cuda, 2000,10000 on cpu)."),
+    channels: int = typer.Option(32, help="Channels of the product table."),
+    repeats: int = typer.Option(5, help="Timed calls per entry (median)."),
+    sizes: str = typer.Option("", help="fcc Cu supercells n (4·n³ atoms) of the model "
+                              "table (default: 4,6,14 on cuda, 4 on cpu; '0' skips it)."),
+    train_sizes: str = typer.Option("", help="Supercells of the training step (default: "
+                                    "4,6,14 on cuda, 4 on cpu)."),
+    frameworks: str = typer.Option("grid,cg,mace", help="Model table frameworks (triton "
+                                   "is added on cuda)."),
+    mace_python: str = typer.Option(None, help="Python that has mace-torch (skips the venv)."),
+    mace_venv: str = typer.Option(None, help="MACE venv dir (default ~/.cache/mlpot/...)."),
+    mace_pythonpath: str = typer.Option(None, help="Prepended to PYTHONPATH of MACE only."),
+) -> None:
+    """Triton kernels vs torch references vs e3nn CG; the model with/without them vs MACE."""
+    from benchmarks.kernels import KernelBenchConfig, model_config_for, run_kernels
+    from benchmarks.mace_env import MaceEnvError
+    from benchmarks.model_vs_mace import BenchConfig, ModelSpec, run
+    from benchmarks.worker_client import WorkerError
+
+    gpu = device == "cuda"
+    rows = _int_tuple(edges, "--edges") or ((10_000, 100_000, 1_000_000) if gpu
+                                            else (2_000, 10_000))
+    cells = _int_tuple(sizes, "--sizes") or ((4, 6, 14) if gpu else (4,))
+    train = _int_tuple(train_sizes, "--train-sizes") or ((4, 6, 14) if gpu else (4,))
+    try:
+        triton_ok = run_kernels(KernelBenchConfig(
+            device=device, dtype=dtype, lmax=_int_tuple(lmax, "--lmax"), edges=rows,
+            channels=channels, repeats=repeats, threads=threads))
+        if cells == (0,):
+            return
+        config = model_config_for(BenchConfig(
+            model=ModelSpec(), device=device, dtype=dtype, threads=threads, cu_repeats=cells,
+            train_repeats=train, molecule=False, scaling_repeats=None, repeats=repeats,
+            frameworks=tuple(f.strip() for f in frameworks.split(",")),
+            mace_python=mace_python, mace_venv=mace_venv, mace_pythonpath=mace_pythonpath),
+            triton_ok)
+        run(config)
+    except (ValueError, MaceEnvError, WorkerError) as err:
+        typer.echo(f"benchmarks kernels: {err}", err=True)
         raise typer.Exit(1) from err
 
 

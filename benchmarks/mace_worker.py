@@ -225,6 +225,19 @@ def mace_hidden_irreps(channels: int, hidden_lmax: int) -> str:
     return "+".join(f"{channels}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(hidden_lmax + 1))
 
 
+def _cueq_options(device: torch.device) -> dict:
+    """MACE's cuEquivariance kernels on CUDA where ``cuequivariance_torch`` is installed
+    (the peer at its best), else nothing."""
+    import importlib.util
+
+    if device.type != "cuda" or importlib.util.find_spec("cuequivariance_torch") is None:
+        return {}
+    from mace.modules.wrapper_ops import CuEquivarianceConfig
+
+    return {"cueq_config": CuEquivarianceConfig(enabled=True, layout="ir_mul",
+                                                group="O3_e3nn", optimize_all=True)}
+
+
 def build_mace(request: dict) -> Workload:
     """mace-torch's ``MACE`` (random weights) with the requested hyper-parameters."""
     if hasattr(torch.serialization, "add_safe_globals"):
@@ -251,10 +264,12 @@ def build_mace(request: dict) -> Workload:
         MLP_irreps=o3.Irreps("16x0e"), atomic_energies=np.zeros(len(species)),
         avg_num_neighbors=max(num_edges / len(atoms), 1.0), atomic_numbers=species,
         correlation=int(spec["correlation"]), gate=torch.nn.functional.silu,
-        radial_MLP=[64, 64, 64],
+        radial_MLP=[64, 64, 64], **_cueq_options(device),
     ).to(device=device, dtype=dtype)
     versions = {"mace-torch": version("mace-torch"), "e3nn": version("e3nn"),
-                "torch": torch.__version__}
+                "torch": torch.__version__,
+                "cuequivariance": (version("cuequivariance-torch") if _cueq_options(device)
+                                   else "off")}
     num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if request["task"] == "energy_forces":
         def step() -> None:

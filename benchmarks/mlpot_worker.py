@@ -4,7 +4,7 @@ Run as ``python -m benchmarks.mlpot_worker``.
 
 Same JSON-lines protocol and timing code as :mod:`benchmarks.mace_worker`
 (whose loop it reuses), so mlpot and MACE are measured alike; ``model.backend``
-picks ``"grid"`` or ``"cg"``.
+picks ``"grid"`` or ``"cg"``, ``model.kernels`` ``"torch"`` or ``"triton"``.
 """
 
 from __future__ import annotations
@@ -40,14 +40,15 @@ def build_mlpot(request: dict) -> Workload:
         spec["species"], cutoff=float(spec["cutoff"]), channels=int(spec["channels"]),
         lmax=int(spec["lmax"]), hidden_lmax=int(spec["hidden_lmax"]),
         correlation=int(spec["correlation"]), num_layers=int(spec["num_layers"]),
-        backend=spec["backend"], **knots,
+        backend=spec["backend"], kernels=spec.get("kernels"), **knots,
     ).to(device=device, dtype=dtype)
     atoms = structure_to_atoms(request["structure"])
     graph = with_neighbors(AtomicGraph.from_atoms(atoms, dtype=dtype, read_labels=False),
                            model.cutoff).to(device, dtype)  # list built on CPU, untimed
     versions = {"mlpot": version("mlpot"), "e3nn": version("e3nn"), "torch": torch.__version__,
                 "num_knots": str(model.config.num_knots),
-                "grid_oversample": str(getattr(model.config, "grid_oversample", "n/a"))}
+                "grid_oversample": str(getattr(model.config, "grid_oversample", "n/a")),
+                "kernels": str(spec.get("kernels"))}
     num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if request["task"] == "energy_forces":
         def step() -> None:

@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 # Acceptance targets of issue 4 (MACE time / mlpot grid time; per-atom time ratio).
 TARGET_SPEEDUP = {"energy_forces": 2.0, "train_step": 1.5}
 TARGET_SCALING = 1.3
-LABELS = {"grid": "mlpot grid", "cg": "mlpot cg", "mace": "MACE"}
+# Targets of issue 13 for the model with the fused Triton kernels (GPU).
+TARGET_SPEEDUP_TRITON = {"energy_forces": 3.0, "train_step": 2.0}
+LABELS = {"grid": "mlpot grid", "triton": "mlpot grid+triton", "cg": "mlpot cg",
+          "mace": "MACE"}
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,15 @@ def target_checks(result: BenchResult) -> list[tuple[str, bool]]:
             need = TARGET_SPEEDUP[row.task]
             checks.append((f"{row.case}: MACE/grid time {speedup:.2f}x >= {need}x",
                            speedup >= need))
+        speedup = row.speedup("triton")
+        if speedup is not None:
+            need = TARGET_SPEEDUP_TRITON[row.task]
+            checks.append((f"{row.case}: MACE/grid+triton time {speedup:.2f}x >= {need}x",
+                           speedup >= need))
+        if "triton" in row.peak_mib and "cg" in row.peak_mib:
+            checks.append((f"{row.case}: grid+triton peak memory "
+                           f"{row.peak_mib['triton']:.0f} MiB <= cg {row.peak_mib['cg']:.0f} MiB",
+                           row.peak_mib["triton"] <= row.peak_mib["cg"]))
         mem = row.memory_ratio("grid")
         if mem is not None:
             checks.append((f"{row.case}: grid peak memory {row.peak_mib['grid']:.0f} MiB < "
@@ -105,7 +117,7 @@ def _title(result: BenchResult, what: str) -> str:
 def time_table(result: BenchResult) -> Table:
     """Median times and MACE/mlpot time ratios per case."""
     fws = result.config.frameworks
-    ratio_fws = [f for f in ("grid", "cg") if f in fws] if "mace" in fws else []
+    ratio_fws = [f for f in ("grid", "triton", "cg") if f in fws] if "mace" in fws else []
     table = Table(title=_title(result, f"time, median of {result.config.repeats}"))
     for col in ("case", "atoms", "edges", *(f"{LABELS[f]} ms" for f in fws),
                 *(f"MACE/{f}" for f in ratio_fws)):
@@ -121,7 +133,7 @@ def time_table(result: BenchResult) -> Table:
 def memory_table(result: BenchResult) -> Table:
     """Peak memory rise of the first call and MACE/mlpot memory ratios per case."""
     fws = result.config.frameworks
-    ratio_fws = [f for f in ("grid", "cg") if f in fws] if "mace" in fws else []
+    ratio_fws = [f for f in ("grid", "triton", "cg") if f in fws] if "mace" in fws else []
     table = Table(title=_title(result, "peak memory rise of one call (fresh process)"))
     for col in ("case", *(f"{LABELS[f]} MiB" for f in fws), *(f"MACE/{f}" for f in ratio_fws)):
         table.add_column(col, justify="right")

@@ -44,7 +44,11 @@ from benchmarks.model_cases import (
 from benchmarks.model_report import print_report
 from benchmarks.worker_client import Worker, WorkerError, worker_env
 
-FRAMEWORKS = ("grid", "cg", "mace")
+FRAMEWORKS = ("grid", "triton", "cg", "mace")
+#: mlpot frameworks → (model backend, kernels): "grid" is the torch reference, "triton"
+#: the same model with the fused Triton kernels (GPU only).
+MLPOT_FRAMEWORKS = {"grid": ("grid", "torch"), "triton": ("grid", "triton"),
+                    "cg": ("cg", "torch")}
 MACE_WORKER = Path(__file__).with_name("mace_worker.py")
 REPO_ROOT = Path(__file__).resolve().parent.parent  # so `-m benchmarks.mlpot_worker` resolves
 
@@ -73,12 +77,13 @@ class ModelSpec:
     cutoff: float = 5.0
     hidden_lmax: int = 1
 
-    def message(self, species: list[int], backend: str) -> dict:
-        """The worker protocol's ``model`` object."""
+    def message(self, species: list[int], framework: str) -> dict:
+        """The worker protocol's ``model`` object (``framework`` a key of FRAMEWORKS)."""
+        backend, kernels = MLPOT_FRAMEWORKS.get(framework, (framework, None))
         return {"species": species, "channels": self.channels, "lmax": self.lmax,
                 "hidden_lmax": self.hidden_lmax, "correlation": self.correlation,
                 "num_layers": self.num_layers, "num_knots": self.num_knots,
-                "cutoff": self.cutoff, "backend": backend}
+                "cutoff": self.cutoff, "backend": backend, "kernels": kernels}
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ class BenchConfig:
         repeats: timed calls per framework and case (median reported).
         scaling_timed: timed calls per size in the scaling check.
         warmup: untimed calls after the peak-memory call.
-        frameworks: subset of ``FRAMEWORKS``.
+        frameworks: subset of ``FRAMEWORKS`` ("triton" only with device "cuda").
         mace_python: interpreter with mace-torch (None: the managed venv).
         mace_venv: where the managed venv lives (None: default cache dir).
         mace_pythonpath: prepended to PYTHONPATH of the MACE worker only.
@@ -118,7 +123,7 @@ class BenchConfig:
     repeats: int = 5
     scaling_timed: int = 3
     warmup: int = 1
-    frameworks: tuple[str, ...] = FRAMEWORKS
+    frameworks: tuple[str, ...] = ("grid", "cg", "mace")
     mace_python: str | None = None
     mace_venv: str | None = None
     mace_pythonpath: str | None = None
@@ -130,6 +135,9 @@ class BenchConfig:
         if bad or not self.frameworks:
             raise ValueError(f"frameworks must be a non-empty subset of {FRAMEWORKS}, "
                              f"got {list(self.frameworks)}")
+        if "triton" in self.frameworks and self.device != "cuda":
+            raise ValueError("framework 'triton' needs --device cuda (Triton kernels run on "
+                             "GPUs; the CPU interpreter is for tests only)")
         if self.device not in ("cpu", "cuda") or self.dtype not in ("float32", "float64"):
             raise ValueError(f"device must be cpu|cuda and dtype float32|float64, got "
                              f"{self.device!r}, {self.dtype!r}")

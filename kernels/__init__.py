@@ -1,5 +1,14 @@
 """Compute kernels: Triton implementations with pure-torch reference twins.
 
+:mod:`mlpot.kernels.dispatch` holds the closed table ``{operation: {backend: fn}}`` and
+picks the backend (argument, or ``MLPOT_KERNELS=auto|torch|triton``; never a silent
+fallback). Triton twins, same signatures as their references:
+
+- :mod:`mlpot.kernels.triton_spline`: the enveloped spline basis and R = b(r) @ C, with
+  first to third derivatives as kernels.
+- :mod:`mlpot.kernels.triton_grid`: the fused grid node update (grid values stay on
+  chip; the backward recomputes them).
+
 Pure-torch references (the signatures a fused kernel must keep):
 
 - :mod:`mlpot.kernels.spline`: cubic B-spline radial basis × C² polynomial envelope

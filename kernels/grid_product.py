@@ -83,3 +83,63 @@ def grid_node_update(
     else:
         total = torch.addcmul(grid_mlp(grid[0], mlp), grid[0], inner)
     return from_grid(total, from_grid_matrix)
+
+
+@dataclass(frozen=True)
+class GridUpdateGrads:
+    """Gradients of :func:`grid_node_update` (None where the input has none).
+
+    Attributes:
+        factors: ``[M, N, F, C]``; coupling: ``[N, F, C]``;
+        mlp: the MLP weights' gradients, or None without an MLP.
+    """
+
+    factors: torch.Tensor
+    coupling: torch.Tensor
+    mlp: GridMLPWeights | None
+
+
+def grid_node_update_vjp(
+    factors: torch.Tensor,
+    coupling: torch.Tensor,
+    to_grid_matrix: torch.Tensor,
+    from_grid_matrix: torch.Tensor,
+    mlp: GridMLPWeights | None,
+    grad_out: torch.Tensor,
+) -> GridUpdateGrads:
+    """The analytic vector–Jacobian product of :func:`grid_node_update` (pure torch).
+
+    With ĝ = P_out^T g (``grad_out`` on the grid), prefix products π_k = Π_{j<k} f_j and
+    Horner tails η_k = λ_k + f_{k+1} η_{k+1} (η_{F−1} = λ_{F−1}), the product term's
+    derivatives are ∂/∂f_k = ĝ π_k η_k and ∂/∂λ_k = Σ_g ĝ π_k f_k; the MLP adds
+    (ĝ W₂ᵀ ⊙ silu'(a)) W₁ᵀ to ∂/∂f_1 with a = W₁ᵀ f_1 + b₁. Twin of the Triton backward
+    kernel, and (being differentiable torch) the source of its double backward.
+
+    Args:
+        factors … mlp: as :func:`grid_node_update`.
+        grad_out: ``[M_out, N, C]`` gradient of the output.
+    """
+    grid = to_grid(factors, to_grid_matrix).unbind(2)  # F × [G, N, C]
+    lam = coupling.unbind(1)  # F × [N, C]
+    g_tot = to_grid(grad_out, from_grid_matrix.T)  # [G, N, C]
+    tails = [lam[-1].expand_as(grid[0])]
+    for k in range(len(grid) - 2, -1, -1):
+        tails.insert(0, lam[k] + grid[k + 1] * tails[0])
+    prefix = torch.ones_like(grid[0])
+    grad_grid, grad_lam = [], []
+    for k, f in enumerate(grid):
+        grad_grid.append(g_tot * prefix * tails[k])
+        grad_lam.append((g_tot * prefix * f).sum(0))
+        prefix = prefix * f
+    mlp_grads = None
+    if mlp is not None:
+        f1 = grid[0].reshape(-1, grid[0].shape[-1])
+        g1 = g_tot.reshape(f1.shape)
+        pre = torch.addmm(mlp.b1, f1, mlp.w1)
+        sig = torch.sigmoid(pre)
+        g_pre = (g1 @ mlp.w2.T) * (sig * (1 + pre * (1 - sig)))
+        grad_grid[0] = grad_grid[0] + (g_pre @ mlp.w1.T).view(grid[0].shape)
+        mlp_grads = GridMLPWeights(w1=f1.T @ g_pre, b1=g_pre.sum(0), w2=(pre * sig).T @ g1)
+    grad_factors = from_grid(torch.stack(grad_grid, 2), to_grid_matrix.T)
+    return GridUpdateGrads(factors=grad_factors, coupling=torch.stack(grad_lam, 1),
+                           mlp=mlp_grads)

@@ -14,6 +14,7 @@ import torch.nn.functional as tnf
 from torch import nn
 
 from mlpot.graph import AtomicGraph
+from mlpot.kernels.dispatch import requested_backend
 from mlpot.models.base import Potential, species_to_numbers
 from mlpot.models.equivariant_layers import EdgeFeatures, EquivariantLayer
 
@@ -87,6 +88,21 @@ class EquivariantPotential(Potential):
     7e-4 (relative to the largest force); grid_oversample = 4 (default): energy 1e-6,
     forces 5e-6. ``self_mlp=False`` makes the grid backend exactly equivariant.
 
+    Kernels: ``kernels`` = ``"auto" | "torch" | "triton"`` (None: ``MLPOT_KERNELS`` at
+    call time, default ``"auto"``: Triton for CUDA tensors, the torch reference
+    otherwise) picks the spline-basis and grid-update backends
+    (:mod:`mlpot.kernels.dispatch`); asking for Triton where it cannot run raises. A
+    run-time choice, not a hyper-parameter: it is not part of the config or checkpoint.
+
+    CUDA graphs / ``torch.compile(fullgraph=True)``: the Triton kernels launch without
+    host synchronisation, but the model as a whole is not capturable yet: the padded
+    neighbour layout reads K_max (the largest neighbour count) on the host
+    (:func:`~mlpot.kernels.neighbors.neighbor_slots`), ``torch.unique`` picks the
+    isolated-atom references, and the charge/spin range check reads a boolean — each a
+    device → host sync with a data-dependent shape. Capture needs static shapes per
+    bucket (N and K_max padded to bucket sizes, the reference keys computed once per
+    set of systems), which is not built.
+
     Parity: all features have natural parity (Y_l has parity (−1)^l) and products
     only create natural-parity terms (Gaunt coefficients vanish for odd l₁+l₂+l₃), so
     both backends are invariant under improper rotations too (E(3), not just SE(3)):
@@ -118,6 +134,7 @@ class EquivariantPotential(Potential):
         max_charge: int = 10,
         max_spin: int = 11,
         grid_oversample: int = 4,
+        kernels: str | None = None,
     ) -> None:
         super().__init__(species, cutoff)
         if not 0 <= hidden_lmax <= lmax:
@@ -149,6 +166,17 @@ class EquivariantPotential(Potential):
         self.readout_w1 = nn.Parameter(torch.randn(channels, readout_hidden) / channels**0.5)
         self.readout_b1 = nn.Parameter(torch.zeros(readout_hidden))
         self.readout_w2 = nn.Parameter(torch.randn(readout_hidden) / readout_hidden**0.5)
+        self.set_kernels(kernels)
+
+    def set_kernels(self, kernels: str | None) -> None:
+        """Choose the kernel backend (``"auto" | "torch" | "triton"``, None: ``MLPOT_KERNELS``
+        at call time), e.g. after :func:`mlpot.load_model`. Changes no parameter."""
+        if kernels is not None and requested_backend(kernels) == "numba":
+            raise ValueError("kernels must be 'auto', 'torch' or 'triton' (no numba kernels "
+                             "in this model)")
+        self.kernels = kernels
+        for layer in self.layers:
+            layer.kernels = kernels
 
     def embed(self, graph: AtomicGraph, species: torch.Tensor) -> torch.Tensor:
         """``[N, 1, C]`` initial scalar features from species, charge and spin."""
@@ -182,7 +210,7 @@ class EquivariantPotential(Potential):
         first = torch.full_like(unique, n).scatter_reduce_(
             0, inverse, torch.arange(n, device=key.device), reduce="amin")
         edges = EdgeFeatures.build(graph.edge_index, edge_vectors, n + len(unique), c.lmax,
-                                   c.num_knots, self.cutoff)
+                                   c.num_knots, self.cutoff, self.kernels)
         energy = self._energy_chain(torch.cat([h, h[first]]), edges,
                                     torch.cat([species, species[first]]))
         return energy[:n] - energy[n:][inverse]

@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as tnf
 from torch import nn
 
+from mlpot.kernels.dispatch import dispatch
 from mlpot.kernels.gaunt import cg_node_update, gaunt_tensor, product_chain_degrees
-from mlpot.kernels.grid_product import GridMLPWeights, grid_node_update
+from mlpot.kernels.grid_product import GridMLPWeights
 from mlpot.kernels.neighbors import NeighborSlots, contract_density, neighbor_slots
 from mlpot.kernels.s2grid import grid_resolution, num_sh, s2_grid, spherical_harmonics
-from mlpot.kernels.spline import radial_basis
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,13 @@ class EdgeFeatures:
 
     @classmethod
     def build(cls, edge_index: torch.Tensor, edge_vectors: torch.Tensor, num_nodes: int,
-              lmax: int, num_knots: int, cutoff: float) -> EdgeFeatures:
-        """From ``edge_index`` ``[2, E]`` and ``edge_vectors`` ``[E, 3]`` (Å)."""
+              lmax: int, num_knots: int, cutoff: float, kernels: str | None = None
+              ) -> EdgeFeatures:
+        """From ``edge_index`` ``[2, E]`` and ``edge_vectors`` ``[E, 3]`` (Å); ``kernels``
+        picks the spline-basis backend (:func:`mlpot.kernels.dispatch.resolve`)."""
         slots = neighbor_slots(edge_index, num_nodes)
         r = torch.linalg.vector_norm(edge_vectors, dim=-1)
-        basis = radial_basis(r, num_knots, cutoff)
+        basis = dispatch("spline_basis", kernels, r.device)(r, num_knots, cutoff)
         sh = spherical_harmonics(lmax, edge_vectors)
         return cls(slots=slots, basis=slots.pad(basis), sh=slots.pad(sh))
 
@@ -88,7 +90,10 @@ class EquivariantLayer(nn.Module):
     with s = h[l=0] W_up and R = spline radial weights (R² only after the first layer),
     A_i = Σ_j m_ij / avg_num_neighbors. Factors x_k = W_k,l A + W'_k,l h_i,
     then y = products + self-MLP (see :func:`grid_node_update`), and
-    h_new = W_out,l y + W_skip,l h. On CPU the centres are processed in blocks whose
+    h_new = W_out,l y + W_skip,l h. ``kernels`` (``"auto" | "torch" | "triton"``, None:
+    ``MLPOT_KERNELS``) picks the grid update's backend through
+    :mod:`mlpot.kernels.dispatch` (the CG backend has only the torch one). On CPU the
+    centres are processed in blocks whose
     temporaries stay ≲ BLOCK_BYTES (same result; avoids page-faulting large buffers).
     """
 
@@ -106,8 +111,10 @@ class EquivariantLayer(nn.Module):
         self_mlp: bool,
         avg_num_neighbors: float,
         grid_oversample: int = 0,
+        kernels: str | None = None,
     ) -> None:
         super().__init__()
+        self.kernels = kernels
         c, num_l = channels, lmax + 1
         self.lmax, self.lmax_out, self.lmax_in = lmax, lmax_out, lmax_in
         first = lmax_in is None
@@ -197,7 +204,8 @@ class EquivariantLayer(nn.Module):
         if self.backend == "grid":
             mlp = (GridMLPWeights(self.mlp_w1, self.mlp_b1, self.mlp_w2)
                    if self.self_mlp else None)
-            return grid_node_update(factors, coupling, self.to_grid, self.from_grid, mlp)
+            update = dispatch("grid_node_update", self.kernels, factors.device)
+            return update(factors, coupling, self.to_grid, self.from_grid, mlp)
         gaunts = [getattr(self, f"gaunt{k}") for k in range(self.num_gaunts)]
         y = cg_node_update(factors, coupling, gaunts, self.lmax_out)
         if self.self_mlp:
