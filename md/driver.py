@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,7 +27,7 @@ from mlpot.md.config import (
 from mlpot.md.forces import ForceField
 from mlpot.md.relax import FIRE, RelaxResult
 from mlpot.md.reporters import ThermoReporter, TrajectoryReporter, load_restart
-from mlpot.md.simulate import RunSummary, SafetyLimits, run_md
+from mlpot.md.simulate import RestartSchedule, RunSummary, SafetyLimits, run_md
 from mlpot.md.state import MDState, maxwell_boltzmann
 from mlpot.md.units import FS_PER_NS, GPA, gpa_to_ev_per_a3
 
@@ -54,6 +58,38 @@ class MDRunConfig:
     max_temperature: float = 1.0e5
     max_batch_atoms: int | None = None
     progress: bool = True
+
+
+class StopRequest:
+    """A flag set by the first Ctrl-C (the run stops cleanly at the next step)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+@contextmanager
+def stop_on_sigint() -> Iterator[StopRequest]:
+    """While active, the first SIGINT sets the yielded flag instead of raising; the
+    second raises KeyboardInterrupt (an MD step in progress is then abandoned and the
+    run stops at the last complete step). Outside the main thread, a no-op flag."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handle(signum: int, frame: object) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = True
+
+    old = signal.signal(signal.SIGINT, handle)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _validate(cfg: MDRunConfig) -> None:
@@ -159,7 +195,6 @@ def _run_part(cfg, state, model, console, restart_data, first_index, total, rest
     ff = ForceField(model, skin=cfg.skin, compute_stress=cfg.ensemble.ensemble == "npt")
     resume_step = None
     if restart_data is not None:
-        integrator.load_state_dict(restart_data.integrator_state)
         if restart_data.verlet_reference is not None:
             ff.rebuild_from(*restart_data.verlet_reference, state.graph)
         resume_step = state.step
@@ -167,10 +202,8 @@ def _run_part(cfg, state, model, console, restart_data, first_index, total, rest
         if saved is not None and saved != asdict(cfg.ensemble):
             raise ValueError(f"{cfg.restart}: saved with ensemble settings {saved}, "
                              f"not {asdict(cfg.ensemble)}; pass the original options")
-    else:
-        if cfg.log is not None:
-            ff.request_stress()  # the pressure of the first log row
-        state = ff.evaluate(state)
+    else:  # with a log, the stress gives the pressure of the first row
+        state = integrator.init(ff.evaluate(state, compute_stress=cfg.log is not None))
     reporters = []
     if cfg.log is not None:
         reporters.append(ThermoReporter(cfg.log, cfg.every, resume_step, append_log, first_index))
@@ -186,11 +219,12 @@ def _run_part(cfg, state, model, console, restart_data, first_index, total, rest
 
     remaining = max(cfg.steps - state.step, 0)
     progress = _Progress(console, cfg.steps, state.step, cfg.ensemble.timestep, cfg.progress)
-    with progress.bar:
-        summary = run_md(state, integrator, ff, remaining, reporters, restart_path,
-                         cfg.restart_every, extra,
+    restart = RestartSchedule(restart_path, cfg.restart_every, extra)
+    with progress.bar, stop_on_sigint() as stop:
+        summary = run_md(state, integrator, ff, remaining, reporters, restart,
                          SafetyLimits(max_temperature=cfg.max_temperature),
-                         on_step=progress, report_initial=restart_data is None)
+                         on_step=progress, should_stop=stop,
+                         report_initial=restart_data is None)
         progress.bar.update(progress.task, completed=summary.state.step)
     print_summary(console, summary, cfg.ensemble.ensemble)
     return summary

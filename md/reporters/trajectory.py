@@ -191,6 +191,9 @@ def truncate_frames(path: str | Path, frames: int) -> None:
 class TrajectoryReporter:
     """Writes a frame of every system every ``every`` steps.
 
+    Attributes ``interval`` and ``needs_stress`` (False) make it a
+    :class:`~mlpot.md.simulate.Reporter`.
+
     Args:
         path: file name; its extension picks the format (.dcd .xtc .h5 .extxyz).
             Batches write one file per system (see :func:`system_paths`).
@@ -208,7 +211,7 @@ class TrajectoryReporter:
         if every < 1:
             raise ValueError(f"trajectory interval must be >= 1, got {every}")
         trajectory_format(path)
-        self.every, self.frames = int(every), 0
+        self.interval, self.frames, self.needs_stress = int(every), 0, False
         self.paths = system_paths(path, state.num_systems, first_index, total_systems)
         numbers = state.graph.atomic_numbers.cpu().numpy()
         bounds = np.cumsum([0, *state.graph.atoms_per_system.tolist()])
@@ -222,14 +225,8 @@ class TrajectoryReporter:
                          for p, s in zip(self.paths, self._slices, strict=True)]
         self._needs_velocities = any(w.fmt == "extxyz" for w in self._writers)
 
-    def due(self, step: int) -> bool:
-        """Whether a frame is written at ``step``."""
-        return step % self.every == 0
-
     def report(self, state: MDState, integrator: object = None) -> None:
-        """Write the frame (if the step is due)."""
-        if not self.due(state.step):
-            return
+        """Write a frame of every system."""
         pos = state.positions.detach().cpu().numpy()  # each writer converts it
         vel = (state.velocities.detach().cpu().double().numpy() if self._needs_velocities
                else None)
