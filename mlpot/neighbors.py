@@ -182,6 +182,7 @@ class VerletList:
         candidate_shifts: ``[C, 3]`` their cartesian shifts for ``cell``, Å.
         ref_positions: ``[N, 3]`` positions at the rebuild, Å.
         ref_cell: ``[B, 3, 3]`` cell at the rebuild, Å.
+        ref_pbc: ``[B, 3]`` periodic directions at the rebuild.
         ref_cell_inv: ``[B, 3, 3]`` its inverse (identity where the cell is singular).
         cell: ``[B, 3, 3]`` the cell of the last update, Å.
         edge_index: ``[2, E]`` the pairs closer than ``cutoff`` at the last update.
@@ -196,6 +197,7 @@ class VerletList:
     candidate_shifts: torch.Tensor
     ref_positions: torch.Tensor
     ref_cell: torch.Tensor
+    ref_pbc: torch.Tensor
     ref_cell_inv: torch.Tensor
     cell: torch.Tensor
     edge_index: torch.Tensor
@@ -236,7 +238,8 @@ def verlet_list(graph: AtomicGraph, cutoff: float, skin: float, rebuilds: int = 
     built = VerletList(
         cutoff=float(cutoff), skin=float(skin), candidates=candidates,
         candidate_offsets=offsets, candidate_shifts=shifts, ref_positions=pos,
-        ref_cell=cell, ref_cell_inv=_safe_inverse(cell), cell=cell, edge_index=candidates,
+        ref_cell=cell, ref_pbc=graph.pbc, ref_cell_inv=_safe_inverse(cell), cell=cell,
+        edge_index=candidates,
         shifts=shifts, rebuilds=rebuilds)
     return _prune(built, pos)
 
@@ -275,7 +278,8 @@ def needs_rebuild(vlist: VerletList, graph: AtomicGraph) -> bool:
     at the rebuild as long as σ_min(F)·(r_c + skin) − 2·max|δ| ≥ r_c.
     """
     if (vlist.skin == 0 or graph.positions.shape != vlist.ref_positions.shape
-            or graph.cell.shape != vlist.ref_cell.shape):
+            or graph.cell.shape != vlist.ref_cell.shape
+            or not torch.equal(graph.pbc, vlist.ref_pbc)):
         return True
     delta, smin = displacement_bounds(vlist, graph)
     return smin * (vlist.cutoff + vlist.skin) - 2 * delta < vlist.cutoff
