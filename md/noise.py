@@ -21,10 +21,12 @@ words: u₁ = (h₁ + 1)/2³² ∈ (0, 1], u₂ = h₂/2³², z = sqrt(−2 ln u
 evaluated in float64 and rounded to the requested dtype (|z| ≤ 6.66 by
 construction; P(|z| > 6.66) ≈ 3e-11 for a true normal).
 
-Bit-for-bit batch invariance on CPU: torch evaluates ``log``/``cos``/``sin`` on
-full SIMD vectors and the tail of a tensor element by element, and the two may
-differ in the last bit. Each system's pairs therefore occupy a block padded to
-:data:`BLOCK` pairs, so a value always sits at the same SIMD lane whatever the batch.
+Bit-for-bit batch invariance on CPU: torch evaluates ``log``/``cos``/``sin`` on full
+SIMD vectors and the tail of a tensor element by element, and the two may differ in
+the last bit; above 32,768 elements it also splits the work between threads at
+arbitrary offsets. The uniforms are therefore padded to a multiple of :data:`BLOCK`
+and transformed in pieces of :data:`PIECE` values (both multiples of every SIMD width
+× unroll), so every value goes through the same vector code wherever it sits.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ import math
 
 import torch
 
-#: pairs of normals per padding block (a multiple of every SIMD width × unroll).
-BLOCK = 64
+#: the uniforms' length is padded to a multiple of this (SIMD width × unroll).
+BLOCK = 16
+#: values transformed per call (a multiple of BLOCK below torch's parallel grain).
+PIECE = 16384
 _MASK = 0xFFFFFFFF
 _M1, _M2 = 0x45D9F3B, 0x2C1B3C6D  # odd multipliers < 2**31 (no int64 overflow)
 
@@ -61,9 +65,23 @@ def hash_words(k1: torch.Tensor, k2: torch.Tensor, counter: torch.Tensor) -> tor
     return mix32(mix32((counter + k1) & _MASK) ^ k2)
 
 
+def box_muller(u1: torch.Tensor, u2: torch.Tensor) -> torch.Tensor:
+    """``[n, 2]`` normals from float64 uniforms u₁ ∈ (0, 1], u₂ ∈ [0, 1) (``n`` a multiple
+    of :data:`BLOCK`), in pieces of :data:`PIECE` (see the module docstring)."""
+    out = []
+    for a, b in zip(u1.split(PIECE), u2.split(PIECE), strict=True):
+        radius = torch.sqrt(-2.0 * torch.log(a))
+        angle = (2 * math.pi) * b
+        out.append(torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1))
+    return torch.cat(out)
+
+
 def normals(seeds: torch.Tensor, step: int, stream: int, counts: torch.Tensor,
             dtype: torch.dtype) -> torch.Tensor:
     """Standard normals, ``counts[b]`` for system ``b``, concatenated: ``[Σ counts]``.
+
+    Value ``k`` of system ``b`` is the (k mod 2) output of Box–Muller on the words of
+    counters 2⌊k/2⌋ and 2⌊k/2⌋ + 1 under (seeds[b], step, stream).
 
     Args:
         seeds: ``[B]`` int64 per-system seeds.
@@ -74,25 +92,26 @@ def normals(seeds: torch.Tensor, step: int, stream: int, counts: torch.Tensor,
     """
     device = seeds.device
     pairs = (counts + 1) // 2
-    blocks = (pairs + BLOCK - 1) // BLOCK * BLOCK
-    total = int(blocks.sum())
+    used = int(pairs.sum())
+    total = (used + BLOCK - 1) // BLOCK * BLOCK
     if total == 0:
         return torch.zeros(0, dtype=dtype, device=device)
-    system = torch.repeat_interleave(torch.arange(len(counts), device=device), blocks,
-                                     output_size=total)
-    first = torch.cumsum(blocks, 0) - blocks
-    k = torch.arange(total, device=device) - first[system]
+    system = torch.repeat_interleave(torch.arange(len(counts), device=device), pairs,
+                                     output_size=used)
+    k = torch.arange(used, device=device) - (torch.cumsum(pairs, 0) - pairs)[system]
     k1, k2 = stream_keys(seeds, step, stream)
     k1, k2 = k1[system], k2[system]
-    u1 = (hash_words(k1, k2, 2 * k).double() + 1.0) * 2.0**-32
-    u2 = hash_words(k1, k2, 2 * k + 1).double() * 2.0**-32
-    radius = torch.sqrt(-2.0 * torch.log(u1))
-    angle = (2 * math.pi) * u2
-    z = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1).view(-1)
-    keep = torch.arange(2 * total, device=device) - 2 * first.repeat_interleave(
-        2 * blocks, output_size=2 * total) < counts.repeat_interleave(2 * blocks,
-                                                                       output_size=2 * total)
-    return z[keep].to(dtype)
+    u1 = torch.ones(total, dtype=torch.float64, device=device)
+    u2 = torch.zeros(total, dtype=torch.float64, device=device)
+    u1[:used] = (hash_words(k1, k2, 2 * k).double() + 1.0) * 2.0**-32
+    u2[:used] = hash_words(k1, k2, 2 * k + 1).double() * 2.0**-32
+    z = box_muller(u1, u2)[:used].reshape(-1)
+    odd = (counts % 2).bool()
+    if bool(odd.any()):  # drop the unused second value of an odd system's last pair
+        last = 2 * torch.cumsum(pairs, 0) - 1
+        keep = torch.ones_like(z, dtype=torch.bool).index_fill(0, last[odd], False)
+        z = z[keep]
+    return z.to(dtype)
 
 
 def normals_per_atom(seeds: torch.Tensor, step: int, stream: int,

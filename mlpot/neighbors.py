@@ -247,11 +247,12 @@ def verlet_list(graph: AtomicGraph, cutoff: float, skin: float, rebuilds: int = 
 def _prune(vlist: VerletList, positions: torch.Tensor) -> VerletList:
     """The list with the candidates now closer than the cutoff as its pairs."""
     i, j = vlist.candidates
-    d = positions[j] - positions[i] + vlist.candidate_shifts
-    inside = ((d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]) + d[:, 2] * d[:, 2]) < vlist.cutoff**2
+    d = positions.index_select(0, j) - positions.index_select(0, i) + vlist.candidate_shifts
+    d = d * d
+    inside = ((d[:, 0] + d[:, 1]) + d[:, 2]) < vlist.cutoff**2
     keep = inside.nonzero().view(-1)
-    return replace(vlist, edge_index=vlist.candidates[:, keep],
-                   shifts=vlist.candidate_shifts[keep])
+    return replace(vlist, edge_index=vlist.candidates.index_select(1, keep),
+                   shifts=vlist.candidate_shifts.index_select(0, keep))
 
 
 def displacement_bounds(vlist: VerletList, graph: AtomicGraph) -> tuple[float, float]:
