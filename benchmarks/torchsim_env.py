@@ -35,8 +35,9 @@ def default_venv_dir() -> Path:
 
 def _imports_torchsim(python: Path) -> bool:
     code = "import torch_sim.integrators, torch_sim.models.lennard_jones"
-    return subprocess.run([str(python), "-c", code], capture_output=True,
-                          check=False).returncode == 0
+    return (
+        subprocess.run([str(python), "-c", code], capture_output=True, check=False).returncode == 0
+    )
 
 
 def _run(argv: list[str], what: str, venv: Path) -> None:
@@ -44,8 +45,10 @@ def _run(argv: list[str], what: str, venv: Path) -> None:
     if proc.returncode != 0:
         shutil.rmtree(venv, ignore_errors=True)
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise TorchSimEnvError(f"creating TorchSim's venv at {venv} failed while {what} "
-                               f"(exit {proc.returncode}):\n{tail}")
+        raise TorchSimEnvError(
+            f"creating TorchSim's venv at {venv} failed while {what} "
+            f"(exit {proc.returncode}):\n{tail}"
+        )
 
 
 def ensure_torchsim_venv(venv: Path | None = None, log: Callable[[str], None] = print) -> Path:
@@ -59,8 +62,9 @@ def ensure_torchsim_venv(venv: Path | None = None, log: Callable[[str], None] = 
     if venv.exists() and not (venv / _CREATING).exists():
         if python.exists() and _imports_torchsim(python):
             return python
-        raise TorchSimEnvError(f"{venv} exists but 'import torch_sim' fails there; delete "
-                               "it or pass --torchsim-python")
+        raise TorchSimEnvError(
+            f"{venv} exists but 'import torch_sim' fails there; delete it or pass --torchsim-python"
+        )
     if venv.exists():
         shutil.rmtree(venv)
     venv.parent.mkdir(parents=True, exist_ok=True)

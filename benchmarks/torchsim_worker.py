@@ -26,8 +26,9 @@ from torch_sim.units import MetalUnits  # noqa: E402
 def fcc_argon_state(a: float, repeat: int, cells: int, dtype: torch.dtype) -> ts.SimState:
     """``cells`` copies of fcc Ar, ``repeat``³ cubic cells of 4 atoms (the order of
     ``ase.build.bulk("Ar", "fcc", a, cubic=True).repeat(repeat)``); no ase here."""
-    basis = torch.tensor([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]],
-                         dtype=torch.float64)
+    basis = torch.tensor(
+        [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]], dtype=torch.float64
+    )
     grid = torch.stack(torch.meshgrid(*[torch.arange(repeat)] * 3, indexing="ij"), -1)
     frac = (grid.reshape(-1, 1, 3).double() + basis).reshape(-1, 3)
     one = frac * a
@@ -36,18 +37,27 @@ def fcc_argon_state(a: float, repeat: int, cells: int, dtype: torch.dtype) -> ts
     return ts.SimState(
         positions=one.repeat(cells, 1).to(dtype),
         masses=torch.full((n * cells,), 39.948, dtype=dtype),
-        cell=cell.expand(cells, 3, 3).contiguous(), pbc=True,
+        cell=cell.expand(cells, 3, 3).contiguous(),
+        pbc=True,
         atomic_numbers=torch.full((n * cells,), 18, dtype=torch.int64),
-        system_idx=torch.arange(cells).repeat_interleave(n))
+        system_idx=torch.arange(cells).repeat_interleave(n),
+    )
 
 
 def run_case(case: dict, cfg: dict) -> float:
     """ms per Langevin step of one case."""
     device, dtype = torch.device("cpu"), torch.float32
     state = fcc_argon_state(cfg["a"], case["repeat"], case["cells"], dtype)
-    model = LennardJonesModel(sigma=3.40, epsilon=0.0104, cutoff=8.5, device=device,
-                              dtype=dtype, compute_forces=True, compute_stress=False,
-                              use_neighbor_list=True)
+    model = LennardJonesModel(
+        sigma=3.40,
+        epsilon=0.0104,
+        cutoff=8.5,
+        device=device,
+        dtype=dtype,
+        compute_forces=True,
+        compute_stress=False,
+        use_neighbor_list=True,
+    )
     dt = torch.tensor(cfg["dt_fs"] * 1e-3 * MetalUnits.time, dtype=dtype)
     kT = torch.tensor(cfg["temperature"] * MetalUnits.temperature, dtype=dtype)
     gamma = torch.tensor(cfg["friction"] / (1e-3 * MetalUnits.time), dtype=dtype)

@@ -80,7 +80,7 @@ def stop_on_sigint() -> Iterator[StopRequest]:
         yield stop
         return
 
-    def handle(signum: int, frame: object) -> None:
+    def handle(_signum: int, _frame: object) -> None:
         if stop.requested:
             raise KeyboardInterrupt
         stop.requested = True

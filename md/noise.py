@@ -76,8 +76,9 @@ def box_muller(u1: torch.Tensor, u2: torch.Tensor) -> torch.Tensor:
     return torch.cat(out)
 
 
-def normals(seeds: torch.Tensor, step: int, stream: int, counts: torch.Tensor,
-            dtype: torch.dtype) -> torch.Tensor:
+def normals(
+    seeds: torch.Tensor, step: int, stream: int, counts: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
     """Standard normals, ``counts[b]`` for system ``b``, concatenated: ``[Σ counts]``.
 
     Value ``k`` of system ``b`` is the (k mod 2) output of Box–Muller on the words of
@@ -96,8 +97,9 @@ def normals(seeds: torch.Tensor, step: int, stream: int, counts: torch.Tensor,
     total = (used + BLOCK - 1) // BLOCK * BLOCK
     if total == 0:
         return torch.zeros(0, dtype=dtype, device=device)
-    system = torch.repeat_interleave(torch.arange(len(counts), device=device), pairs,
-                                     output_size=used)
+    system = torch.repeat_interleave(
+        torch.arange(len(counts), device=device), pairs, output_size=used
+    )
     k = torch.arange(used, device=device) - (torch.cumsum(pairs, 0) - pairs)[system]
     k1, k2 = stream_keys(seeds, step, stream)
     k1, k2 = k1[system], k2[system]
@@ -114,14 +116,16 @@ def normals(seeds: torch.Tensor, step: int, stream: int, counts: torch.Tensor,
     return z.to(dtype)
 
 
-def normals_per_atom(seeds: torch.Tensor, step: int, stream: int,
-                     atoms_per_system: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def normals_per_atom(
+    seeds: torch.Tensor, step: int, stream: int, atoms_per_system: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
     """``[N, 3]`` standard normals, atoms of system ``b`` from its own stream."""
     return normals(seeds, step, stream, 3 * atoms_per_system, dtype).view(-1, 3)
 
 
-def normals_per_system(seeds: torch.Tensor, step: int, stream: int, size: int,
-                       dtype: torch.dtype) -> torch.Tensor:
+def normals_per_system(
+    seeds: torch.Tensor, step: int, stream: int, size: int, dtype: torch.dtype
+) -> torch.Tensor:
     """``[B, size]`` standard normals, one row per system."""
     counts = torch.full_like(seeds, size, dtype=torch.int64)
     return normals(seeds, step, stream, counts, dtype).view(-1, size)

@@ -25,14 +25,23 @@ def test_kinetic_energy_mean_and_variance_for_fixed_k():
     kbar = 0.5 * nf * KB * T0
     for K0 in (0.3 * kbar, kbar, 2.5 * kbar):
         K = torch.full((n,), K0, dtype=torch.float64)
-        k_new, _ = csvr_kinetic_energy(K, torch.full_like(K, kbar), torch.full_like(K, nf), c,
-                                       torch.arange(n), step=7, stream=1)
+        k_new, _ = csvr_kinetic_energy(
+            K,
+            torch.full_like(K, kbar),
+            torch.full_like(K, nf),
+            c,
+            torch.arange(n),
+            step=7,
+            stream=1,
+        )
         k_new = k_new.numpy()
         mean = c * K0 + (1 - c) * kbar
         var = 2 * (1 - c) ** 2 * kbar**2 / nf + 4 * c * (1 - c) * K0 * kbar / nf
         se = np.sqrt(var / n)
-        print(f"K = {K0 / kbar:.1f} K̄: mean {k_new.mean() / mean - 1:+.2e}, "
-              f"var {k_new.var() / var - 1:+.2e}")
+        print(
+            f"K = {K0 / kbar:.1f} K̄: mean {k_new.mean() / mean - 1:+.2e}, "
+            f"var {k_new.var() / var - 1:+.2e}"
+        )
         assert abs(k_new.mean() - mean) < 4 * se
         assert abs(k_new.var() / var - 1) < 0.02
 
@@ -42,8 +51,11 @@ class FreeParticles:
 
     def __call__(self, graph, compute_stress=False):
         zeros = torch.zeros(graph.num_systems, dtype=graph.dtype)
-        return PotentialOutput(energy=zeros, energies=torch.zeros_like(graph.positions[:, 0]),
-                               forces=torch.zeros_like(graph.positions))
+        return PotentialOutput(
+            energy=zeros,
+            energies=torch.zeros_like(graph.positions[:, 0]),
+            forces=torch.zeros_like(graph.positions),
+        )
 
 
 def test_stationary_kinetic_energy_is_gamma_of_half_the_degrees_of_freedom():
@@ -59,8 +71,10 @@ def test_stationary_kinetic_energy_is_gamma_of_half_the_degrees_of_freedom():
             samples.append(state.kinetic_energy())
     K = torch.stack(samples).numpy().ravel()
     kT, nf = KB * T0, 9
-    print(f"<K>/(N_f kT/2) = {K.mean() / (0.5 * nf * kT):.4f}, "
-          f"Var(K)/(N_f (kT)^2/2) = {K.var() / (0.5 * nf * kT**2):.4f}")
+    print(
+        f"<K>/(N_f kT/2) = {K.mean() / (0.5 * nf * kT):.4f}, "
+        f"Var(K)/(N_f (kT)^2/2) = {K.var() / (0.5 * nf * kT**2):.4f}"
+    )
     assert abs(K.mean() / (0.5 * nf * kT) - 1) < 0.01
     assert abs(K.var() / (0.5 * nf * kT**2) - 1) < 0.03
     quantiles = np.quantile(K, [0.05, 0.25, 0.5, 0.75, 0.95])

@@ -11,8 +11,10 @@ from mlpot.md.noise import normals, normals_per_system
 def _alone_and_batched(counts, seeds, step=3, stream=1, dtype=torch.float64):
     counts = torch.tensor(counts)
     batched = normals(torch.tensor(seeds), step, stream, counts, dtype)
-    alone = [normals(torch.tensor([s]), step, stream, torch.tensor([n]), dtype)
-             for s, n in zip(seeds, counts.tolist(), strict=True)]
+    alone = [
+        normals(torch.tensor([s]), step, stream, torch.tensor([n]), dtype)
+        for s, n in zip(seeds, counts.tolist(), strict=True)
+    ]
     return batched, alone
 
 
@@ -44,10 +46,11 @@ def test_large_batches_on_several_threads_match_single_draws():
 
 def test_streams_steps_and_seeds_are_independent_standard_normals():
     n = 50_000
-    draws = {key: normals(torch.tensor([seed]), step, stream, torch.tensor([n]),
-                          torch.float64).numpy()
-             for key in [(0, 0, 1), (0, 1, 1), (0, 0, 2), (1, 0, 1), (2**40, 0, 1)]
-             for seed, step, stream in [key]}
+    draws = {
+        key: normals(torch.tensor([seed]), step, stream, torch.tensor([n]), torch.float64).numpy()
+        for key in [(0, 0, 1), (0, 1, 1), (0, 0, 2), (1, 0, 1), (2**40, 0, 1)]
+        for seed, step, stream in [key]
+    }
     values = np.stack(list(draws.values()))
     assert np.abs(values.mean(1)).max() < 4 / np.sqrt(n)
     assert np.abs(values.var(1) - 1).max() < 4 * np.sqrt(2 / n)
@@ -66,5 +69,4 @@ def test_streams_steps_and_seeds_are_independent_standard_normals():
 def test_per_system_rows():
     rows = normals_per_system(torch.tensor([4, 9]), 2, 3, 9, torch.float64)
     assert rows.shape == (2, 9)
-    assert torch.equal(rows[1], normals_per_system(torch.tensor([9]), 2, 3, 9,
-                                                   torch.float64)[0])
+    assert torch.equal(rows[1], normals_per_system(torch.tensor([9]), 2, 3, 9, torch.float64)[0])

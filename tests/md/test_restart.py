@@ -14,16 +14,17 @@ from mlpot.md.simulate import RestartSchedule
 from .helpers import argon_lj, fcc_argon, start
 from .test_batched import INTEGRATORS
 
-CASES = {**INTEGRATORS, "npt-iso": lambda: dataclasses.replace(INTEGRATORS["npt"](),
-                                                                cell_mode="isotropic")}
+CASES = {
+    **INTEGRATORS,
+    "npt-iso": lambda: dataclasses.replace(INTEGRATORS["npt"](), cell_mode="isotropic"),
+}
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_restart_continues_bit_for_bit(tmp_path, name):
     npt = name.startswith("npt")
     model = argon_lj(7.0)
-    state, ff = start([fcc_argon(2, a=5.35), fcc_argon(2, a=5.45)], model, 80.0, seed=4,
-                      stress=npt)
+    state, ff = start([fcc_argon(2, a=5.35), fcc_argon(2, a=5.45)], model, 80.0, seed=4, stress=npt)
     first = run_md(state, CASES[name](), ff, 25, restart=RestartSchedule(tmp_path / "r.pt"))
     reference = run_md(first.state, CASES[name](), ff, 25).state
     data = load_restart(tmp_path / "r.pt")
@@ -48,7 +49,7 @@ def test_old_or_foreign_restart_files_are_refused(tmp_path):
     payload = torch.load(path, weights_only=True)
     payload["version"] = 1
     torch.save(payload, tmp_path / "old.pt")
-    with pytest.raises(ValueError, match="old.pt: restart format version 1"):
+    with pytest.raises(ValueError, match=r"old\.pt: restart format version 1"):
         load_restart(tmp_path / "old.pt")
     payload.update(version=2, state_type="builtins.eval")
     torch.save(payload, tmp_path / "odd.pt")

@@ -1,11 +1,11 @@
 """The ASE calculator inside ASE's own optimizers, filters and MD."""
 
 import ase
-import ase.units
-import torch
 import ase.build
+import ase.units
 import numpy as np
 import pytest
+import torch
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.calculators.lj import LennardJones as AseLennardJones
 from ase.filters import FrechetCellFilter

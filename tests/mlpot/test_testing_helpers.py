@@ -24,9 +24,12 @@ class StressOffInBatches:
 
 
 def test_batched_equals_single_compares_stress():
-    structures = [ase.build.bulk("Ar", "fcc", a=5.3, cubic=True),
-                  ase.build.bulk("Ar", "fcc", a=5.4).repeat(2)]
-    assert assert_batched_equals_single(LennardJones(["Ar"], cutoff=7.0).double(),
-                                        structures) < 1e-10
-    with pytest.raises(AssertionError, match="stress rel. err 1.0"):
+    structures = [
+        ase.build.bulk("Ar", "fcc", a=5.3, cubic=True),
+        ase.build.bulk("Ar", "fcc", a=5.4).repeat(2),
+    ]
+    assert (
+        assert_batched_equals_single(LennardJones(["Ar"], cutoff=7.0).double(), structures) < 1e-10
+    )
+    with pytest.raises(AssertionError, match=r"stress rel\. err 1\.0"):
         assert_batched_equals_single(StressOffInBatches(), structures)
