@@ -14,8 +14,10 @@ All in one run, one CPU thread (``torch.set_num_threads(1)``; TorchSim's worker 
 4. **Batching**: Langevin on 1,024 × 32-atom argon cells vs one 32,768-atom cell at the
    same density. Ratio = batched/single time per step (target ≤ 1.5).
 
-Blocks of steps of the compared runs are interleaved, so load from other processes
-hits both alike; medians over blocks are reported.
+Blocks of steps of the compared runs are interleaved and timed by the process's CPU
+time (``time.process_time``; every run is single-threaded), so other processes on a
+shared machine disturb the ratios far less than wall time would; medians over blocks
+are reported.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +37,6 @@ from ase.md.verlet import VelocityVerlet as AseVelocityVerlet
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.timing import interleaved_times
 from mlpot.calculator import MLPotCalculator
 from mlpot.md import ForceField, Langevin, MDState, VelocityVerlet, maxwell_boltzmann, run_md
 from mlpot.models import LennardJones, Potential
@@ -80,6 +82,20 @@ class MLPotRun:
         if summary.stop_reason != "completed":
             raise RuntimeError(f"mlpot benchmark run stopped: {summary.message}")
         self.state = summary.state
+
+
+def interleaved_times(fns: dict, repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    """CPU times (s) of several callables, run round-robin ``repeats`` times."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.process_time()
+            fn()
+            times[name].append(time.process_time() - start)
+    return times
 
 
 def per_step_ms(times: list[float], steps: int) -> float:
@@ -193,7 +209,7 @@ def run(blocks: int = 5, torchsim_python: str | None = None, skip_torchsim: bool
     rows.append(ase_row(blocks))
     rows.append(equivariant_row(blocks))
     rows.append(batching_row(blocks))
-    table = Table(title="mlpot MD benchmarks (1 thread, float32; medians)")
+    table = Table(title="mlpot MD benchmarks (1 thread, float32; CPU time, medians)")
     for col in ("case", "mlpot ms/step", "other ms/step", "other", "ratio", "target"):
         table.add_column(col)
     for r in rows:
