@@ -4,7 +4,8 @@
 "steps", "warmup"}], "a": lattice constant Å, "temperature": K, "dt_fs": fs,
 "friction": 1/fs}`` prints one JSON line ``{name: ms per step}``: NVT Langevin
 (TorchSim's BAOAB ``nvt_langevin``) of Lennard-Jones argon (ε 0.0104 eV, σ 3.40 Å,
-r_c 8.5 Å), float32, one thread (process CPU time), on ``cells`` copies of fcc argon ``repeat``³ cubic cells.
+r_c 8.5 Å), float32, one thread (process CPU time), on ``cells`` copies of fcc argon
+``repeat``³ cubic cells.
 """
 
 from __future__ import annotations

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -58,38 +55,6 @@ class MDRunConfig:
     max_temperature: float = 1.0e5
     max_batch_atoms: int | None = None
     progress: bool = True
-
-
-class StopRequest:
-    """A flag set by the first Ctrl-C (the run stops cleanly at the next step)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def __call__(self) -> bool:
-        return self.requested
-
-
-@contextmanager
-def stop_on_sigint() -> Iterator[StopRequest]:
-    """While active, the first SIGINT sets the yielded flag instead of raising; the
-    second raises KeyboardInterrupt (an MD step in progress is then abandoned and the
-    run stops at the last complete step). Outside the main thread, a no-op flag."""
-    stop = StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handle(_signum: int, _frame: object) -> None:
-        if stop.requested:
-            raise KeyboardInterrupt
-        stop.requested = True
-
-    old = signal.signal(signal.SIGINT, handle)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, old)
 
 
 def _validate(cfg: MDRunConfig) -> None:
@@ -152,9 +117,11 @@ def _initial_state(cfg: MDRunConfig, structures, model) -> tuple[MDState, dict |
     return state, None
 
 
-def run_md_command(cfg: MDRunConfig, console: Console | None = None) -> list[RunSummary]:
+def run_md_command(cfg: MDRunConfig, console: Console | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> list[RunSummary]:
     """Run ``mlpot md``; returns one summary per batch part. Raises ValueError/
-    FileNotFoundError for bad input (before anything is written)."""
+    FileNotFoundError for bad input (before anything is written). ``should_stop()``
+    (the CLI's Ctrl-C flag) ends the run cleanly at the next step."""
     console = console or Console()
     _validate(cfg)
     structures = read_structures(cfg.structure)
@@ -164,7 +131,7 @@ def run_md_command(cfg: MDRunConfig, console: Console | None = None) -> list[Run
     state, resumed = _initial_state(cfg, structures, model)
     if resumed is not None:
         return [_run_part(cfg, state, model, console, resumed["data"], 0, state.num_systems,
-                          default_restart_path(cfg))]
+                          default_restart_path(cfg), should_stop=should_stop)]
     stress = cfg.ensemble.ensemble == "npt"
     limit = cfg.max_batch_atoms
     if limit is None and state.num_systems > 1:
@@ -183,14 +150,15 @@ def run_md_command(cfg: MDRunConfig, console: Console | None = None) -> list[Run
             restart = restart.with_name(f"{restart.stem}.part{k}{restart.suffix}")
             console.print(f"part {k + 1}/{len(groups)}: systems {group[0]}..{group[-1]}")
         summaries.append(_run_part(cfg, part, model, console, None, group[0],
-                                   state.num_systems, restart, append_log=k > 0))
+                                   state.num_systems, restart, append_log=k > 0,
+                                   should_stop=should_stop))
         if summaries[-1].stop_reason != "completed":
             break
     return summaries
 
 
 def _run_part(cfg, state, model, console, restart_data, first_index, total, restart_path,
-              append_log=False) -> RunSummary:
+              append_log=False, should_stop=None) -> RunSummary:
     integrator = build_integrator(cfg.ensemble)
     ff = ForceField(model, skin=cfg.skin, compute_stress=cfg.ensemble.ensemble == "npt")
     resume_step = None
@@ -220,10 +188,10 @@ def _run_part(cfg, state, model, console, restart_data, first_index, total, rest
     remaining = max(cfg.steps - state.step, 0)
     progress = _Progress(console, cfg.steps, state.step, cfg.ensemble.timestep, cfg.progress)
     restart = RestartSchedule(restart_path, cfg.restart_every, extra)
-    with progress.bar, stop_on_sigint() as stop:
+    with progress.bar:
         summary = run_md(state, integrator, ff, remaining, reporters, restart,
                          SafetyLimits(max_temperature=cfg.max_temperature),
-                         on_step=progress, should_stop=stop,
+                         on_step=progress, should_stop=should_stop,
                          report_initial=restart_data is None)
         progress.bar.update(progress.task, completed=summary.state.step)
     print_summary(console, summary, cfg.ensemble.ensemble)

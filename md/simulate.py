@@ -3,7 +3,7 @@
 A plain synchronous loop: step, check every ``check_every`` steps, hand the state to
 the reporters that are due. States are immutable, so "roll back" means "keep the
 previous state". Ctrl-C handling (a stop flag set by SIGINT) lives in the caller
-(see :func:`mlpot.md.driver.stop_on_sigint`); a KeyboardInterrupt raised inside a
+(see :func:`mlpot.cli.md.stop_on_sigint`); a KeyboardInterrupt raised inside a
 step is caught here and stops the run at the last complete step.
 """
 

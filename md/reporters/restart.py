@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
+from types import MappingProxyType
 
 import torch
 
@@ -26,8 +27,8 @@ from mlpot.neighbors import VerletList
 FORMAT = "mlpot-md-restart"
 VERSION = 2
 #: the state classes a restart can hold (a closed table: names in files, never paths).
-STATE_TYPES: dict[str, type[MDState]] = {
-    cls.__name__: cls for cls in (MDState, LangevinState, CSVRState, NoseHooverState, NPTState)}
+STATE_TYPES: MappingProxyType[str, type[MDState]] = MappingProxyType({
+    cls.__name__: cls for cls in (MDState, LangevinState, CSVRState, NoseHooverState, NPTState)})
 _GRAPH_FIELDS = ("positions", "atomic_numbers", "system_index", "cell", "pbc", "charge", "spin")
 
 

@@ -7,9 +7,9 @@ import ase.io
 import pytest
 import torch
 
+from mlpot.cli.md import stop_on_sigint
 from mlpot.md import ForceField, Langevin, VelocityVerlet
 from mlpot.md.batching import plan_batches
-from mlpot.md.driver import stop_on_sigint
 from mlpot.md.errors import BlowUpError
 from mlpot.md.reporters import TrajectoryReporter, load_restart
 from mlpot.md.simulate import RestartSchedule, SafetyLimits, check_blow_up, run_md
