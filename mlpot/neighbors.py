@@ -180,6 +180,8 @@ class VerletList:
         candidates: ``[2, C]`` int64 batch atom indices.
         candidate_offsets: ``[C, 3]`` integer image offsets of atom j (positions' dtype).
         candidate_shifts: ``[C, 3]`` their cartesian shifts for ``cell``, Å.
+        ref_distance: ``[C]`` candidate distances at the rebuild, ascending, Å.
+        by_distance: ``[C]`` candidate indices in that order.
         ref_positions: ``[N, 3]`` positions at the rebuild, Å.
         ref_cell: ``[B, 3, 3]`` cell at the rebuild, Å.
         ref_pbc: ``[B, 3]`` periodic directions at the rebuild.
@@ -195,6 +197,8 @@ class VerletList:
     candidates: torch.Tensor
     candidate_offsets: torch.Tensor
     candidate_shifts: torch.Tensor
+    ref_distance: torch.Tensor
+    by_distance: torch.Tensor
     ref_positions: torch.Tensor
     ref_cell: torch.Tensor
     ref_pbc: torch.Tensor
@@ -235,40 +239,59 @@ def verlet_list(graph: AtomicGraph, cutoff: float, skin: float, rebuilds: int = 
     candidates = pairs.edge_index[:, order]
     offsets = pairs.cell_shifts[order]
     shifts = cartesian_shifts(offsets, cell, graph.system_index[candidates[0]])
+    d = _distance2(pos, candidates, shifts).sqrt()
+    ref_distance, by_distance = torch.sort(d)
+    everything = torch.ones_like(d, dtype=torch.bool)
     built = VerletList(
         cutoff=float(cutoff), skin=float(skin), candidates=candidates,
-        candidate_offsets=offsets, candidate_shifts=shifts, ref_positions=pos,
-        ref_cell=cell, ref_pbc=graph.pbc, ref_cell_inv=_safe_inverse(cell), cell=cell,
-        edge_index=candidates,
-        shifts=shifts, rebuilds=rebuilds)
-    return _prune(built, pos)
+        candidate_offsets=offsets, candidate_shifts=shifts, ref_distance=ref_distance,
+        by_distance=by_distance, ref_positions=pos, ref_cell=cell, ref_pbc=graph.pbc,
+        ref_cell_inv=_safe_inverse(cell), cell=cell, edge_index=candidates, shifts=shifts,
+        rebuilds=rebuilds)
+    return _prune(built, pos, everything & False, by_distance)
 
 
-def _prune(vlist: VerletList, positions: torch.Tensor) -> VerletList:
-    """The list with the candidates now closer than the cutoff as its pairs."""
-    i, j = vlist.candidates
-    d = positions.index_select(0, j) - positions.index_select(0, i) + vlist.candidate_shifts
+def _distance2(positions: torch.Tensor, pairs: torch.Tensor, shifts: torch.Tensor
+               ) -> torch.Tensor:
+    """``[E]`` squared lengths |r_j − r_i + shift|², Å², as (dx² + dy²) + dz²."""
+    d = positions.index_select(0, pairs[1]) - positions.index_select(0, pairs[0]) + shifts
     d = d * d
-    inside = ((d[:, 0] + d[:, 1]) + d[:, 2]) < vlist.cutoff**2
+    return (d[:, 0] + d[:, 1]) + d[:, 2]
+
+
+def _prune(vlist: VerletList, positions: torch.Tensor, inside: torch.Tensor,
+           band: torch.Tensor) -> VerletList:
+    """The list whose pairs are the candidates marked ``inside [C]`` (surely inside the
+    cutoff) plus those of ``band`` (candidate indices) now closer than the cutoff, in
+    canonical order."""
+    pairs = vlist.candidates.index_select(1, band)
+    near = _distance2(positions, pairs, vlist.candidate_shifts.index_select(0, band))
+    inside = inside.index_put((band,), near < vlist.cutoff**2)
     keep = inside.nonzero().view(-1)
     return replace(vlist, edge_index=vlist.candidates.index_select(1, keep),
                    shifts=vlist.candidate_shifts.index_select(0, keep))
 
 
-def displacement_bounds(vlist: VerletList, graph: AtomicGraph) -> tuple[float, float]:
-    """(largest non-affine displacement δ Å, smallest singular value of the deformation
-    F = cell_ref⁻¹·cell) of ``graph`` since ``vlist`` was built (one host copy)."""
+def displacement_bounds(vlist: VerletList, graph: AtomicGraph) -> tuple[float, float, float]:
+    """(largest non-affine displacement δ Å, smallest and largest singular value of the
+    deformation F = cell_ref⁻¹·cell) of ``graph`` since ``vlist`` was built (one host copy)."""
     pos, cell = graph.positions.detach(), graph.cell.detach()
     if pos.shape[0] == 0:
-        return 0.0, 1.0
+        return 0.0, 1.0, 1.0
     if torch.equal(cell, vlist.ref_cell):
-        return float(torch.linalg.vector_norm(pos - vlist.ref_positions, dim=1).max()), 1.0
+        return float(torch.linalg.vector_norm(pos - vlist.ref_positions, dim=1).max()), 1.0, 1.0
     F = vlist.ref_cell_inv @ cell
     affine = (vlist.ref_positions[:, :, None] * F[graph.system_index]).sum(1)
     delta = torch.linalg.vector_norm(pos - affine, dim=1).max()
-    smin = torch.linalg.svdvals(F)[:, -1].min()
-    delta, smin = torch.stack([delta, smin]).tolist()
-    return delta, smin
+    sv = torch.linalg.svdvals(F)
+    delta, smin, smax = torch.stack([delta, sv[:, -1].min(), sv[:, 0].max()]).tolist()
+    return delta, smin, smax
+
+
+def _stale(vlist: VerletList, graph: AtomicGraph) -> bool:
+    return (vlist.skin == 0 or graph.positions.shape != vlist.ref_positions.shape
+            or graph.cell.shape != vlist.ref_cell.shape
+            or not torch.equal(graph.pbc, vlist.ref_pbc))
 
 
 def needs_rebuild(vlist: VerletList, graph: AtomicGraph) -> bool:
@@ -278,25 +301,37 @@ def needs_rebuild(vlist: VerletList, graph: AtomicGraph) -> bool:
     δ_i = r_i − r_ref,i·F, every pair now closer than r_c was closer than r_c + skin
     at the rebuild as long as σ_min(F)·(r_c + skin) − 2·max|δ| ≥ r_c.
     """
-    if (vlist.skin == 0 or graph.positions.shape != vlist.ref_positions.shape
-            or graph.cell.shape != vlist.ref_cell.shape
-            or not torch.equal(graph.pbc, vlist.ref_pbc)):
+    if _stale(vlist, graph):
         return True
-    delta, smin = displacement_bounds(vlist, graph)
+    delta, smin, _ = displacement_bounds(vlist, graph)
     return smin * (vlist.cutoff + vlist.skin) - 2 * delta < vlist.cutoff
 
 
 def update(vlist: VerletList, graph: AtomicGraph) -> VerletList:
     """The list for ``graph``: the same candidates pruned to the cutoff, or new
-    candidates when :func:`needs_rebuild`."""
-    if needs_rebuild(vlist, graph):
+    candidates when :func:`needs_rebuild`.
+
+    With the bounds of :func:`needs_rebuild`, a candidate with rebuild distance d_ref is
+    surely inside when σ_max·d_ref + 2δ < r_c and surely outside when
+    σ_min·d_ref − 2δ > r_c; only the band between is measured (one sorted search).
+    """
+    if _stale(vlist, graph):
         return verlet_list(graph, vlist.cutoff, vlist.skin, vlist.rebuilds + 1)
+    delta, smin, smax = displacement_bounds(vlist, graph)
+    rc = vlist.cutoff
+    if smin * (rc + vlist.skin) - 2 * delta < rc:
+        return verlet_list(graph, rc, vlist.skin, vlist.rebuilds + 1)
     cell = graph.cell.detach()
     if not torch.equal(cell, vlist.cell):
         system = graph.system_index[vlist.candidates[0]]
         vlist = replace(vlist, cell=cell, candidate_shifts=cartesian_shifts(
             vlist.candidate_offsets, cell, system))
-    return _prune(vlist, graph.positions.detach())
+    lo, hi = (rc - 2 * delta) / smax - 1e-6, (rc + 2 * delta) / smin + 1e-6
+    first, last = torch.searchsorted(vlist.ref_distance, torch.tensor(
+        [lo, hi], dtype=vlist.ref_distance.dtype, device=cell.device)).tolist()
+    inside = torch.zeros(vlist.candidates.shape[1], dtype=torch.bool, device=cell.device)
+    inside = inside.index_fill(0, vlist.by_distance[:first], True)
+    return _prune(vlist, graph.positions.detach(), inside, vlist.by_distance[first:last])
 
 
 def closest_pair(vlist: VerletList, graph: AtomicGraph) -> float | None:
