@@ -13,9 +13,9 @@ within the step) and the counter is the draw's index within its system. Hence
   simply draws the same numbers again;
 * the draw is ~30 elementwise tensor operations for the whole batch, on any device.
 
-The integer hash is Wellons' ``lowbias32``-style 32-bit mixer with multipliers below
-2³¹, evaluated in int64 with a 32-bit mask after every multiply (so nothing
-overflows, on CPU or CUDA). Two chained mixing rounds keyed by two 32-bit key words
+The integer hash is the two-round xorshift-multiply 32-bit mixer (multiplier
+0x45d9f3b < 2³¹), evaluated in int64 with a 32-bit mask after every multiply (so
+nothing overflows, on CPU or CUDA). Two chained mixing rounds keyed by two 32-bit key words
 turn (key, counter) into one 32-bit word. Normals come from Box–Muller on two
 words: u₁ = (h₁ + 1)/2³² ∈ (0, 1], u₂ = h₂/2³², z = sqrt(−2 ln u₁)·(cos, sin)(2π u₂),
 evaluated in float64 and rounded to the requested dtype (|z| ≤ 6.66 by
@@ -40,13 +40,13 @@ BLOCK = 16
 #: values transformed per call (a multiple of BLOCK below torch's parallel grain).
 PIECE = 16384
 _MASK = 0xFFFFFFFF
-_M1, _M2 = 0x45D9F3B, 0x2C1B3C6D  # odd multipliers < 2**31 (no int64 overflow)
+_M1 = 0x45D9F3B  # odd multiplier < 2**31 (no int64 overflow)
 
 
 def mix32(x: torch.Tensor) -> torch.Tensor:
-    """Avalanche a 32-bit word held in int64 (a bijection of [0, 2³²))."""
+    """Avalanche a 32-bit word held in int64 (a bijection of [0, 2³²)): the two-multiply
+    xorshift-multiply mixer with multiplier 0x45d9f3b."""
     x = ((x >> 16) ^ x) * _M1 & _MASK
-    x = ((x >> 15) ^ x) * _M2 & _MASK
     x = ((x >> 16) ^ x) * _M1 & _MASK
     return (x >> 16) ^ x
 
@@ -92,23 +92,23 @@ def normals(
         dtype: result dtype.
     """
     device = seeds.device
-    pairs = (counts + 1) // 2
+    pairs = (counts + 1) >> 1
     used = int(pairs.sum())
     total = (used + BLOCK - 1) // BLOCK * BLOCK
     if total == 0:
         return torch.zeros(0, dtype=dtype, device=device)
-    system = torch.repeat_interleave(
-        torch.arange(len(counts), device=device), pairs, output_size=used
-    )
-    k = torch.arange(used, device=device) - (torch.cumsum(pairs, 0) - pairs)[system]
+    system = torch.repeat_interleave(torch.arange(len(counts), device=device), pairs,
+                                     output_size=used)
+    first = torch.cumsum(pairs, 0) - pairs
+    k = torch.arange(used, device=device) - first.index_select(0, system)
     k1, k2 = stream_keys(seeds, step, stream)
-    k1, k2 = k1[system], k2[system]
+    k1, k2 = k1.index_select(0, system), k2.index_select(0, system)
     u1 = torch.ones(total, dtype=torch.float64, device=device)
     u2 = torch.zeros(total, dtype=torch.float64, device=device)
     u1[:used] = (hash_words(k1, k2, 2 * k).double() + 1.0) * 2.0**-32
     u2[:used] = hash_words(k1, k2, 2 * k + 1).double() * 2.0**-32
     z = box_muller(u1, u2)[:used].reshape(-1)
-    odd = (counts % 2).bool()
+    odd = (counts & 1).bool()
     if bool(odd.any()):  # drop the unused second value of an odd system's last pair
         last = 2 * torch.cumsum(pairs, 0) - 1
         keep = torch.ones_like(z, dtype=torch.bool).index_fill(0, last[odd], False)

@@ -197,7 +197,7 @@ def remove_total_momentum(state: MDState, momenta: torch.Tensor) -> torch.Tensor
     total_m = state.sum_per_system(state.masses)
     single = (state.graph.atoms_per_system <= 1)[:, None]
     v_com = torch.where(single, torch.zeros_like(total_p), total_p / total_m[:, None])
-    return momenta - state.masses[:, None] * v_com[state.system_index]
+    return momenta - state.masses[:, None] * v_com.index_select(0, state.system_index)
 
 
 #: stream id of the initial velocities (integrators use small ids of their own).

@@ -74,7 +74,7 @@ class Langevin(Integrator):
     def o_step(self, state: LangevinState) -> LangevinState:
         """O(Δt): exact Ornstein–Uhlenbeck update of the momenta, heat booked."""
         c1 = math.exp(-self.friction * self.dt)
-        T = per_system(self.temperature, state)[state.system_index]
+        T = per_system(self.temperature, state).index_select(0, state.system_index)
         sigma = torch.sqrt((1 - c1 * c1) * state.masses * KB * T / MVV2E)
         xi = normals_per_atom(state.seeds, state.step, O_STREAM, state.graph.atoms_per_system,
                               state.momenta.dtype)
