@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from itertools import pairwise
 from pathlib import Path
+from types import MappingProxyType
 
 import ase
 import ase.geometry
@@ -22,8 +23,8 @@ from ase.data import chemical_symbols
 
 from mlpot.md.state import MDState
 
-TRAJECTORY_FORMATS = {".dcd": "dcd", ".xtc": "xtc", ".h5": "h5", ".hdf5": "h5",
-                      ".extxyz": "extxyz", ".xyz": "extxyz"}
+TRAJECTORY_FORMATS = MappingProxyType({".dcd": "dcd", ".xtc": "xtc", ".h5": "h5",
+                                       ".hdf5": "h5", ".extxyz": "extxyz", ".xyz": "extxyz"})
 _NM = 0.1  # Å → nm
 _PS = 1e-3  # fs → ps
 
