@@ -172,7 +172,6 @@ def run_md(
     report_initial: bool = True,
 ) -> RunSummary:
     """Advance ``state`` (which must carry forces: ``force_field.evaluate``) by ``steps``.
-
     Every ``limits.check_every`` steps the state is checked (:func:`check_blow_up`) and
     its conserved energy sampled; reporters get the states on their intervals (with the
     stress computed when one ``needs_stress``). ``should_stop()`` (e.g. a SIGINT flag),
