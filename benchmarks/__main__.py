@@ -36,21 +36,20 @@ def data(
 
 @bench_app.command("md")
 def md(
-    steps: int = typer.Option(300, help="MD steps per timed block (each block is one run_md "
-                              "call, whose start and end cost ~0.5 ms)."),
-    blocks: int = typer.Option(5, help="Interleaved blocks per LennardJones case."),
-    device: str = typer.Option("cpu", help="cpu | cuda."),
-    dtype: str = typer.Option("float32", help="float32 | float64."),
-    systems: int = typer.Option(16, help="Small systems for the batching speed-up."),
-    ml_steps: int = typer.Option(5, help="Steps per block for the equivariant model "
-                                 "(0 skips it)."),
-    ml_blocks: int = typer.Option(9, help="Interleaved blocks for the equivariant model."),
+    blocks: int = typer.Option(5, help="Interleaved timed blocks per comparison (median)."),
+    torchsim_python: str = typer.Option(None, help="Python that has torch-sim-atomistic "
+                                        "(skips creating its venv)."),
+    skip_torchsim: bool = typer.Option(False, help="Leave out the TorchSim comparison."),
 ) -> None:
-    """MD loop overhead vs the bare model and vs ASE VelocityVerlet; batching speed-up."""
+    """MD engine vs TorchSim and ASE, equivariant MD-step overhead, batching (ratios)."""
     from benchmarks.md_overhead import run
+    from benchmarks.torchsim_env import TorchSimEnvError
 
-    run(steps=steps, device=device, dtype=dtype, n_systems=systems, ml_steps=ml_steps,
-        ml_blocks=ml_blocks, blocks=blocks)
+    try:
+        run(blocks=blocks, torchsim_python=torchsim_python, skip_torchsim=skip_torchsim)
+    except (TorchSimEnvError, RuntimeError) as err:
+        typer.echo(f"benchmarks md: {err}", err=True)
+        raise typer.Exit(1) from err
 
 
 def _int_tuple(text: str, option: str) -> tuple[int, ...]:

@@ -21,9 +21,5 @@ Pure-torch references (the signatures a fused kernel must keep):
   CG twin of the product path (``gaunt_tensor``, ``cg_node_update``).
 - :mod:`mlpot.kernels.neighbors`: padded neighbour slots and the edge → node density
   contraction (``neighbor_slots``, ``contract_density``).
-- :mod:`mlpot.kernels.pair_select`: the MD step's Verlet-list update — largest
-  displacement, band search and pair selection (``SameCellUpdate``,
-  ``select_pairs``); a fused numba kernel on CPU, the torch reference elsewhere.
-- :mod:`mlpot.kernels.kinetic`: kinetic energy per system (``kinetic_energy``); a
-  numba pass on CPU, bit-identical to the torch reference.
+- :mod:`mlpot.kernels.kinetic`: kinetic energy per system (``kinetic_energy``).
 """

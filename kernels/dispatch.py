@@ -1,11 +1,11 @@
 """One dispatch layer for every kernel: a closed table ``{operation: {backend: fn}}``.
 
-A caller asks for a backend — ``"auto"``, ``"torch"``, ``"triton"`` or ``"numba"`` — by
+A caller asks for a backend — ``"auto"``, ``"torch"`` or ``"triton"`` — by
 argument, or leaves it ``None`` to read ``MLPOT_KERNELS`` (default ``"auto"``) at call
 time. :func:`resolve` turns that into the backend that runs:
 
-- ``"auto"``: the operation's fast backend for the tensors' device (Triton for CUDA
-  tensors, numba for CPU tensors where the operation has one), otherwise ``"torch"``;
+- ``"auto"``: Triton for CUDA tensors where the operation has a Triton kernel,
+  otherwise ``"torch"``;
 - a named backend runs only if it can run on that device, otherwise
   :class:`KernelUnavailableError` — never a silent fallback that changes numbers. An
   operation without that backend at all is an error when the name came by argument;
@@ -14,10 +14,11 @@ time. :func:`resolve` turns that into the backend that runs:
 
 Triton runs on CUDA tensors, or on CPU tensors when ``TRITON_INTERPRET=1`` is set
 (Triton's interpreter: correct, thousands of times slower, for tests). ``"auto"`` never
-picks the interpreter. numba runs on CPU tensors.
+picks the interpreter.
 
-Implementations are imported lazily, so ``import mlpot.kernels.dispatch`` needs neither
-triton nor numba installed.
+Implementations are imported lazily, so ``import mlpot.kernels.dispatch`` does not need
+triton installed. (The MD engine's numba kernels were removed with numba itself: they
+saved a few percent of a step; see ``kernels/kinetic.py``.)
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from typing import Literal, get_args
 
 import torch
 
-Backend = Literal["torch", "triton", "numba"]
-Requested = Literal["auto", "torch", "triton", "numba"]
+Backend = Literal["torch", "triton"]
+Requested = Literal["auto", "torch", "triton"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 REQUESTS: tuple[str, ...] = get_args(Requested)
 ENV_VAR = "MLPOT_KERNELS"
@@ -75,8 +76,6 @@ def unavailable_reason(backend: str, device: torch.device) -> str | None:
         return None
     if importlib.util.find_spec(backend) is None:
         return f"the {backend!r} package is not installed"
-    if backend == "numba":
-        return None if device.type == "cpu" else f"numba kernels need CPU tensors, got {device}"
     if backend == "triton":
         if device.type == "cuda" or (device.type == "cpu" and triton_interpreted()):
             return None
@@ -110,7 +109,7 @@ def resolve(operation: str, requested: str | None, device: torch.device) -> str:
 
     Args:
         operation: a key of :data:`REGISTRY`.
-        requested: ``"auto" | "torch" | "triton" | "numba"``, or None for ``MLPOT_KERNELS``.
+        requested: ``"auto" | "torch" | "triton"``, or None for ``MLPOT_KERNELS``.
             A backend named by ``MLPOT_KERNELS`` applies to the operations that have it;
             the others run as ``"auto"`` (``MLPOT_KERNELS=triton`` forces the model's
             kernels without breaking, say, the MD pair selection, which has none). A
@@ -131,10 +130,8 @@ def resolve(operation: str, requested: str | None, device: torch.device) -> str:
             )
         requested = "auto"
     if requested == "auto":
-        fast = {"cuda": "triton", "cpu": "numba"}.get(device.type)
-        if fast in table and unavailable_reason(fast, device) is None:
-            return fast
-        return "torch"
+        triton_ok = "triton" in table and unavailable_reason("triton", device) is None
+        return "triton" if device.type == "cuda" and triton_ok else "torch"
     reason = unavailable_reason(requested, device)
     if reason is not None:
         raise KernelUnavailableError(f"{operation}: {reason}")

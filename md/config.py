@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import ase
 import ase.io
@@ -23,7 +24,7 @@ from mlpot.models import LennardJones, Potential
 
 ENSEMBLES = ("nve", "nvt", "npt")
 THERMOSTATS = ("csvr", "langevin", "nose-hoover")
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DTYPES = MappingProxyType({"float32": torch.float32, "float64": torch.float64})
 
 
 @dataclass(frozen=True)

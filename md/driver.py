@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from mlpot.md.config import (
 from mlpot.md.forces import ForceField
 from mlpot.md.relax import FIRE, RelaxResult
 from mlpot.md.reporters import ThermoReporter, TrajectoryReporter, load_restart
-from mlpot.md.simulate import RunSummary, SafetyLimits, run_md
+from mlpot.md.simulate import RestartSchedule, RunSummary, SafetyLimits, run_md
 from mlpot.md.state import MDState, maxwell_boltzmann
 from mlpot.md.units import FS_PER_NS, GPA, gpa_to_ev_per_a3
 
@@ -116,9 +117,11 @@ def _initial_state(cfg: MDRunConfig, structures, model) -> tuple[MDState, dict |
     return state, None
 
 
-def run_md_command(cfg: MDRunConfig, console: Console | None = None) -> list[RunSummary]:
+def run_md_command(cfg: MDRunConfig, console: Console | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> list[RunSummary]:
     """Run ``mlpot md``; returns one summary per batch part. Raises ValueError/
-    FileNotFoundError for bad input (before anything is written)."""
+    FileNotFoundError for bad input (before anything is written). ``should_stop()``
+    (the CLI's Ctrl-C flag) ends the run cleanly at the next step."""
     console = console or Console()
     _validate(cfg)
     structures = read_structures(cfg.structure)
@@ -128,7 +131,7 @@ def run_md_command(cfg: MDRunConfig, console: Console | None = None) -> list[Run
     state, resumed = _initial_state(cfg, structures, model)
     if resumed is not None:
         return [_run_part(cfg, state, model, console, resumed["data"], 0, state.num_systems,
-                          default_restart_path(cfg))]
+                          default_restart_path(cfg), should_stop=should_stop)]
     stress = cfg.ensemble.ensemble == "npt"
     limit = cfg.max_batch_atoms
     if limit is None and state.num_systems > 1:
@@ -147,19 +150,19 @@ def run_md_command(cfg: MDRunConfig, console: Console | None = None) -> list[Run
             restart = restart.with_name(f"{restart.stem}.part{k}{restart.suffix}")
             console.print(f"part {k + 1}/{len(groups)}: systems {group[0]}..{group[-1]}")
         summaries.append(_run_part(cfg, part, model, console, None, group[0],
-                                   state.num_systems, restart, append_log=k > 0))
+                                   state.num_systems, restart, append_log=k > 0,
+                                   should_stop=should_stop))
         if summaries[-1].stop_reason != "completed":
             break
     return summaries
 
 
 def _run_part(cfg, state, model, console, restart_data, first_index, total, restart_path,
-              append_log=False) -> RunSummary:
+              append_log=False, should_stop=None) -> RunSummary:
     integrator = build_integrator(cfg.ensemble)
     ff = ForceField(model, skin=cfg.skin, compute_stress=cfg.ensemble.ensemble == "npt")
     resume_step = None
     if restart_data is not None:
-        integrator.load_state_dict(restart_data.integrator_state)
         if restart_data.verlet_reference is not None:
             ff.rebuild_from(*restart_data.verlet_reference, state.graph)
         resume_step = state.step
@@ -167,10 +170,8 @@ def _run_part(cfg, state, model, console, restart_data, first_index, total, rest
         if saved is not None and saved != asdict(cfg.ensemble):
             raise ValueError(f"{cfg.restart}: saved with ensemble settings {saved}, "
                              f"not {asdict(cfg.ensemble)}; pass the original options")
-    else:
-        if cfg.log is not None:
-            ff.request_stress()  # the pressure of the first log row
-        state = ff.evaluate(state)
+    else:  # with a log, the stress gives the pressure of the first row
+        state = integrator.init(ff.evaluate(state, compute_stress=cfg.log is not None))
     reporters = []
     if cfg.log is not None:
         reporters.append(ThermoReporter(cfg.log, cfg.every, resume_step, append_log, first_index))
@@ -186,11 +187,12 @@ def _run_part(cfg, state, model, console, restart_data, first_index, total, rest
 
     remaining = max(cfg.steps - state.step, 0)
     progress = _Progress(console, cfg.steps, state.step, cfg.ensemble.timestep, cfg.progress)
+    restart = RestartSchedule(restart_path, cfg.restart_every, extra)
     with progress.bar:
-        summary = run_md(state, integrator, ff, remaining, reporters, restart_path,
-                         cfg.restart_every, extra,
+        summary = run_md(state, integrator, ff, remaining, reporters, restart,
                          SafetyLimits(max_temperature=cfg.max_temperature),
-                         on_step=progress, report_initial=restart_data is None)
+                         on_step=progress, should_stop=should_stop,
+                         report_initial=restart_data is None)
         progress.bar.update(progress.task, completed=summary.state.step)
     print_summary(console, summary, cfg.ensemble.ensemble)
     return summary

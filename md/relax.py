@@ -79,7 +79,7 @@ class FIRE:
     def _apply(self, state: MDState, x: torch.Tensor, cell0: torch.Tensor
                ) -> tuple[MDState, torch.Tensor]:
         if not self.cell_filter:
-            return state.with_positions(x), torch.empty(0)
+            return state.with_positions(x), torch.empty(0, device=x.device)
         n = state.num_atoms
         c = state.graph.atoms_per_system.to(x.dtype)[:, None, None]
         deform = x[n:].reshape(-1, 3, 3) / c

@@ -2,15 +2,21 @@
 
 Momenta are stored (amu·Å/fs), velocities derived. Positions are kept *unwrapped*
 (atoms are never folded back into the cell), so neighbour lists, MSD and restarts
-see continuous trajectories. Every system owns its random-number generator, so a
-system gives the same trajectory whether it runs alone or inside a batch.
+see continuous trajectories. A state is never modified in place: every step makes
+new tensors, so keeping the previous state is a complete rollback. Each ensemble
+extends the state with its own dynamic variables (see :mod:`mlpot.md.integrators`).
+Random numbers are a pure function of (``seeds[b]``, step, stream) (see
+:mod:`mlpot.md.noise`), so a system gives the same trajectory alone or in a batch.
+Derived quantities (kinetic energy, temperature, volume) are computed on each call;
+nothing is cached.
 """
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import TypeVar
 
 import ase
 import numpy as np
@@ -18,7 +24,10 @@ import torch
 
 from mlpot.graph import AtomicGraph
 from mlpot.kernels.kinetic import kinetic_energy
+from mlpot.md.noise import normals_per_atom
 from mlpot.md.units import KB, MVV2E
+
+S = TypeVar("S", bound="MDState")
 
 
 def system_sum(values: torch.Tensor, system_index: torch.Tensor, num_systems: int
@@ -29,9 +38,9 @@ def system_sum(values: torch.Tensor, system_index: torch.Tensor, num_systems: in
     return out.index_add(0, system_index, values)
 
 
-@dataclass
+@dataclass(frozen=True)
 class MDState:
-    """Batched MD state.
+    """Batched MD state (immutable: :meth:`replace` makes a new one).
 
     Attributes:
         graph: the systems (unwrapped ``positions [N, 3]`` Å, ``cell [B, 3, 3]`` Å,
@@ -41,7 +50,7 @@ class MDState:
         energy: ``[B]`` potential energy at ``positions``, eV.
         forces: ``[N, 3]`` eV/Å at ``positions``.
         stress: ``[B, 3, 3]`` eV/Å³ (ASE sign) or None when not computed.
-        generators: one ``torch.Generator`` per system (on the state's device).
+        seeds: ``[B]`` int64, each system's random stream (with ``step``).
         step: number of steps taken.
         time: simulated time, fs.
     """
@@ -52,7 +61,7 @@ class MDState:
     energy: torch.Tensor
     forces: torch.Tensor
     stress: torch.Tensor | None
-    generators: list[torch.Generator] = field(repr=False)
+    seeds: torch.Tensor
     step: int = 0
     time: float = 0.0
 
@@ -69,6 +78,7 @@ class MDState:
 
     @property
     def system_index(self) -> torch.Tensor:
+        """``[N]`` system of each atom."""
         return self.graph.system_index
 
     @property
@@ -84,33 +94,12 @@ class MDState:
         """``[N, 3]`` Å/fs."""
         return self.momenta / self.masses[:, None]
 
-    def inverse_masses(self) -> torch.Tensor:
-        """``[N, 3]`` 1/m per coordinate, amu⁻¹."""
-        return self._derived("_inverse_masses", (self.masses,),
-                             lambda: (1.0 / self.masses)[:, None].expand(-1, 3).contiguous())
+    def replace(self: S, **changes: object) -> S:
+        """A copy with some fields replaced (the tensors themselves are shared)."""
+        return dataclasses.replace(self, **changes)
 
-    def _derived(self, name: str, sources: tuple[object, ...],
-                 make: Callable[[], torch.Tensor]) -> torch.Tensor:
-        """``make()``, computed once and carried along by :meth:`replace` (which copies
-        the attribute dict) while every one of ``sources`` is the same object."""
-        cached = self.__dict__.get(name)
-        if cached is None or not all(map(operator.is_, cached[0], sources)):
-            cached = (sources, make())
-            self.__dict__[name] = cached
-        return cached[1]
-
-    def replace(self, **changes: object) -> MDState:
-        """A shallow copy with some fields replaced (called several times per MD step,
-        so it copies the attribute dict instead of going through ``dataclasses.replace``)."""
-        if not _FIELD_NAMES.issuperset(changes):
-            raise TypeError(f"MDState has no field(s) {sorted(changes.keys() - _FIELD_NAMES)}")
-        new = object.__new__(MDState)
-        new.__dict__.update(self.__dict__)
-        new.__dict__.update(changes)
-        return new
-
-    def with_positions(self, positions: torch.Tensor, cell: torch.Tensor | None = None
-                       ) -> MDState:
+    def with_positions(self: S, positions: torch.Tensor, cell: torch.Tensor | None = None
+                       ) -> S:
         """A copy with new positions (and optionally a new cell) of the same shapes."""
         return self.replace(graph=self.graph.with_positions(positions, cell))
 
@@ -121,28 +110,17 @@ class MDState:
 
     def degrees_of_freedom(self) -> torch.Tensor:
         """``[B]`` kinetic degrees of freedom, 3N − 3 (total momentum is conserved at 0)."""
-        counts, dtype = self.graph.atoms_per_system, self.momenta.dtype
-
-        def make() -> torch.Tensor:
-            n = counts.to(dtype)
-            return torch.where(n > 1, 3 * n - 3, 3 * n)
-
-        return self._derived("_degrees_of_freedom", (counts, dtype), make)
+        n = self.graph.atoms_per_system.to(self.momenta.dtype)
+        return torch.where(n > 1, 3 * n - 3, 3 * n)
 
     def kinetic_energy(self) -> torch.Tensor:
-        """``[B]`` kinetic energy, eV (computed once per momenta tensor: the MD loop's
-        check, the thermostat and the log of a step share it)."""
-        return self._derived("_kinetic_energy", self._kinetic_sources(), lambda: (
-            kinetic_energy(self.momenta, self.masses, self.system_index,
-                           self.num_systems) * MVV2E))
-
-    def _kinetic_sources(self) -> tuple[object, ...]:
-        """What E_kin and T depend on (the keys of their caches)."""
-        return self.momenta, self.masses, self.graph.system_index
+        """``[B]`` kinetic energy, eV."""
+        return kinetic_energy(self.momenta, self.masses, self.system_index,
+                              self.num_systems) * MVV2E
 
     def volume(self) -> torch.Tensor:
-        """``[B]`` cell volume, Å³ (0 without a cell; computed once per cell tensor)."""
-        return self._derived("_volume", (self.cell,), self.graph.volume)
+        """``[B]`` cell volume, Å³ (0 without a cell)."""
+        return self.graph.volume()
 
     def kinetic_tensor(self) -> torch.Tensor:
         """``[B, 3, 3]`` Σ p_a p_b / m per system, eV."""
@@ -150,10 +128,8 @@ class MDState:
         return self.sum_per_system(outer) * MVV2E
 
     def temperature(self) -> torch.Tensor:
-        """``[B]`` instantaneous temperature 2K / (N_f k_B), K (cached like E_kin: the
-        blow-up check and the log of a step share it)."""
-        return self._derived("_temperature", self._kinetic_sources(), lambda: (
-            2 * self.kinetic_energy() / (self.degrees_of_freedom() * KB)))
+        """``[B]`` instantaneous temperature 2K / (N_f k_B), K."""
+        return 2 * self.kinetic_energy() / (self.degrees_of_freedom() * KB)
 
     def pressure_tensor(self) -> torch.Tensor:
         """``[B, 3, 3]`` instantaneous pressure (kinetic/V − stress), eV/Å³ (NaN without stress)."""
@@ -164,20 +140,6 @@ class MDState:
     def pressure(self) -> torch.Tensor:
         """``[B]`` instantaneous pressure, eV/Å³ (NaN without stress)."""
         return torch.diagonal(self.pressure_tensor(), dim1=1, dim2=2).mean(1)
-
-    # -------------------------------------------------------------- random
-    def normal_per_atom(self) -> torch.Tensor:
-        """``[N, 3]`` standard normals, each system drawn from its own generator."""
-        counts = self.graph.atoms_per_system.tolist()
-        return torch.cat([
-            torch.randn(n, 3, generator=g, dtype=self.momenta.dtype, device=self.momenta.device)
-            for n, g in zip(counts, self.generators, strict=True)])
-
-    def normal_per_system(self, shape: Sequence[int] = ()) -> torch.Tensor:
-        """``[B, *shape]`` standard normals, one draw per system generator."""
-        return torch.stack([
-            torch.randn(tuple(shape), generator=g, dtype=self.momenta.dtype,
-                        device=self.momenta.device) for g in self.generators])
 
     # --------------------------------------------------------- construction
     @classmethod
@@ -211,7 +173,7 @@ class MDState:
             graph=graph.replace(velocities=None), momenta=velocities * masses[:, None],
             masses=masses, energy=torch.zeros(len(atoms_list), dtype=dtype, device=device),
             forces=torch.zeros_like(graph.positions), stress=None,
-            generators=make_generators(seeds, device))
+            seeds=torch.tensor(seeds, dtype=torch.int64, device=device))
 
     def to_atoms(self) -> list[ase.Atoms]:
         """One :class:`ase.Atoms` per system, with velocities, energy, forces (and stress)."""
@@ -220,17 +182,10 @@ class MDState:
         return graph.to_atoms()
 
 
-_FIELD_NAMES = frozenset(f.name for f in fields(MDState))
-
-
-def make_generators(seeds: Sequence[int], device: torch.device | str) -> list[torch.Generator]:
-    """One seeded generator per system on ``device``."""
-    gens = []
-    for s in seeds:
-        g = torch.Generator(device=device)
-        g.manual_seed(int(s))
-        gens.append(g)
-    return gens
+def extend_state(state: MDState, cls: type[S], **variables: torch.Tensor) -> S:
+    """``state`` as an ensemble state ``cls`` with its extra ``variables``."""
+    common = {f.name: getattr(state, f.name) for f in fields(MDState)}
+    return cls(**common, **variables)
 
 
 def remove_total_momentum(state: MDState, momenta: torch.Tensor) -> torch.Tensor:
@@ -242,14 +197,17 @@ def remove_total_momentum(state: MDState, momenta: torch.Tensor) -> torch.Tensor
     total_m = state.sum_per_system(state.masses)
     single = (state.graph.atoms_per_system <= 1)[:, None]
     v_com = torch.where(single, torch.zeros_like(total_p), total_p / total_m[:, None])
-    return momenta - state.masses[:, None] * v_com[state.system_index]
+    return momenta - state.masses[:, None] * v_com.index_select(0, state.system_index)
 
 
-def maxwell_boltzmann(state: MDState, temperature: float | torch.Tensor,
-                      exact: bool = True) -> MDState:
+#: stream id of the initial velocities (integrators use small ids of their own).
+MAXWELL_BOLTZMANN_STREAM = 99
+
+
+def maxwell_boltzmann(state: S, temperature: float | torch.Tensor, exact: bool = True) -> S:
     """Momenta drawn from Maxwell–Boltzmann at ``temperature`` (K, scalar or ``[B]``).
 
-    p_i = sqrt(m_i k_B T / MVV2E) ξ_i, ξ ~ N(0, 1) from each system's generator,
+    p_i = sqrt(m_i k_B T / MVV2E) ξ_i, ξ ~ N(0, 1) from each system's stream,
     then the total momentum is removed and (``exact``) momenta are rescaled so each
     system's instantaneous temperature equals T.
     """
@@ -258,8 +216,9 @@ def maxwell_boltzmann(state: MDState, temperature: float | torch.Tensor,
     if bool((T < 0).any()):
         raise ValueError(f"temperature must be >= 0 K, got {T.tolist()}")
     kT = (KB * T / MVV2E)[state.system_index]
-    p = torch.sqrt(state.masses * kT)[:, None] * state.normal_per_atom()
-    p = remove_total_momentum(state, p)
+    xi = normals_per_atom(state.seeds, state.step, MAXWELL_BOLTZMANN_STREAM,
+                          state.graph.atoms_per_system, state.momenta.dtype)
+    p = remove_total_momentum(state, torch.sqrt(state.masses * kT)[:, None] * xi)
     new = state.replace(momenta=p)
     if exact:
         current = new.temperature()

@@ -11,6 +11,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 
 from mlpot.graph import AtomicGraph
 from mlpot.models.base import Potential
+from mlpot.neighbors import VerletList, update, verlet_list
 
 
 class MLPotCalculator(Calculator):
@@ -20,6 +21,9 @@ class MLPotCalculator(Calculator):
         model: a Potential, a checkpoint path, or a shipped model name.
         device: torch device (default: the model's, or CPU for loaded models).
         dtype: floating dtype to evaluate in (default: the model's).
+        skin: Verlet skin, Å: the pair list is kept between calls and rebuilt only when
+            an atom may have come within the cutoff (0: a new list every call). The
+            pairs given to the model are the same either way (forces bit for bit).
 
     Results: ``energy``/``free_energy`` (eV), ``energies`` (eV per atom),
     ``forces`` (eV/Å), ``stress`` (Voigt-6, eV/Å³, ASE sign; periodic cells only).
@@ -32,9 +36,14 @@ class MLPotCalculator(Calculator):
         model: Potential | str | os.PathLike,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        skin: float = 1.0,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if skin < 0:
+            raise ValueError(f"neighbour-list skin must be >= 0 Å, got {skin}")
+        self.skin = float(skin)
+        self.pairs: VerletList | None = None
         if not isinstance(model, Potential):
             from mlpot.checkpoint import load_model
 
@@ -59,6 +68,9 @@ class MLPotCalculator(Calculator):
         _check_cell(atoms)
         graph = AtomicGraph.from_atoms(atoms, dtype=self.model.dtype,
                                        device=self.model.e0.device, read_labels=False)
+        self.pairs = (verlet_list(graph, self.model.cutoff, self.skin) if self.pairs is None
+                      else update(self.pairs, graph))
+        graph = graph.with_edges(self.pairs.edge_index, self.pairs.shifts)
         out = self.model(graph, compute_forces=True, compute_stress=want_stress)
         energy = float(out.energy[0])
         self.results = {

@@ -131,21 +131,30 @@ def assert_extensive(
 def assert_batched_equals_single(
     model: Potential, structures: list[ase.Atoms], rtol: float = 1e-10
 ) -> float:
-    """Predicting a batch gives the same energies/forces as one system at a time."""
-    batch = model(AtomicGraph.from_atoms(structures, dtype=model.dtype, read_labels=False))
-    e_err = f_err = 0.0
+    """Predicting a batch gives the same energies, forces and stress (of every system with
+    a cell periodic in 3-D; others have none) as one system at a time. Returns the
+    largest relative error."""
+    graph = AtomicGraph.from_atoms(structures, dtype=model.dtype, read_labels=False)
+    batch = model(graph, compute_stress=True)
+    errors = {"energy": 0.0, "forces": 0.0, "stress": 0.0}
     start = 0
     for k, atoms in enumerate(structures):
-        single = _predict(model, atoms)
+        periodic = bool(np.all(atoms.pbc))
+        single = _predict(model, atoms, stress=periodic)
         n = len(atoms)
+        errors["energy"] = max(errors["energy"], abs(float(batch.energy[k] - single.energy[0]))
+                               / max(abs(float(single.energy[0])), 1e-12))
         scale = max(float(single.forces.abs().max()), 1e-12)
-        e_err = max(e_err, abs(float(batch.energy[k] - single.energy[0]))
-                    / max(abs(float(single.energy[0])), 1e-12))
-        f_err = max(f_err, float((batch.forces[start:start + n] - single.forces).abs().max())
-                    / scale)
+        errors["forces"] = max(errors["forces"], float(
+            (batch.forces[start:start + n] - single.forces).abs().max()) / scale)
+        if periodic:
+            scale = max(float(single.stress.abs().max()), 1e-12)
+            errors["stress"] = max(errors["stress"], float(
+                (batch.stress[k] - single.stress[0]).abs().max()) / scale)
         start += n
-    err = max(e_err, f_err)
-    assert err < rtol, f"batched != single: energy rel. err {e_err:.2e}, forces {f_err:.2e}"
+    err = max(errors.values())
+    assert err < rtol, "batched != single: " + ", ".join(
+        f"{name} rel. err {value:.2e}" for name, value in errors.items())
     return err
 
 

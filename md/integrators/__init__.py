@@ -1,18 +1,23 @@
-"""Integrators with a common ``step(state, forces_fn)`` interface, one ensemble per file."""
+"""Stateless integrators ``init(state)`` / ``step(state, forces_fn)``, one ensemble per file,
+each with its typed state (the ensemble's dynamic variables)."""
 
 from mlpot.md.integrators.base import ForcesFn, Integrator
-from mlpot.md.integrators.csvr import CSVR
-from mlpot.md.integrators.langevin import Langevin
-from mlpot.md.integrators.nose_hoover import NoseHooverChain
-from mlpot.md.integrators.npt_scr import NPTStochasticCellRescaling
+from mlpot.md.integrators.csvr import CSVR, CSVRState
+from mlpot.md.integrators.langevin import Langevin, LangevinState
+from mlpot.md.integrators.nose_hoover import NoseHooverChain, NoseHooverState
+from mlpot.md.integrators.npt_scr import NPTState, NPTStochasticCellRescaling
 from mlpot.md.integrators.verlet import VelocityVerlet
 
 __all__ = [
     "CSVR",
+    "CSVRState",
     "ForcesFn",
     "Integrator",
     "Langevin",
+    "LangevinState",
+    "NPTState",
     "NPTStochasticCellRescaling",
     "NoseHooverChain",
+    "NoseHooverState",
     "VelocityVerlet",
 ]

@@ -1,12 +1,16 @@
 """The integrator interface and the Velocity-Verlet building blocks shared by all ensembles.
 
-Every integrator is a small object with ``step(state, forces_fn) -> state``.
-``forces_fn`` maps an :class:`~mlpot.graph.AtomicGraph` to a
+Integrators are stateless: an integrator object holds only its parameters (time
+step, targets, time constants). ``init(state)`` extends a plain
+:class:`~mlpot.md.MDState` with the ensemble's dynamic variables (thermostat chain,
+reservoir energies, barostat work), and ``step(state, forces_fn)`` maps that state to
+the next one. Everything a restart or a rollback needs is therefore in the state.
+
+``forces_fn(graph, compute_stress)`` maps an :class:`~mlpot.graph.AtomicGraph` to a
 :class:`~mlpot.models.PotentialOutput` (normally a :class:`mlpot.md.ForceField`).
-The state entering ``step`` carries the forces at its positions; the state
-returned carries the forces at the new positions. Per-system thermostat and
-barostat variables live in the integrator and are saved with
-``state_dict()`` / restored with ``load_state_dict()`` for restarts.
+The state entering ``step`` carries the forces at its positions; the state returned
+carries the forces at the new positions (and the stress when asked for, or when the
+ensemble needs it).
 
 Splitting notation (Leimkuhler–Matthews): B is a momentum kick
 p ← p + (Δt/MVV2E)·F, A a position drift r ← r + Δt·p/m, O a stochastic or
@@ -16,7 +20,7 @@ deterministic momentum update from a thermostat.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from typing import Protocol
 
 import torch
 
@@ -25,7 +29,11 @@ from mlpot.md.state import MDState
 from mlpot.md.units import MVV2E
 from mlpot.models.base import PotentialOutput
 
-ForcesFn = Callable[[AtomicGraph], PotentialOutput]
+
+class ForcesFn(Protocol):
+    """Energy, forces (and, when asked, stress) of a batch of systems."""
+
+    def __call__(self, graph: AtomicGraph, compute_stress: bool = False) -> PotentialOutput: ...
 
 
 def kick(state: MDState, dt: float) -> MDState:
@@ -36,12 +44,13 @@ def kick(state: MDState, dt: float) -> MDState:
 def drift(state: MDState, dt: float) -> MDState:
     """A: r ← r + Δt·p/m."""
     return state.with_positions(torch.addcmul(state.positions, state.momenta,
-                                              state.inverse_masses(), value=dt))
+                                              (1.0 / state.masses)[:, None], value=dt))
 
 
-def update_forces(state: MDState, forces_fn: ForcesFn) -> MDState:
+def update_forces(state: MDState, forces_fn: ForcesFn, compute_stress: bool = False
+                  ) -> MDState:
     """Evaluate ``forces_fn`` at the state's positions and store energy/forces/stress."""
-    out = forces_fn(state.graph)
+    out = forces_fn(state.graph, compute_stress)
     dtype = state.momenta.dtype
     return state.replace(energy=_plain(out.energy, dtype), forces=_plain(out.forces, dtype),
                          stress=None if out.stress is None else _plain(out.stress, dtype))
@@ -65,34 +74,38 @@ def per_system(value: float | torch.Tensor, state: MDState) -> torch.Tensor:
     return t.expand(state.num_systems).clone()
 
 
+def zeros_per_system(state: MDState, *shape: int) -> torch.Tensor:
+    """``[B, *shape]`` zeros of the state's dtype and device."""
+    return torch.zeros((state.num_systems, *shape), dtype=state.momenta.dtype,
+                       device=state.momenta.device)
+
+
 class Integrator(ABC):
-    """Advances an :class:`MDState` by one time step ``dt`` (fs).
+    """Advances an :class:`MDState` by one time step ``dt`` (fs); holds parameters only.
 
     Attributes:
         dt: time step, fs.
-        stochastic: whether ``step`` draws from the state's generators (the MD loop
-            then saves their states before each step, to roll back an interrupted one).
+        state_type: the state class this ensemble runs on.
     """
 
     dt: float
-    stochastic: bool = True
+    state_type: type[MDState] = MDState
+
+    def init(self, state: MDState) -> MDState:
+        """``state`` with this ensemble's variables (zero-initialised; a state of the
+        right type is returned unchanged)."""
+        return state
 
     @abstractmethod
-    def step(self, state: MDState, forces_fn: ForcesFn) -> MDState:
-        """One step: returns the new state with forces at the new positions."""
+    def step(self, state: MDState, forces_fn: ForcesFn, compute_stress: bool = False
+             ) -> MDState:
+        """One step: the new state with forces (and, if asked, stress) at the new positions."""
+
+    def reservoir_energy(self, state: MDState) -> torch.Tensor:
+        """``[B]`` energy the thermostat/barostat holds or has taken out, eV (0 for NVE)."""
+        return torch.zeros_like(state.energy)
 
     def conserved_energy(self, state: MDState) -> torch.Tensor:
         """``[B]`` quantity the exact dynamics conserves, eV: E_pot + E_kin + the
         reservoir term."""
         return state.energy + state.kinetic_energy() + self.reservoir_energy(state)
-
-    def reservoir_energy(self, state: MDState) -> torch.Tensor | float:
-        """``[B]`` energy a thermostat/barostat holds or has taken out, eV (0 for NVE)."""
-        return 0.0
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Per-system internal variables (thermostat/barostat) for restart files."""
-        return {}
-
-    def load_state_dict(self, values: dict[str, torch.Tensor]) -> None:  # noqa: B027
-        """Restore what :meth:`state_dict` returned (nothing to restore by default)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -14,70 +15,72 @@ from mlpot.md.integrators.base import (
     kick,
     per_system,
     update_forces,
+    zeros_per_system,
 )
-from mlpot.md.state import MDState
+from mlpot.md.noise import normals
+from mlpot.md.state import MDState, extend_state, system_sum
 from mlpot.md.units import KB
 
 
-def csvr_rescale(state: MDState, temperature: torch.Tensor, tau: float, dt: float
-                 ) -> tuple[MDState, torch.Tensor]:
-    """Exact CSVR propagation of the kinetic energy over ``dt``; returns (state, ΔK [B] eV).
+def csvr_kinetic_energy(K: torch.Tensor, kbar: torch.Tensor, nf: torch.Tensor, c: float,
+                        seeds: torch.Tensor, step: int, stream: int) -> tuple[torch.Tensor,
+                                                                               torch.Tensor]:
+    """New kinetic energies K' [B] of the exact CSVR propagation, and the sign of α [B].
 
     With c = exp(−Δt/τ), K̄ = N_f k_B T / 2, R₁ ~ N(0,1) and S ~ χ²(N_f − 1):
-    K' = c K + (1 − c) K̄ (R₁² + S)/N_f + 2 R₁ sqrt(c (1 − c) K K̄ / N_f),
-    momenta scaled by α = sqrt(K'/K) with the sign of R₁ + sqrt(c N_f K/((1−c) K̄))
-    (Bussi, Donadio & Parrinello, J. Chem. Phys. 126, 014101 (2007), appendix).
-    χ² is drawn as a sum of squared normals from each system's own generator.
+    K' = c K + (1 − c) K̄ (R₁² + S)/N_f + 2 R₁ sqrt(c (1 − c) K K̄ / N_f)
+    (Bussi, Donadio & Parrinello, J. Chem. Phys. 126, 014101 (2007), appendix); the
+    sign of the scaling α = ±sqrt(K'/K) is that of R₁ + sqrt(c N_f K/((1−c) K̄)).
+    R₁ and the N_f − 1 squared normals of S come from each system's stream, N_f of
+    them per system in one call.
+
+    Args:
+        K, kbar, nf: ``[B]`` kinetic energy, its target N_f k_B T/2 (eV) and N_f.
+        c: exp(−Δt/τ).
+        seeds, step, stream: the random stream (see :mod:`mlpot.md.noise`).
     """
+    counts = nf.round().to(torch.int64)
+    z = normals(seeds, step, stream, counts, K.dtype)
+    first = torch.cumsum(counts, 0) - counts
+    system = torch.repeat_interleave(torch.arange(len(counts), device=K.device), counts,
+                                     output_size=z.shape[0])
+    is_first = torch.zeros_like(z, dtype=torch.bool).index_fill(0, first, True)
+    r1 = z[first]  # N_f >= 3 for every system
+    s = system_sum(torch.where(is_first, 0.0, z * z), system, len(counts))
+    k_new = (c * K + (1 - c) * kbar * (r1 * r1 + s) / nf
+             + 2 * r1 * torch.sqrt(c * (1 - c) * K * kbar / nf))
+    sign = torch.sign(r1 + torch.sqrt(c * nf * K / ((1 - c) * kbar)))
+    return torch.clamp(k_new, min=0), torch.where(sign == 0, 1.0, sign)
+
+
+def csvr_rescale(state: MDState, temperature: torch.Tensor, tau: float, dt: float,
+                 stream: int) -> tuple[MDState, torch.Tensor]:
+    """T(dt): momenta scaled by α = ±sqrt(K'/K) (:func:`csvr_kinetic_energy`);
+    returns (state, ΔK [B] eV). Systems with K = 0 or T = 0 are left alone."""
     K = state.kinetic_energy()
     nf = state.degrees_of_freedom()
     kbar = 0.5 * nf * KB * temperature
-    c = math.exp(-dt / tau)
-    draws = [torch.randn(int(n), generator=g, dtype=K.dtype, device=K.device)
-             for n, g in zip(nf.tolist(), state.generators, strict=True)]
-    r1 = torch.stack([d[0] for d in draws])
-    s = torch.stack([(d[1:] ** 2).sum() for d in draws])
+    k_new, sign = csvr_kinetic_energy(K, kbar, nf, math.exp(-dt / tau), state.seeds,
+                                      state.step, stream)
     safe_K = torch.where(K > 0, K, torch.ones_like(K))
-    k_new = (c * K + (1 - c) * kbar * (r1 * r1 + s) / nf
-             + 2 * r1 * torch.sqrt(c * (1 - c) * K * kbar / nf))
-    alpha = torch.sqrt(torch.clamp(k_new, min=0) / safe_K)
-    sign = torch.sign(r1 + torch.sqrt(c * nf * K / ((1 - c) * kbar)))
-    alpha = torch.where((K > 0) & (kbar > 0), alpha * torch.where(sign == 0, 1, sign),
-                        torch.ones_like(alpha))
+    alpha = torch.where((K > 0) & (kbar > 0), torch.sqrt(k_new / safe_K) * sign,
+                        torch.ones_like(K))
     new = state.replace(momenta=state.momenta * alpha[state.system_index, None])
     return new, new.kinetic_energy() - K
 
 
-class CSVRThermostat:
-    """The CSVR rescaling step with its energy bookkeeping, shared by CSVR and NPT.
-
-    Args:
-        temperature: target, K (scalar or one per system).
-        tau: time constant, fs.
+@dataclass(frozen=True, kw_only=True)
+class CSVRState(MDState):
+    """:class:`MDState` plus the thermostat's bookkeeping.
 
     Attributes:
-        injected: ``[B]`` energy the thermostat has added so far, eV (None before use).
+        thermostat_work: ``[B]`` energy the thermostat has added to the systems, eV.
     """
 
-    def __init__(self, temperature: float | torch.Tensor, tau: float) -> None:
-        if not tau > 0:
-            raise ValueError(f"thermostat time constant must be positive, got {tau} fs")
-        self.temperature, self.tau = temperature, float(tau)
-        self.injected: torch.Tensor | None = None
-
-    def __call__(self, state: MDState, dt: float) -> MDState:
-        """T(dt): rescale the momenta exactly (:func:`csvr_rescale`), book the energy."""
-        state, dK = csvr_rescale(state, per_system(self.temperature, state), self.tau, dt)
-        self.injected = dK if self.injected is None else self.injected + dK
-        return state
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {} if self.injected is None else {"injected": self.injected}
-
-    def load_state_dict(self, values: dict[str, torch.Tensor]) -> None:
-        self.injected = values.get("injected")
+    thermostat_work: torch.Tensor
 
 
+@dataclass(frozen=True)
 class CSVR(Integrator):
     """Velocity Verlet with the stochastic velocity-rescaling thermostat of
     Bussi, Donadio & Parrinello, J. Chem. Phys. 126, 014101 (2007).
@@ -86,7 +89,7 @@ class CSVR(Integrator):
     leaves the canonical distribution invariant. Splitting:
     T(Δt/2) B(Δt/2) A(Δt) B(Δt/2) T(Δt/2), T being the exact rescaling of
     :func:`csvr_rescale`. The conserved quantity is E_pot + E_kin minus the
-    energy the thermostat injected.
+    energy the thermostat added.
 
     Args:
         dt: time step, fs.
@@ -94,25 +97,34 @@ class CSVR(Integrator):
         tau: thermostat time constant, fs (default 100).
     """
 
-    def __init__(self, dt: float, temperature: float | torch.Tensor, tau: float = 100.0
-                 ) -> None:
-        if not dt > 0:
-            raise ValueError(f"time step must be positive, got {dt} fs")
-        self.dt = float(dt)
-        self.thermostat = CSVRThermostat(temperature, tau)
+    dt: float
+    temperature: float | torch.Tensor
+    tau: float = 100.0
+    state_type = CSVRState
 
-    def step(self, state: MDState, forces_fn: ForcesFn) -> MDState:
-        half = 0.5 * self.dt
-        state = drift(kick(self.thermostat(state, half), half), self.dt)
-        state = kick(update_forces(state, forces_fn), half)
-        return advance_clock(self.thermostat(state, half), self.dt)
+    def __post_init__(self) -> None:
+        if not self.dt > 0:
+            raise ValueError(f"time step must be positive, got {self.dt} fs")
+        if not self.tau > 0:
+            raise ValueError(f"thermostat time constant must be positive, got {self.tau} fs")
 
-    def reservoir_energy(self, state: MDState) -> torch.Tensor | float:
-        injected = self.thermostat.injected
-        return 0.0 if injected is None else -injected
+    def init(self, state: MDState) -> CSVRState:
+        if isinstance(state, CSVRState):
+            return state
+        return extend_state(state, CSVRState, thermostat_work=zeros_per_system(state))
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return self.thermostat.state_dict()
+    def thermostat(self, state: CSVRState, stream: int) -> CSVRState:
+        """T(Δt/2) with its energy booked."""
+        new, dK = csvr_rescale(state, per_system(self.temperature, state), self.tau,
+                               0.5 * self.dt, stream)
+        return new.replace(thermostat_work=state.thermostat_work + dK)
 
-    def load_state_dict(self, values: dict[str, torch.Tensor]) -> None:
-        self.thermostat.load_state_dict(values)
+    def step(self, state: MDState, forces_fn: ForcesFn, compute_stress: bool = False
+             ) -> CSVRState:
+        state, half = self.init(state), 0.5 * self.dt
+        state = drift(kick(self.thermostat(state, stream=1), half), self.dt)
+        state = kick(update_forces(state, forces_fn, compute_stress), half)
+        return advance_clock(self.thermostat(state, stream=2), self.dt)
+
+    def reservoir_energy(self, state: MDState) -> torch.Tensor:
+        return -self.init(state).thermostat_work

@@ -1,8 +1,9 @@
-"""Langevin dynamics with the BAOAB splitting (NVT)."""
+"""Langevin dynamics (NVT), BAOAB splitting."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -14,11 +15,28 @@ from mlpot.md.integrators.base import (
     kick,
     per_system,
     update_forces,
+    zeros_per_system,
 )
-from mlpot.md.state import MDState, remove_total_momentum
+from mlpot.md.noise import normals_per_atom
+from mlpot.md.state import MDState, extend_state, remove_total_momentum
 from mlpot.md.units import KB, MVV2E
 
+#: stream id of the O step's noise (see :mod:`mlpot.md.noise`).
+O_STREAM = 1
 
+
+@dataclass(frozen=True, kw_only=True)
+class LangevinState(MDState):
+    """:class:`MDState` plus the thermostat's bookkeeping.
+
+    Attributes:
+        heat: ``[B]`` energy removed from the systems by the O steps so far, eV.
+    """
+
+    heat: torch.Tensor
+
+
+@dataclass(frozen=True)
 class Langevin(Integrator):
     """BAOAB Langevin integrator (Leimkuhler & Matthews, Appl. Math. Res. Express 2013, 34;
     J. Chem. Phys. 138, 174102 (2013)).
@@ -29,7 +47,7 @@ class Langevin(Integrator):
     The noise of each system is projected onto zero total momentum
     (ξ_i → ξ_i − m_i Σξ/Σm in momentum units), which samples the canonical
     distribution restricted to P = 0, so the kinetic degrees of freedom are 3N − 3
-    as for the other integrators.
+    as for the other integrators. The conserved quantity is E_pot + E_kin + heat.
 
     Args:
         dt: time step, fs.
@@ -37,40 +55,40 @@ class Langevin(Integrator):
         friction: γ, 1/fs (default 0.01, i.e. 100 fs).
     """
 
-    def __init__(self, dt: float, temperature: float | torch.Tensor,
-                 friction: float = 0.01) -> None:
-        if not dt > 0:
-            raise ValueError(f"time step must be positive, got {dt} fs")
-        if not friction > 0:
-            raise ValueError(f"friction must be positive, got {friction} 1/fs")
-        self.dt = float(dt)
-        self.temperature = temperature
-        self.friction = float(friction)
-        self.heat = None  # [B] energy removed by the O steps, eV
+    dt: float
+    temperature: float | torch.Tensor
+    friction: float = 0.01
+    state_type = LangevinState
 
-    def _o_step(self, state: MDState) -> MDState:
+    def __post_init__(self) -> None:
+        if not self.dt > 0:
+            raise ValueError(f"time step must be positive, got {self.dt} fs")
+        if not self.friction > 0:
+            raise ValueError(f"friction must be positive, got {self.friction} 1/fs")
+
+    def init(self, state: MDState) -> LangevinState:
+        if isinstance(state, LangevinState):
+            return state
+        return extend_state(state, LangevinState, heat=zeros_per_system(state))
+
+    def o_step(self, state: LangevinState) -> LangevinState:
+        """O(Δt): exact Ornstein–Uhlenbeck update of the momenta, heat booked."""
         c1 = math.exp(-self.friction * self.dt)
-        T = per_system(self.temperature, state)[state.system_index]
+        T = per_system(self.temperature, state).index_select(0, state.system_index)
         sigma = torch.sqrt((1 - c1 * c1) * state.masses * KB * T / MVV2E)
-        noise = remove_total_momentum(state, sigma[:, None] * state.normal_per_atom())
-        before = state.kinetic_energy()
+        xi = normals_per_atom(state.seeds, state.step, O_STREAM, state.graph.atoms_per_system,
+                              state.momenta.dtype)
+        noise = remove_total_momentum(state, sigma[:, None] * xi)
         new = state.replace(momenta=c1 * state.momenta + noise)
-        heat = before - new.kinetic_energy()
-        self.heat = heat if self.heat is None else self.heat + heat
-        return new
+        return new.replace(heat=state.heat + state.kinetic_energy() - new.kinetic_energy())
 
-    def step(self, state: MDState, forces_fn: ForcesFn) -> MDState:
-        half = 0.5 * self.dt
+    def step(self, state: MDState, forces_fn: ForcesFn, compute_stress: bool = False
+             ) -> LangevinState:
+        state, half = self.init(state), 0.5 * self.dt
         state = drift(kick(state, half), half)
-        state = drift(self._o_step(state), half)
-        state = kick(update_forces(state, forces_fn), half)
+        state = drift(self.o_step(state), half)
+        state = kick(update_forces(state, forces_fn, compute_stress), half)
         return advance_clock(state, self.dt)
 
-    def reservoir_energy(self, state: MDState) -> torch.Tensor | float:
-        return 0.0 if self.heat is None else self.heat
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {} if self.heat is None else {"heat": self.heat}
-
-    def load_state_dict(self, values: dict[str, torch.Tensor]) -> None:
-        self.heat = values.get("heat")
+    def reservoir_energy(self, state: MDState) -> torch.Tensor:
+        return self.init(state).heat

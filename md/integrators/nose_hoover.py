@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from mlpot.md.integrators.base import (
@@ -12,11 +14,26 @@ from mlpot.md.integrators.base import (
     kick,
     per_system,
     update_forces,
+    zeros_per_system,
 )
-from mlpot.md.state import MDState
+from mlpot.md.state import MDState, extend_state
 from mlpot.md.units import KB
 
 
+@dataclass(frozen=True, kw_only=True)
+class NoseHooverState(MDState):
+    """:class:`MDState` plus the thermostat chain.
+
+    Attributes:
+        xi: ``[B, M]`` chain positions ξ_j (dimensionless).
+        v_xi: ``[B, M]`` chain velocities dξ_j/dt, 1/fs.
+    """
+
+    xi: torch.Tensor
+    v_xi: torch.Tensor
+
+
+@dataclass(frozen=True)
 class NoseHooverChain(Integrator):
     """Nosé–Hoover chains (Martyna, Klein & Tuckerman, J. Chem. Phys. 97, 2635 (1992)),
     integrated as in Martyna, Tuckerman, Tobias & Klein, Mol. Phys. 87, 1117 (1996).
@@ -36,39 +53,44 @@ class NoseHooverChain(Integrator):
         chain_length: M (default 3).
     """
 
-    stochastic = False
+    dt: float
+    temperature: float | torch.Tensor
+    tau: float = 100.0
+    chain_length: int = 3
+    state_type = NoseHooverState
 
-    def __init__(self, dt: float, temperature: float | torch.Tensor, tau: float = 100.0,
-                 chain_length: int = 3) -> None:
-        if not dt > 0:
-            raise ValueError(f"time step must be positive, got {dt} fs")
-        if not tau > 0 or chain_length < 1:
-            raise ValueError(f"need tau > 0 and chain_length >= 1, got {tau}, {chain_length}")
-        self.dt, self.temperature, self.tau = float(dt), temperature, float(tau)
-        self.chain_length = int(chain_length)
-        self.xi: torch.Tensor | None = None   # [B, M] dimensionless
-        self.v_xi: torch.Tensor | None = None  # [B, M] 1/fs
+    def __post_init__(self) -> None:
+        if not self.dt > 0:
+            raise ValueError(f"time step must be positive, got {self.dt} fs")
+        if not self.tau > 0 or self.chain_length < 1:
+            raise ValueError(f"need tau > 0 and chain_length >= 1, got {self.tau}, "
+                             f"{self.chain_length}")
 
-    def _setup(self, state: MDState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def init(self, state: MDState) -> NoseHooverState:
+        if isinstance(state, NoseHooverState):
+            return state
+        zeros = zeros_per_system(state, self.chain_length)
+        return extend_state(state, NoseHooverState, xi=zeros, v_xi=zeros)
+
+    def _masses(self, state: MDState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(k_B T [B], N_f [B], Q [B, M])."""
         kT = KB * per_system(self.temperature, state)
         nf = state.degrees_of_freedom()
         Q = (kT * self.tau**2)[:, None].repeat(1, self.chain_length)
         Q[:, 0] = Q[:, 0] * nf
-        if self.xi is None:
-            self.xi = torch.zeros_like(Q)
-            self.v_xi = torch.zeros_like(Q)
         return kT, nf, Q
 
-    def _force(self, j: int, K: torch.Tensor, kT: torch.Tensor, nf: torch.Tensor,
+    @staticmethod
+    def _force(j: int, K: torch.Tensor, kT: torch.Tensor, nf: torch.Tensor,
                Q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         if j == 0:
             return (2 * K - nf * kT) / Q[:, 0]
         return (Q[:, j - 1] * v[:, j - 1] ** 2 - kT) / Q[:, j]
 
-    def chain(self, state: MDState, dt: float) -> MDState:
+    def chain(self, state: NoseHooverState, dt: float) -> NoseHooverState:
         """C(dt): propagate the chain for ``dt`` and scale the momenta."""
-        kT, nf, Q = self._setup(state)
-        M, v = self.chain_length, self.v_xi.clone()
+        kT, nf, Q = self._masses(state)
+        M, v = self.chain_length, state.v_xi.clone()
         K = state.kinetic_energy()
         h2, h4 = dt / 2, dt / 4
         v[:, M - 1] += self._force(M - 1, K, kT, nf, Q, v) * h2
@@ -76,29 +98,24 @@ class NoseHooverChain(Integrator):
             s = torch.exp(-v[:, j + 1] * h4)
             v[:, j] = (v[:, j] * s + self._force(j, K, kT, nf, Q, v) * h2) * s
         scale = torch.exp(-v[:, 0] * dt)
-        state = state.replace(momenta=state.momenta * scale[state.system_index, None])
+        momenta = state.momenta * scale[state.system_index, None]
         K = K * scale * scale
-        self.xi = self.xi + v * dt
+        xi = state.xi + v * dt
         for j in range(M - 1):
             s = torch.exp(-v[:, j + 1] * h4)
             v[:, j] = (v[:, j] * s + self._force(j, K, kT, nf, Q, v) * h2) * s
         v[:, M - 1] += self._force(M - 1, K, kT, nf, Q, v) * h2
-        self.v_xi = v
-        return state
+        return state.replace(momenta=momenta, xi=xi, v_xi=v)
 
-    def step(self, state: MDState, forces_fn: ForcesFn) -> MDState:
-        half = 0.5 * self.dt
+    def step(self, state: MDState, forces_fn: ForcesFn, compute_stress: bool = False
+             ) -> NoseHooverState:
+        state, half = self.init(state), 0.5 * self.dt
         state = drift(kick(self.chain(state, half), half), self.dt)
-        state = kick(update_forces(state, forces_fn), half)
+        state = kick(update_forces(state, forces_fn, compute_stress), half)
         return advance_clock(self.chain(state, half), self.dt)
 
-    def reservoir_energy(self, state: MDState) -> torch.Tensor | float:
-        kT, nf, Q = self._setup(state)
-        return (0.5 * Q * self.v_xi**2).sum(1) + nf * kT * self.xi[:, 0] \
-            + kT * self.xi[:, 1:].sum(1)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {} if self.xi is None else {"xi": self.xi, "v_xi": self.v_xi}
-
-    def load_state_dict(self, values: dict[str, torch.Tensor]) -> None:
-        self.xi, self.v_xi = values.get("xi"), values.get("v_xi")
+    def reservoir_energy(self, state: MDState) -> torch.Tensor:
+        state = self.init(state)
+        kT, nf, Q = self._masses(state)
+        return ((0.5 * Q * state.v_xi**2).sum(1) + nf * kT * state.xi[:, 0]
+                + kT * state.xi[:, 1:].sum(1))

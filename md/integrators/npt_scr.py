@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from mlpot.md.integrators.base import (
@@ -12,9 +14,11 @@ from mlpot.md.integrators.base import (
     kick,
     per_system,
     update_forces,
+    zeros_per_system,
 )
-from mlpot.md.integrators.csvr import CSVRThermostat
-from mlpot.md.state import MDState
+from mlpot.md.integrators.csvr import csvr_rescale
+from mlpot.md.noise import normals_per_system
+from mlpot.md.state import MDState, extend_state
 from mlpot.md.units import GPA, KB
 
 CELL_MODES = ("isotropic", "anisotropic", "full")
@@ -44,6 +48,23 @@ def expm_small(a: torch.Tensor, squarings: int = 4, order: int = 12) -> torch.Te
     return total
 
 
+@dataclass(frozen=True, kw_only=True)
+class NPTState(MDState):
+    """:class:`MDState` plus the thermostat's and barostat's bookkeeping.
+
+    Attributes:
+        thermostat_work: ``[B]`` energy the CSVR thermostat has added, eV.
+        barostat_work: ``[B]`` enthalpy E_pot + K + P₀V the cell steps have added, eV.
+    """
+
+    thermostat_work: torch.Tensor
+    barostat_work: torch.Tensor
+
+
+BAROSTAT_STREAM = 3
+
+
+@dataclass(frozen=True)
 class NPTStochasticCellRescaling(Integrator):
     """Isothermal–isobaric dynamics: stochastic cell rescaling (Bernetti & Bussi,
     J. Chem. Phys. 153, 114107 (2020); anisotropic variants as in Del Tatto, Raiteri,
@@ -65,6 +86,13 @@ class NPTStochasticCellRescaling(Integrator):
     S the cell step (which uses the stress of the step's start, one step old), applied
     before the new forces are computed so forces always match the positions.
 
+    Effective energy (Bernetti & Bussi 2020, Sec. II): H̃ = E_pot + K + P₀V − W_T − W_S
+    is conserved up to the integration error, W_T being the energy the thermostat
+    added and W_S the enthalpy change of the S steps: per step
+    ΔH_S = ΔK_S + P₀ΔV + ΔU_S, with ΔU_S = ½ (V σ + V' σ') : dε (trapezoid rule with
+    the stress before and after the deformation, exact to second order in dε, which
+    matters because the noise makes dε² of order Δt).
+
     Args:
         dt: time step, fs.
         temperature: K (scalar or one per system).
@@ -75,48 +103,62 @@ class NPTStochasticCellRescaling(Integrator):
         cell_mode: "isotropic", "anisotropic" (orthorhombic) or "full".
     """
 
-    def __init__(self, dt: float, temperature: float | torch.Tensor, pressure: float = 0.0,
-                 tau_t: float = 100.0, tau_p: float = 1000.0,
-                 compressibility: float = 0.5 / GPA, cell_mode: str = "isotropic") -> None:
-        if not dt > 0:
-            raise ValueError(f"time step must be positive, got {dt} fs")
-        if not (tau_t > 0 and tau_p > 0 and compressibility > 0):
-            raise ValueError("tau_t, tau_p and compressibility must be positive")
-        if cell_mode not in CELL_MODES:
-            raise ValueError(f"cell_mode must be one of {CELL_MODES}, got {cell_mode!r}")
-        self.dt, self.temperature, self.pressure = float(dt), temperature, pressure
-        self.tau_t, self.tau_p = float(tau_t), float(tau_p)
-        self.compressibility, self.cell_mode = float(compressibility), cell_mode
-        self.thermostat = CSVRThermostat(temperature, tau_t)
+    dt: float
+    temperature: float | torch.Tensor
+    pressure: float | torch.Tensor = 0.0
+    tau_t: float = 100.0
+    tau_p: float = 1000.0
+    compressibility: float = 0.5 / GPA
+    cell_mode: str = "isotropic"
+    state_type = NPTState
 
-    def _strain(self, state: MDState, dt: float) -> torch.Tensor:
+    def __post_init__(self) -> None:
+        if not self.dt > 0:
+            raise ValueError(f"time step must be positive, got {self.dt} fs")
+        if not (self.tau_t > 0 and self.tau_p > 0 and self.compressibility > 0):
+            raise ValueError("tau_t, tau_p and compressibility must be positive")
+        if self.cell_mode not in CELL_MODES:
+            raise ValueError(f"cell_mode must be one of {CELL_MODES}, got {self.cell_mode!r}")
+
+    def init(self, state: MDState) -> NPTState:
+        if isinstance(state, NPTState):
+            return state
+        zeros = zeros_per_system(state)
+        return extend_state(state, NPTState, thermostat_work=zeros, barostat_work=zeros)
+
+    def _strain(self, state: NPTState, dt: float) -> torch.Tensor:
         """``[B, 3, 3]`` symmetric strain increment dε for one barostat step."""
         kT = KB * per_system(self.temperature, state)
         P0 = per_system(self.pressure, state)
         V = state.volume()
         P = state.pressure_tensor()
+        beta, dtype = self.compressibility, P.dtype
         if self.cell_mode == "isotropic":
+            R = normals_per_system(state.seeds, state.step, BAROSTAT_STREAM, 1, dtype)[:, 0]
             drive = P0 - torch.diagonal(P, dim1=1, dim2=2).mean(1) - kT / V
-            noise = torch.sqrt(2 * kT * self.compressibility * dt / (V * self.tau_p))
-            de = -(self.compressibility / self.tau_p) * drive * dt \
-                + noise * state.normal_per_system()
+            noise = torch.sqrt(2 * kT * beta * dt / (V * self.tau_p))
+            de = -(beta / self.tau_p) * drive * dt + noise * R
             return torch.diag_embed((de / 3)[:, None].expand(-1, 3))
-        beta = self.compressibility / 3
+        beta = beta / 3
         amp = torch.sqrt(2 * kT * beta * dt / (V * self.tau_p))[:, None, None]
-        R = state.normal_per_system((3, 3))
-        eye = torch.eye(3, dtype=P.dtype, device=P.device)
+        R = normals_per_system(state.seeds, state.step, BAROSTAT_STREAM, 9, dtype).view(-1, 3, 3)
+        eye = torch.eye(3, dtype=dtype, device=P.device)
         diag_drive = (P0 - kT / V)[:, None, None] * eye - P * eye
         de = -(beta / self.tau_p) * diag_drive * dt + amp * R * eye
         if self.cell_mode == "full":
-            upper = torch.triu(torch.ones(3, 3, dtype=P.dtype, device=P.device), diagonal=1)
+            upper = torch.triu(torch.ones(3, 3, dtype=dtype, device=P.device), diagonal=1)
             shear = (2 * beta / self.tau_p) * P * dt + amp * R
             de = de + shear * upper + (shear * upper).transpose(1, 2)
         return de
 
-    def barostat(self, state: MDState, dt: float) -> MDState:
-        """S(dt): deform the cells, scale positions and momenta."""
+    def barostat(self, state: NPTState, dt: float
+                 ) -> tuple[NPTState, torch.Tensor, torch.Tensor]:
+        """S(dt): deform the cells, scale positions and momenta. Returns the new state
+        (its K and P₀V changes booked), dε ``[B, 3, 3]`` and V σ : dε ``[B]`` (eV) of
+        the stress before the deformation."""
         if state.stress is None:
-            raise ValueError("NPT needs the stress: use ForceField(model, compute_stress=True)")
+            raise ValueError("NPT needs the stress of the state it starts from: evaluate "
+                             "it with ForceField.evaluate(state, compute_stress=True)")
         if not bool(state.graph.pbc.all()):
             raise ValueError("NPT needs cells periodic in all three directions")
         de = self._strain(state, dt)
@@ -124,17 +166,29 @@ class NPTStochasticCellRescaling(Integrator):
         idx = state.system_index
         positions = (state.positions[:, :, None] * mu[idx]).sum(1)
         momenta = (state.momenta[:, :, None] * mu_inv[idx]).sum(1)
-        return state.with_positions(positions, matmul3(state.cell, mu)).replace(momenta=momenta)
+        new = state.with_positions(positions, matmul3(state.cell, mu)).replace(momenta=momenta)
+        P0 = per_system(self.pressure, state)
+        dH = new.kinetic_energy() - state.kinetic_energy() + P0 * (new.volume() - state.volume())
+        virial = state.volume() * (state.stress * de).sum((1, 2))
+        return new.replace(barostat_work=state.barostat_work + dH), de, virial
 
-    def step(self, state: MDState, forces_fn: ForcesFn) -> MDState:
-        half = 0.5 * self.dt
-        state = drift(kick(self.thermostat(state, half), half), self.dt)
-        state = update_forces(self.barostat(state, self.dt), forces_fn)
-        return advance_clock(self.thermostat(kick(state, half), half), self.dt)
+    def thermostat(self, state: NPTState, stream: int) -> NPTState:
+        """T(Δt/2): CSVR rescaling with its energy booked."""
+        new, dK = csvr_rescale(state, per_system(self.temperature, state), self.tau_t,
+                               0.5 * self.dt, stream)
+        return new.replace(thermostat_work=state.thermostat_work + dK)
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return self.thermostat.state_dict()
+    def step(self, state: MDState, forces_fn: ForcesFn, compute_stress: bool = True
+             ) -> NPTState:
+        state, half = self.init(state), 0.5 * self.dt
+        state = drift(kick(self.thermostat(state, stream=1), half), self.dt)
+        state, de, virial = self.barostat(state, self.dt)
+        state = update_forces(state, forces_fn, True)
+        virial = 0.5 * (virial + state.volume() * (state.stress * de).sum((1, 2)))
+        state = state.replace(barostat_work=state.barostat_work + virial)
+        return advance_clock(self.thermostat(kick(state, half), stream=2), self.dt)
 
-    def load_state_dict(self, values: dict[str, torch.Tensor]) -> None:
-        self.thermostat.load_state_dict(values)
-
+    def reservoir_energy(self, state: MDState) -> torch.Tensor:
+        state = self.init(state)
+        return (per_system(self.pressure, state) * state.volume() - state.thermostat_work
+                - state.barostat_work)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from mlpot.md.integrators.base import (
     ForcesFn,
     Integrator,
@@ -13,6 +15,7 @@ from mlpot.md.integrators.base import (
 from mlpot.md.state import MDState
 
 
+@dataclass(frozen=True)
 class VelocityVerlet(Integrator):
     """Velocity Verlet (Swope, Andersen, Berens & Wilson, J. Chem. Phys. 76, 637 (1982)).
 
@@ -21,20 +24,20 @@ class VelocityVerlet(Integrator):
     p(t+Δt)   = p(t+Δt/2) + (Δt/2)·F(t+Δt)
 
     (the B-A-B splitting; symplectic and time reversible). Forces in eV/Å are
-    converted to amu·Å/fs² by 1/MVV2E.
+    converted to amu·Å/fs² by 1/MVV2E. Runs on a plain :class:`MDState`.
 
     Args:
         dt: time step, fs.
     """
 
-    stochastic = False
+    dt: float
 
-    def __init__(self, dt: float) -> None:
-        if not dt > 0:
-            raise ValueError(f"time step must be positive, got {dt} fs")
-        self.dt = float(dt)
+    def __post_init__(self) -> None:
+        if not self.dt > 0:
+            raise ValueError(f"time step must be positive, got {self.dt} fs")
 
-    def step(self, state: MDState, forces_fn: ForcesFn) -> MDState:
+    def step(self, state: MDState, forces_fn: ForcesFn, compute_stress: bool = False
+             ) -> MDState:
         state = drift(kick(state, 0.5 * self.dt), self.dt)
-        state = kick(update_forces(state, forces_fn), 0.5 * self.dt)
+        state = kick(update_forces(state, forces_fn, compute_stress), 0.5 * self.dt)
         return advance_clock(state, self.dt)

@@ -1,27 +1,35 @@
 """Restart files: everything needed to continue a run bit-for-bit.
 
-A restart holds the state (unwrapped positions, momenta, forces, cell, ...), each
-system's generator state, the integrator's internal variables, the reference
-configuration of the Verlet list (so the resumed run uses the very same pair
-list) and free-form run settings (``extra``: plain Python values). Written with
-``torch.save`` to a temporary file renamed into place; read with
-``weights_only=True``.
+A restart holds the state (unwrapped positions, momenta, forces, cell, the
+ensemble's own variables, and the random streams: per-system seeds, with the step
+as the counter), the reference configuration of the Verlet list (so the resumed
+run uses the very same pair list) and free-form run settings (``extra``: plain
+Python values). Written with ``torch.save`` to a temporary file renamed into
+place; read with ``weights_only=True``. ``VERSION`` 2: states with seeds and ensemble
+variables (version 1 held ``torch.Generator`` states and integrator dictionaries and
+cannot be resumed by this version).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
+from types import MappingProxyType
 
 import torch
 
 from mlpot.atomic_io import atomic_torch_save
 from mlpot.graph import AtomicGraph
-from mlpot.md.forces import ForceField
-from mlpot.md.integrators.base import Integrator
+from mlpot.md.integrators import CSVRState, LangevinState, NoseHooverState, NPTState
 from mlpot.md.state import MDState
+from mlpot.neighbors import VerletList
 
 FORMAT = "mlpot-md-restart"
+VERSION = 2
+#: the state classes a restart can hold (a closed table: names in files, never paths).
+STATE_TYPES: MappingProxyType[str, type[MDState]] = MappingProxyType({
+    cls.__name__: cls for cls in (MDState, LangevinState, CSVRState, NoseHooverState, NPTState)})
+_GRAPH_FIELDS = ("positions", "atomic_numbers", "system_index", "cell", "pbc", "charge", "spin")
 
 
 @dataclass
@@ -29,45 +37,37 @@ class RestartData:
     """What :func:`load_restart` returns.
 
     Attributes:
-        state: the saved state.
-        integrator_state: the integrator's ``state_dict()``.
+        state: the saved state (of the ensemble's state class).
         verlet_reference: (positions ``[N, 3]``, cell ``[B, 3, 3]``) of the pair list, or None.
         extra: run settings saved alongside (plain values).
     """
 
     state: MDState
-    integrator_state: dict[str, torch.Tensor]
     verlet_reference: tuple[torch.Tensor, torch.Tensor] | None
     extra: dict
 
 
-def save_restart(path: str | Path, state: MDState, integrator: Integrator,
-                 force_field: ForceField | None = None, extra: dict | None = None) -> Path:
+def _cpu(value: object) -> object:
+    return value.detach().cpu() if isinstance(value, torch.Tensor) else value
+
+
+def save_restart(path: str | Path, state: MDState, verlet: VerletList | None = None,
+                 extra: dict | None = None) -> Path:
     """Write a restart file atomically; returns its path."""
-    graph = {f.name: getattr(state.graph, f.name) for f in fields(AtomicGraph)
-             if f.name in ("positions", "atomic_numbers", "system_index", "cell", "pbc",
-                           "charge", "spin")}
-    verlet = None
-    if force_field is not None and force_field.verlet is not None:
-        verlet = {"positions": force_field.verlet.ref_positions.cpu(),
-                  "cell": force_field.verlet.ref_cell.cpu()}
+    values = {f.name: _cpu(getattr(state, f.name)) for f in fields(state) if f.name != "graph"}
     payload = {
-        "format": FORMAT,
-        "graph": {k: v.detach().cpu() for k, v in graph.items()},
-        "momenta": state.momenta.cpu(), "masses": state.masses.cpu(),
-        "energy": state.energy.cpu(), "forces": state.forces.cpu(),
-        "stress": None if state.stress is None else state.stress.cpu(),
-        "generators": [g.get_state() for g in state.generators],
-        "step": int(state.step), "time": float(state.time),
-        "integrator": type(integrator).__name__,
-        "integrator_state": {k: v.cpu() for k, v in integrator.state_dict().items()},
-        "verlet": verlet, "extra": dict(extra or {}),
+        "format": FORMAT, "version": VERSION, "state_type": type(state).__name__,
+        "graph": {k: _cpu(getattr(state.graph, k)) for k in _GRAPH_FIELDS},
+        "state": values,
+        "verlet": None if verlet is None else {"positions": _cpu(verlet.ref_positions),
+                                               "cell": _cpu(verlet.ref_cell)},
+        "extra": dict(extra or {}),
     }
     return atomic_torch_save(payload, path)
 
 
 def load_restart(path: str | Path, device: torch.device | str = "cpu") -> RestartData:
-    """Read a restart file (ValueError when it is not one)."""
+    """Read a restart file (ValueError naming the file when it is not one)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: restart file not found")
@@ -77,23 +77,18 @@ def load_restart(path: str | Path, device: torch.device | str = "cpu") -> Restar
         raise ValueError(f"{path}: not a readable restart file ({type(err).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not an mlpot MD restart file")
-    g = {k: v.to(device) for k, v in payload["graph"].items()}
-    gens = []
-    for s in payload["generators"]:
-        gen = torch.Generator(device=device)
-        gen.set_state(s)
-        gens.append(gen)
-    stress = payload["stress"]
-    state = MDState(
-        graph=AtomicGraph(**g), momenta=payload["momenta"].to(device),
-        masses=payload["masses"].to(device), energy=payload["energy"].to(device),
-        forces=payload["forces"].to(device),
-        stress=None if stress is None else stress.to(device), generators=gens,
-        step=payload["step"], time=payload["time"])
-    verlet = payload.get("verlet")
-    ref = None if verlet is None else (verlet["positions"].to(device),
-                                       verlet["cell"].to(device))
-    istate = {k: v.to(device) for k, v in payload["integrator_state"].items()}
-    extra = dict(payload["extra"])
-    extra.setdefault("integrator", payload["integrator"])
-    return RestartData(state=state, integrator_state=istate, verlet_reference=ref, extra=extra)
+    if payload.get("version") != VERSION:
+        raise ValueError(f"{path}: restart format version {payload.get('version', 1)}; this "
+                         f"mlpot reads version {VERSION} (restart the run from its structure)")
+    cls = STATE_TYPES.get(payload["state_type"])
+    if cls is None:
+        raise ValueError(f"{path}: unknown state type {payload['state_type']!r}")
+
+    def move(v: object) -> object:
+        return v.to(device) if isinstance(v, torch.Tensor) else v
+
+    graph = AtomicGraph(**{k: move(v) for k, v in payload["graph"].items()})
+    state = cls(graph=graph, **{k: move(v) for k, v in payload["state"].items()})
+    verlet = payload["verlet"]
+    ref = None if verlet is None else (move(verlet["positions"]), move(verlet["cell"]))
+    return RestartData(state=state, verlet_reference=ref, extra=dict(payload["extra"]))

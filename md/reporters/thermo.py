@@ -25,17 +25,21 @@ class ThermoReporter:
         resume_step: the step a restart resumes from, or None for a new file.
         append: append to an existing file (later parts of a split batch).
         first_index: index of the first system in the ``system`` column.
-        pressure: ask the MD loop for the stress on report steps (see
-            :meth:`wants_stress`), so the pressure column is filled in every ensemble;
-            without it the column is NaN unless the integrator needs the stress (NPT).
+        pressure: ask the MD loop for the stress on report steps (``needs_stress``),
+            so the pressure column is filled in every ensemble; without it the column is
+            NaN unless the integrator needs the stress (NPT).
+
+    Attributes:
+        interval: steps between rows (the :class:`~mlpot.md.simulate.Reporter` protocol).
+        needs_stress: whether report steps need the stress.
     """
 
     def __init__(self, path: str | Path, every: int = 10, resume_step: int | None = None,
                  append: bool = False, first_index: int = 0, pressure: bool = True) -> None:
         if every < 1:
             raise ValueError(f"report interval must be >= 1, got {every}")
-        self.path, self.every, self.first_index = Path(path), int(every), int(first_index)
-        self.pressure = pressure
+        self.path, self.interval, self.first_index = Path(path), int(every), int(first_index)
+        self.needs_stress = pressure
         if (resume_step is not None or append) and self.path.exists():
             if resume_step is not None:
                 _truncate_after(self.path, resume_step)
@@ -48,18 +52,8 @@ class ThermoReporter:
             self._writer.writerow(COLUMNS)
             self._fh.flush()
 
-    def wants_stress(self, step: int) -> bool:
-        """Whether the state at ``step`` should carry the stress (a report is due)."""
-        return self.pressure and self.due(step)
-
-    def due(self, step: int) -> bool:
-        """Whether a row is written at ``step``."""
-        return step % self.every == 0
-
     def report(self, state: MDState, integrator: Integrator) -> None:
-        """Write one row per system (if the step is due)."""
-        if not self.due(state.step):
-            return
+        """Write one row per system."""
         ekin = state.kinetic_energy()
         temperature = state.temperature()
         pressure = (torch.full_like(ekin, float("nan")) if state.stress is None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from itertools import pairwise
 from pathlib import Path
+from types import MappingProxyType
 
 import ase
 import ase.geometry
@@ -22,8 +23,8 @@ from ase.data import chemical_symbols
 
 from mlpot.md.state import MDState
 
-TRAJECTORY_FORMATS = {".dcd": "dcd", ".xtc": "xtc", ".h5": "h5", ".hdf5": "h5",
-                      ".extxyz": "extxyz", ".xyz": "extxyz"}
+TRAJECTORY_FORMATS = MappingProxyType({".dcd": "dcd", ".xtc": "xtc", ".h5": "h5",
+                                       ".hdf5": "h5", ".extxyz": "extxyz", ".xyz": "extxyz"})
 _NM = 0.1  # Å → nm
 _PS = 1e-3  # fs → ps
 
@@ -191,6 +192,9 @@ def truncate_frames(path: str | Path, frames: int) -> None:
 class TrajectoryReporter:
     """Writes a frame of every system every ``every`` steps.
 
+    Attributes ``interval`` and ``needs_stress`` (False) make it a
+    :class:`~mlpot.md.simulate.Reporter`.
+
     Args:
         path: file name; its extension picks the format (.dcd .xtc .h5 .extxyz).
             Batches write one file per system (see :func:`system_paths`).
@@ -208,7 +212,7 @@ class TrajectoryReporter:
         if every < 1:
             raise ValueError(f"trajectory interval must be >= 1, got {every}")
         trajectory_format(path)
-        self.every, self.frames = int(every), 0
+        self.interval, self.frames, self.needs_stress = int(every), 0, False
         self.paths = system_paths(path, state.num_systems, first_index, total_systems)
         numbers = state.graph.atomic_numbers.cpu().numpy()
         bounds = np.cumsum([0, *state.graph.atoms_per_system.tolist()])
@@ -222,14 +226,8 @@ class TrajectoryReporter:
                          for p, s in zip(self.paths, self._slices, strict=True)]
         self._needs_velocities = any(w.fmt == "extxyz" for w in self._writers)
 
-    def due(self, step: int) -> bool:
-        """Whether a frame is written at ``step``."""
-        return step % self.every == 0
-
     def report(self, state: MDState, integrator: object = None) -> None:
-        """Write the frame (if the step is due)."""
-        if not self.due(state.step):
-            return
+        """Write a frame of every system."""
         pos = state.positions.detach().cpu().numpy()  # each writer converts it
         vel = (state.velocities.detach().cpu().double().numpy() if self._needs_velocities
                else None)

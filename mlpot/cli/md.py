@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +14,38 @@ from rich.console import Console
 
 from mlpot.md.config import EnsembleConfig, LJParameters
 from mlpot.md.errors import MDError
+
+
+class StopRequest:
+    """A flag set by the first Ctrl-C (the run stops cleanly at the next step)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+@contextmanager
+def stop_on_sigint() -> Iterator[StopRequest]:
+    """While active, the first SIGINT sets the yielded flag instead of raising; the
+    second raises KeyboardInterrupt (an MD step in progress is then abandoned and the
+    run stops at the last complete step). Outside the main thread, a no-op flag."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handle(_signum: int, _frame: object) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = True
+
+    old = signal.signal(signal.SIGINT, handle)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _fail(message: str) -> None:
@@ -67,7 +103,8 @@ def md(
         lj=LJParameters(lj_epsilon, lj_sigma, lj_cutoff), max_temperature=max_temperature,
         max_batch_atoms=max_batch_atoms, progress=progress)
     try:
-        summaries = run_md_command(cfg)
+        with stop_on_sigint() as stop:
+            summaries = run_md_command(cfg, should_stop=stop)
     except (ValueError, FileNotFoundError, MDError, OSError) as err:
         _fail(str(err))
         return

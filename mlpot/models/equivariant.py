@@ -171,9 +171,8 @@ class EquivariantPotential(Potential):
     def set_kernels(self, kernels: str | None) -> None:
         """Choose the kernel backend (``"auto" | "torch" | "triton"``, None: ``MLPOT_KERNELS``
         at call time), e.g. after :func:`mlpot.load_model`. Changes no parameter."""
-        if kernels is not None and requested_backend(kernels) == "numba":
-            raise ValueError("kernels must be 'auto', 'torch' or 'triton' (no numba kernels "
-                             "in this model)")
+        if kernels is not None:
+            requested_backend(kernels)  # validates the name
         self.kernels = kernels
         for layer in self.layers:
             layer.kernels = kernels

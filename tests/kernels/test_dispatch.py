@@ -11,7 +11,6 @@ from mlpot.kernels.dispatch import KernelUnavailableError, implementation, resol
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda")
 HAVE_TRITON = importlib.util.find_spec("triton") is not None
-HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
 
 def test_every_registered_implementation_imports(monkeypatch):
@@ -51,8 +50,11 @@ def test_named_backend_that_cannot_run_is_an_error(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(KernelUnavailableError, match="CUDA tensors"):
         resolve("spline_basis", "triton", CPU)
-    with pytest.raises(KernelUnavailableError, match="no 'numba' kernel"):
-        resolve("spline_basis", "numba", CPU)
+    monkeypatch.setitem(dispatch.REGISTRY, "torch_only", {"torch": "spline:radial_basis"})
+    with pytest.raises(KernelUnavailableError, match="no 'triton' kernel"):
+        resolve("torch_only", "triton", CUDA)
+    with pytest.raises(ValueError, match="kernels='numba'"):
+        resolve("spline_basis", "numba", CPU)  # numba is no longer a backend
     with pytest.raises(ValueError, match="unknown kernel operation"):
         resolve("fft", "torch", CPU)
     with pytest.raises(ValueError, match="kernels='gpu'"):
@@ -60,21 +62,18 @@ def test_named_backend_that_cannot_run_is_an_error(monkeypatch):
 
 
 def test_environment_backend_applies_to_the_operations_that_have_it(monkeypatch):
-    """MLPOT_KERNELS=numba is global: the model's operations (no numba kernel) run as
-    auto; a numba operation would get numba. By argument, a missing backend is an error."""
-    monkeypatch.setenv("MLPOT_KERNELS", "numba")
-    assert resolve("spline_basis", None, CPU) == "torch"
-    monkeypatch.setitem(
-        dispatch.REGISTRY,
-        "select_pairs",
-        {"torch": "spline:radial_basis", "numba": "spline:radial_basis"},
-    )
-    if HAVE_NUMBA:
-        assert resolve("select_pairs", None, CPU) == "numba"
-    with pytest.raises(KernelUnavailableError, match="numba kernels need CPU tensors"):
-        resolve("select_pairs", None, CUDA)
-    with pytest.raises(KernelUnavailableError, match="no 'numba' kernel"):
-        resolve("spline_basis", "numba", CPU)
+    """MLPOT_KERNELS=triton is global: an operation without a Triton kernel runs as auto;
+    one with it gets Triton (an error on CPU without the interpreter). By argument, a
+    missing backend is an error."""
+    monkeypatch.setenv("MLPOT_KERNELS", "triton")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setitem(dispatch.REGISTRY, "torch_only", {"torch": "spline:radial_basis"})
+    assert resolve("torch_only", None, CPU) == "torch"
+    assert resolve("torch_only", None, CUDA) == "torch"
+    with pytest.raises(KernelUnavailableError, match="CUDA tensors"):
+        resolve("spline_basis", None, CPU)
+    with pytest.raises(KernelUnavailableError, match="no 'triton' kernel"):
+        resolve("torch_only", "triton", CPU)
 
 
 def test_missing_package_is_named(monkeypatch):

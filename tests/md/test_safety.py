@@ -7,11 +7,12 @@ import ase.io
 import pytest
 import torch
 
+from mlpot.cli.md import stop_on_sigint
 from mlpot.md import ForceField, Langevin, VelocityVerlet
 from mlpot.md.batching import plan_batches
 from mlpot.md.errors import BlowUpError
 from mlpot.md.reporters import TrajectoryReporter, load_restart
-from mlpot.md.simulate import SafetyLimits, check_blow_up, run_md
+from mlpot.md.simulate import RestartSchedule, SafetyLimits, check_blow_up, run_md
 from mlpot.md.units import MVV2E
 from mlpot.models import LennardJones
 
@@ -37,7 +38,7 @@ def test_out_of_memory_stops_cleanly_and_resumes(tmp_path):
     state, ff = start([fcc_argon(2)], model, 60.0)
     integ = Langevin(5.0, 60.0)
     traj = TrajectoryReporter(tmp_path / "t.extxyz", state, every=5)
-    summary = run_md(state, integ, ff, 100, [traj], restart_path=tmp_path / "r.pt")
+    summary = run_md(state, integ, ff, 100, [traj], restart=RestartSchedule(tmp_path / "r.pt"))
     assert summary.stop_reason == "out-of-memory"
     assert "out of memory" in summary.message
     assert summary.state.step == 24  # the failed step was not taken
@@ -51,25 +52,23 @@ def test_out_of_memory_stops_cleanly_and_resumes(tmp_path):
     ref = run_md(ref_state, ref_integ, ref_ff, 40).state
     ff2 = ForceField(argon_lj(6.0))
     ff2.rebuild_from(*data.verlet_reference, data.state.graph)
-    integ2 = Langevin(5.0, 60.0)
-    integ2.load_state_dict(data.integrator_state)
-    resumed = run_md(data.state, integ2, ff2, 16, report_initial=False).state
+    resumed = run_md(data.state, Langevin(5.0, 60.0), ff2, 16, report_initial=False).state
     assert torch.equal(resumed.positions, ref.positions)
+    assert torch.equal(resumed.momenta, ref.momenta)
+    assert torch.equal(resumed.heat, ref.heat)
 
 
-@pytest.mark.parametrize("background", [True, False])
-def test_blow_up_detected_and_trajectory_valid(tmp_path, background):
-    """On the worker (background) the check runs with the reports, so the loop may run
-    past the failed step before it learns of it; it still stops at that step."""
+def test_blow_up_detected_and_trajectory_valid(tmp_path):
+    """The run stops at the failed step, which is not written."""
     state, ff = start([fcc_argon(2)], argon_lj(6.0), 60.0)
     # push two atoms almost on top of each other: huge forces
     pos = state.positions.clone()
     pos[1] = pos[0] + torch.tensor([0.9, 0.0, 0.0], dtype=pos.dtype)
     state = ff.evaluate(state.with_positions(pos))
     traj = TrajectoryReporter(tmp_path / "t.dcd", state, every=1)
-    summary = run_md(state, VelocityVerlet(5.0), ff, 200, [traj], restart_path=tmp_path / "r.pt",
-                     limits=SafetyLimits(max_temperature=5000.0, check_every=1),
-                     background_reports=background)
+    summary = run_md(state, VelocityVerlet(5.0), ff, 200, [traj],
+                     restart=RestartSchedule(tmp_path / "r.pt"),
+                     limits=SafetyLimits(max_temperature=5000.0, check_every=1))
     assert summary.stop_reason == "blow-up", summary.message
     assert f"step {summary.state.step}:" in summary.message
     assert summary.steps == summary.state.step
@@ -88,8 +87,10 @@ def test_ctrl_c_writes_restart_at_last_step(tmp_path):
         if s.step == 7:
             os.kill(os.getpid(), signal.SIGINT)
 
-    summary = run_md(state, VelocityVerlet(5.0), ff, 50, restart_path=tmp_path / "r.pt",
-                     on_step=interrupt)
+    with stop_on_sigint() as stop:
+        summary = run_md(state, VelocityVerlet(5.0), ff, 50,
+                         restart=RestartSchedule(tmp_path / "r.pt"), on_step=interrupt,
+                         should_stop=stop)
     assert summary.stop_reason == "interrupted"
     assert summary.state.step == 7
     assert load_restart(tmp_path / "r.pt").state.step == 7
@@ -132,3 +133,38 @@ def test_check_names_nan_hot_systems_and_close_atoms():
     close = ff.evaluate(state.with_positions(pos))
     with pytest.raises(BlowUpError, match=r"atoms 0\.300 Å apart"):
         check_blow_up(close, ff.verlet, limits)
+
+
+class InterruptingForces:
+    """A force function that raises KeyboardInterrupt (a second Ctrl-C) at its n-th call."""
+
+    def __init__(self, ff, at_call):
+        self.ff, self.calls, self.at_call = ff, 0, at_call
+        self.verlet = ff.verlet
+
+    def __call__(self, graph, compute_stress=False):
+        self.calls += 1
+        if self.calls == self.at_call:
+            raise KeyboardInterrupt
+        out = self.ff(graph, compute_stress)
+        self.verlet = self.ff.verlet
+        return out
+
+
+def test_interrupt_inside_a_step_keeps_the_previous_state(tmp_path):
+    """Ctrl-C in the middle of step 13 (inside the force call): the run stops at step 12,
+    the restart holds step 12, and resuming from it gives the uninterrupted trajectory."""
+    state, ff = start([fcc_argon(2)], argon_lj(6.0), 60.0)
+    forces = InterruptingForces(ff, at_call=13)
+    summary = run_md(state, Langevin(5.0, 60.0), forces, 30,
+                     restart=RestartSchedule(tmp_path / "r.pt"))
+    assert summary.stop_reason == "interrupted" and summary.state.step == 12
+    data = load_restart(tmp_path / "r.pt")
+    assert data.state.step == 12 and torch.equal(data.state.momenta, summary.state.momenta)
+    ff2 = ForceField(argon_lj(6.0))
+    ff2.rebuild_from(*data.verlet_reference, data.state.graph)
+    resumed = run_md(data.state, Langevin(5.0, 60.0), ff2, 18, report_initial=False).state
+    ref_state, ref_ff = start([fcc_argon(2)], argon_lj(6.0), 60.0)
+    ref = run_md(ref_state, Langevin(5.0, 60.0), ref_ff, 30).state
+    assert torch.equal(resumed.positions, ref.positions)
+    assert torch.equal(resumed.heat, ref.heat)

@@ -2,8 +2,10 @@
 
 import ase
 import ase.build
+import ase.units
 import numpy as np
 import pytest
+import torch
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.calculators.lj import LennardJones as AseLennardJones
 from ase.filters import FrechetCellFilter
@@ -87,3 +89,59 @@ def test_bad_inputs_raise_clear_errors():
         flat.get_potential_energy()
     with pytest.raises(FileNotFoundError, match="no_such_model"):
         MLPotCalculator("no_such_model")
+
+
+def test_pair_list_is_reused_between_calls_with_identical_forces():
+    """An ASE MD run and a cell relaxation: the calculator keeps its Verlet list between
+    calls (few rebuilds) and its forces and stress are bit for bit those of a list built
+    fresh at every call."""
+    from mlpot.neighbors import verlet_list
+
+    model = LennardJones(["Ar"], EPS, SIGMA, RC).double()
+    atoms = _strained_argon()
+    sigma = np.sqrt(ase.units.kB * 300.0 / atoms.get_masses())[:, None]  # ASE velocity units
+    atoms.set_velocities(sigma * np.random.default_rng(3).normal(size=(len(atoms), 3)))
+    calc = MLPotCalculator(model, skin=1.0)
+    fresh = MLPotCalculator(model, skin=0.0)
+    atoms.calc = calc
+    dyn = VelocityVerlet(atoms, timestep=5.0 * ase.units.fs)
+    for _ in range(40):
+        dyn.run(1)
+        other = atoms.copy()
+        other.calc = fresh
+        assert np.array_equal(atoms.get_forces(), other.get_forces())
+        assert np.array_equal(atoms.get_stress(), other.get_stress())
+    assert 1 <= calc.pairs.rebuilds < 10
+    moved = float(np.abs(atoms.positions - _strained_argon().positions).max())
+    assert moved > 0.1, "atoms did not move"
+    # the list given to the model is the canonical list within the cutoff
+    graph_pairs = verlet_list(_graph(atoms), RC, 0.0)
+    assert torch.equal(calc.pairs.edge_index, graph_pairs.edge_index)
+    # an ASE cell relaxation reuses it as well
+    relax = _strained_argon()
+    relax.calc = MLPotCalculator(model, skin=0.5)
+    opt = FIRE(FrechetCellFilter(relax), logfile=None)
+    assert opt.run(fmax=1e-3, steps=2000)
+    assert relax.calc.pairs.rebuilds < opt.nsteps / 4
+
+
+def _graph(atoms):
+    from mlpot import AtomicGraph
+
+    return AtomicGraph.from_atoms(atoms, dtype=torch.float64, read_labels=False)
+
+
+def test_pair_list_follows_a_change_of_structure():
+    """The same calculator on a different structure (more atoms, other pbc) rebuilds."""
+    model = LennardJones(["Ar"], EPS, SIGMA, RC).double()
+    calc = MLPotCalculator(model)
+    small = ase.build.bulk("Ar", "fcc", a=5.26, cubic=True)
+    big = small.repeat(2)
+    cluster = big.copy()
+    cluster.pbc = False
+    for atoms in (small, big, cluster, big):
+        atoms.calc = calc
+        e = atoms.get_potential_energy()
+        ref = atoms.copy()
+        ref.calc = MLPotCalculator(model, skin=0.0)
+        assert e == ref.get_potential_energy()

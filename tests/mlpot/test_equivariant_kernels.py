@@ -79,7 +79,7 @@ def test_triton_on_cpu_without_interpreter_is_an_error(monkeypatch):
     with pytest.raises(KernelUnavailableError, match="CUDA tensors"):
         _float32_model("triton").cpu()(g)
     with pytest.raises(ValueError, match="kernels"):
-        small_model("grid", True, kernels="numba")
+        small_model("grid", True, kernels="numba")  # no longer a backend
 
 
 def _sgd_step(model, g):

@@ -8,7 +8,7 @@ import torch
 from ase.neighborlist import neighbor_list
 
 from mlpot import AtomicGraph, with_neighbors
-from mlpot.neighbors import system_neighbors
+from mlpot.neighbors import system_neighbors, update, verlet_list
 
 
 def _triclinic():
@@ -87,3 +87,76 @@ def test_singular_periodic_cell_is_rejected():
     with pytest.raises(ValueError, match="singular"):
         system_neighbors(torch.tensor(atoms.positions), torch.tensor(atoms.cell[:]),
                          torch.tensor(atoms.pbc), 3.0)
+
+
+# ----------------------------------------------------------------- Verlet list
+def _pair_set(edge_index, offsets):
+    return {(a, b, *s) for a, b, s in zip(*edge_index.tolist(),
+                                          offsets.round().long().tolist(), strict=True)}
+
+
+def _offsets(graph, edge_index, shifts):
+    cell = graph.cell[graph.system_index[edge_index[0]]]
+    return torch.linalg.solve(cell.transpose(1, 2), shifts)
+
+
+def test_verlet_list_candidates_and_pairs_match_vesin():
+    """Candidates = the full list within r_c + skin in canonical (i, j, S) order; pairs
+    = those within r_c; a 4-atom cell gives pairs of an atom with its own images."""
+    systems = [_triclinic(), ase.build.bulk("Ar", "fcc", a=5.3, cubic=True), _mixed()]
+    graph = AtomicGraph.from_atoms(systems, dtype=torch.float64)
+    vl = verlet_list(graph, 4.0, 1.0)
+    for radius, edges, offsets in ((5.0, vl.candidates, vl.candidate_offsets),
+                                   (4.0, vl.edge_index, _offsets(graph, vl.edge_index,
+                                                                 vl.shifts))):
+        full = with_neighbors(graph, radius)
+        want = _pair_set(full.edge_index, _offsets(graph, full.edge_index, full.shifts))
+        assert _pair_set(edges, offsets) == want
+    keys = [(a, b, *s) for a, b, s in zip(*vl.candidates.tolist(),
+                                          vl.candidate_offsets.long().tolist(), strict=True)]
+    assert keys == sorted(keys)
+    assert int((vl.candidates[0] == vl.candidates[1]).sum()) > 0
+
+
+def test_update_is_pure_and_reuses_candidates():
+    atoms = ase.build.bulk("Ar", "fcc", a=5.3, cubic=True).repeat(2)
+    graph = AtomicGraph.from_atoms(atoms, dtype=torch.float64)
+    vl = verlet_list(graph, 6.0, 1.0)
+    before = (vl.edge_index.clone(), vl.shifts.clone())
+    moved = graph.with_positions(graph.positions + 0.2 * torch.sin(graph.positions))
+    new = update(vl, moved)
+    assert new.rebuilds == 1 and new.candidates is vl.candidates  # no rebuild
+    assert torch.equal(vl.edge_index, before[0]) and torch.equal(vl.shifts, before[1])
+    fresh = verlet_list(moved, 6.0, 0.0)
+    assert torch.equal(new.edge_index, fresh.edge_index)
+    assert torch.equal(new.shifts, fresh.shifts)
+
+
+@pytest.mark.parametrize("start_gap", [-0.03, 0.01])
+def test_atoms_approaching_by_just_under_half_the_skin_each(start_gap):
+    """Two atoms start at r_c + skin − 0.03 Å (a candidate) or + 0.01 Å (not one) and walk
+    towards each other up to 0.75·skin each: at every position the list (rebuilt only
+    when needed) holds exactly the pairs of a fresh list; in particular after each moved
+    0.495 Å (just under skin/2) the candidate pair is inside the cutoff and listed,
+    without a rebuild."""
+    cutoff, skin = 4.0, 1.0
+    box = ase.Atoms("Ar2", cell=[30.0, 30.0, 30.0], pbc=True,
+                    positions=[[5.0, 5.0, 5.0], [5.0 + cutoff + skin + start_gap, 5.0, 5.0]])
+    graph = AtomicGraph.from_atoms(box, dtype=torch.float64)
+    vl = verlet_list(graph, cutoff, skin)
+    listed = []
+    for step in np.linspace(0.0, 0.75 * skin, 151):
+        pos = graph.positions.clone()
+        pos[0, 0] += step
+        pos[1, 0] -= step
+        g = graph.with_positions(pos)
+        vl = update(vl, g)
+        fresh = verlet_list(g, cutoff, 0.0)
+        assert torch.equal(vl.edge_index, fresh.edge_index), f"moved {step:.3f} Å each"
+        listed.append(vl.edge_index.shape[1] == 2)
+        if step < skin / 2 and start_gap < 0:
+            assert vl.rebuilds == 1  # no rebuild needed while each moved < skin/2
+    assert listed[-1]  # 2·0.75·skin closer: inside the cutoff in both cases
+    if start_gap < 0:
+        assert cutoff + skin + start_gap - 2 * 0.495 * skin < cutoff
+        assert listed[99]  # 0.495 Å each: inside the cutoff and listed
