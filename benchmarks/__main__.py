@@ -114,5 +114,42 @@ def model(
         raise typer.Exit(1) from err
 
 
+@bench_app.command("transip")
+def transip(
+    sizes: str = typer.Option("20,100,500", help="Molecule sizes (atoms)."),
+    repeats: int = typer.Option(5, help="Timed calls per model and size (median)."),
+    threads: int = typer.Option(2, help="torch threads."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    dtype: str = typer.Option("float32", help="float32 or float64."),
+    frame_averaging: bool = typer.Option(True, help="Also time TransIP with frame averaging."),
+) -> None:
+    """TransIPPotential vs EquivariantPotential: energy+forces time on molecules."""
+    from benchmarks.transip_speed import run
+
+    run(sizes=_int_tuple(sizes, "--sizes"), repeats=repeats, threads=threads, device=device,
+        dtype=dtype, frame_averaging=frame_averaging)
+
+
+@bench_app.command("transip-md")
+def transip_md(
+    model: str = typer.Option(None, help="TransIP checkpoint (default: random weights)."),
+    molecule: str = typer.Option("CH3CH2OH", help="ase.build.molecule name."),
+    time_ps: float = typer.Option(1.0, help="Simulated time per run, ps."),
+    timestep: float = typer.Option(0.5, help="Time step, fs."),
+    temperature: float = typer.Option(300.0, help="Initial temperature, K."),
+    every: int = typer.Option(20, help="Sample energy and angular momentum every N steps."),
+    threads: int = typer.Option(1, help="torch threads."),
+) -> None:
+    """TransIP NVE: energy and angular-momentum drift with and without frame averaging."""
+    from benchmarks.transip_md import run
+
+    try:
+        run(model_path=model, molecule=molecule, time_ps=time_ps, timestep=timestep,
+            temperature=temperature, every=every, threads=threads)
+    except (ValueError, FileNotFoundError) as err:
+        typer.echo(f"benchmarks transip-md: {err}", err=True)
+        raise typer.Exit(1) from err
+
+
 if __name__ == "__main__":
     bench_app()

@@ -1,0 +1,143 @@
+"""NVE of a TransIP model on a molecule, with and without frame averaging.
+
+``python -m benchmarks transip-md --model CHECKPOINT`` (issue 15, acceptance 4): the same
+weights run twice from the same start (Maxwell–Boltzmann momenta, zero total momentum),
+velocity Verlet in float64; reported per run: the conserved-energy drift (slope of a
+linear fit, and the largest excursion, per atom) and the angular-momentum change
+|L(t) − L(0)| about the centre of mass. An exactly rotation-invariant energy has zero
+torque, so velocity Verlet keeps L to rounding; a learned, approximate invariance shows
+up as a drift of L. Without ``--model`` a randomly initialised model is used (a smoke run:
+its energy surface is arbitrary).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import ase
+import ase.build
+import numpy as np
+import torch
+
+from mlpot.checkpoint import load_model
+from mlpot.md import ForceField, MDState, VelocityVerlet, maxwell_boltzmann
+from mlpot.models import TransIPPotential
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """One NVE run.
+
+    Attributes:
+        frame_averaging: whether the energy was frame-averaged.
+        energy_drift: slope of the conserved energy per atom, eV/atom/ps.
+        energy_excursion: max |E(t) − E(0)| per atom, eV/atom.
+        angular_momentum_change: max |L(t) − L(0)|, amu·Å²/fs.
+        angular_momentum: |L(0)|, amu·Å²/fs.
+        seconds: wall time of the run.
+    """
+
+    frame_averaging: bool
+    energy_drift: float
+    energy_excursion: float
+    angular_momentum_change: float
+    angular_momentum: float
+    seconds: float
+
+
+def with_frame_averaging(model: TransIPPotential, enabled: bool) -> TransIPPotential:
+    """The same weights with ``frame_averaging`` set (it adds no parameters)."""
+    config = dataclasses.replace(model.config, frame_averaging=enabled)
+    out = TransIPPotential(**dataclasses.asdict(config)).to(model.dtype)
+    out.load_state_dict(model.state_dict())
+    return out.eval()
+
+
+def angular_momentum(state: MDState) -> torch.Tensor:
+    """``[3]`` L = Σ m (r − r_cm) × v of a single-system state, amu·Å²/fs."""
+    masses = state.masses[:, None]
+    centre = (masses * state.positions).sum(0) / masses.sum()
+    return torch.linalg.cross(state.positions - centre, state.momenta).sum(0)
+
+
+def nve_run(
+    model: TransIPPotential,
+    atoms: ase.Atoms,
+    steps: int,
+    timestep: float,
+    temperature: float,
+    every: int,
+    seed: int = 0,
+) -> DriftResult:
+    """Velocity Verlet for ``steps`` steps of ``timestep`` fs, sampled ``every`` steps."""
+    force_field = ForceField(model)
+    state = maxwell_boltzmann(MDState.from_atoms([atoms], seed=seed), temperature)
+    state = force_field.evaluate(state)
+    integrator = VelocityVerlet(timestep)
+    times, energies, momenta = [], [], []
+    start = time.perf_counter()
+    for step in range(steps + 1):
+        if step % every == 0:
+            times.append(step * timestep / 1000.0)
+            energies.append(float(integrator.conserved_energy(state)[0]))
+            momenta.append(angular_momentum(state).detach().numpy())
+        if step < steps:
+            state = integrator.step(state, force_field)
+    seconds = time.perf_counter() - start
+    n = len(atoms)
+    e = (np.array(energies) - energies[0]) / n
+    slope = float(np.polyfit(times, e, 1)[0]) if len(times) > 1 else 0.0
+    ell = np.array(momenta)
+    return DriftResult(
+        model.config.frame_averaging,
+        slope,
+        float(np.abs(e).max()),
+        float(np.linalg.norm(ell - ell[0], axis=1).max()),
+        float(np.linalg.norm(ell[0])),
+        seconds,
+    )
+
+
+def run(
+    model_path: str | None = None,
+    molecule: str = "CH3CH2OH",
+    time_ps: float = 1.0,
+    timestep: float = 0.5,
+    temperature: float = 300.0,
+    every: int = 20,
+    threads: int = 1,
+) -> list[DriftResult]:
+    """Run NVE with and without frame averaging; print and return both results."""
+    torch.set_num_threads(threads)
+    if model_path is None:
+        torch.manual_seed(0)
+        model = TransIPPotential(["H", "C", "N", "O"])
+    else:
+        model = load_model(model_path)
+        if not isinstance(model, TransIPPotential):
+            raise ValueError(f"{model_path}: a {type(model).__name__}, not a TransIPPotential")
+    model = model.double()
+    atoms = ase.build.molecule(molecule)
+    steps = round(time_ps * 1000.0 / timestep)
+    print(
+        f"NVE {molecule} ({len(atoms)} atoms), {time_ps} ps = {steps} steps of {timestep} fs, "
+        f"{temperature} K start, float64, model {model_path or 'random init'}"
+    )
+    print(
+        f"{'frames':>8} {'dE/dt eV/atom/ps':>18} {'max|dE| eV/atom':>16} "
+        f"{'max|dL|':>10} {'|L0|':>10} {'s':>7}"
+    )
+    results = []
+    for enabled in (False, True):
+        r = nve_run(
+            with_frame_averaging(model, enabled), atoms, steps, timestep, temperature, every
+        )
+        results.append(r)
+        print(
+            f"{'4 (FA)' if enabled else 'none':>8} {r.energy_drift:>18.2e} "
+            f"{r.energy_excursion:>16.2e} {r.angular_momentum_change:>10.2e} "
+            f"{r.angular_momentum:>10.2e} {r.seconds:>7.1f}"
+        )
+    return results

@@ -1,0 +1,269 @@
+"""Building blocks of :class:`~mlpot.models.transip.TransIPPotential`.
+
+Geometry enters the transformer only through attention, in two relative forms:
+
+- **3-D rotary embeddings** (RoPE, Su et al. 2021, extended to 3-D): the head
+  dimension is split into P = d_head/2 pairs; pair p of head h is turned by the angle
+  θ = ω_hp (u_hp · r), with a fixed direction u_hp on the unit sphere and a fixed
+  angular frequency ω_hp. Queries and keys turned by their own positions give
+  q_iᵀ R(θ_j − θ_i) k_j, a function of r_j − r_i only (translation invariant), and of
+  its direction, not just its length: the architecture is deliberately NOT rotation
+  invariant — equivariance is learned. Values are turned the same way and the output
+  turned back by −θ_i (rotary values), so messages carry the relative phase
+  R(θ_j − θ_i) v_j, i.e. directional information reaches the features, not only the
+  attention weights.
+- **distance bias**: a learned per-layer, per-head bias b_lh(|r_ij|) = Σ_k w_lhk φ_k(|r_ij|)
+  on smooth compact radial bumps (:class:`DistanceBias`), so repulsion and bond lengths do not
+  have to be assembled from oscillating rotary phases.
+
+:class:`DenseGeometry` does full attention over padded molecules with
+``scaled_dot_product_attention`` (absolute phases of centred positions; padded keys
+masked with −inf). :class:`SparseGeometry` does attention over neighbour pairs within
+the cutoff (periodic systems), with the per-pair phase ω u·(r_j − r_i + shift) of the
+minimum-image / shifted displacement and weights
+a_ij = c(r_ij) e^{s_ij} / Σ_k c(r_ik) e^{s_ik}, where c is a C² smoothstep envelope
+(c = 1 − 10x³ + 15x⁴ − 6x⁵, x = r/r_c): a neighbour entering the cutoff starts with
+zero weight and zero slope, so energy and forces are continuous. Every atom attends to
+itself (r = 0, c = 1), so the denominator never vanishes. Both forms compute the same
+function when c ≡ 1 and all pairs are present.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as tnf
+from torch import nn
+
+
+def fibonacci_sphere(count: int) -> torch.Tensor:
+    """``[count, 3]`` nearly uniform unit vectors (golden-angle spiral), float64."""
+    k = torch.arange(count, dtype=torch.float64) + 0.5
+    z = 1.0 - 2.0 * k / count
+    phi = k * math.pi * (3.0 - math.sqrt(5.0))
+    rho = torch.sqrt(1.0 - z * z)
+    return torch.stack([rho * torch.cos(phi), rho * torch.sin(phi), z], dim=-1)
+
+
+def smooth_envelope(distance: torch.Tensor, cutoff: float) -> torch.Tensor:
+    """C² smoothstep 1 − 10x³ + 15x⁴ − 6x⁵ of x = r/r_c, 1 at r = 0, 0 for r ≥ r_c."""
+    x = (distance / cutoff).clamp(0.0, 1.0)
+    return 1.0 - x**3 * (10.0 - 15.0 * x + 6.0 * x * x)
+
+
+def safe_norm(vectors: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
+    """|v| over the last axis with a finite gradient where ``zero`` marks r = 0 (self pairs)."""
+    squared = (vectors * vectors).sum(dim=-1)
+    squared = torch.where(zero, torch.ones_like(squared), squared)
+    return torch.where(zero, torch.zeros_like(squared), squared.sqrt())
+
+
+class RotaryGeometry(nn.Module):
+    """Fixed directions ``u [H, P, 3]`` and angular frequencies ``ω [H, P]`` (rad/Å).
+
+    Directions: H·P golden-spiral points, dealt round-robin to the heads so every head
+    sees the whole sphere. Frequencies: wavelengths 2π/ω spaced geometrically from
+    ``max_wavelength`` down to ``min_wavelength`` over the P pairs of a head.
+    """
+
+    def __init__(
+        self, heads: int, pairs: int, min_wavelength: float, max_wavelength: float
+    ) -> None:
+        super().__init__()
+        directions = fibonacci_sphere(heads * pairs).view(pairs, heads, 3).transpose(0, 1)
+        ratio = torch.linspace(0.0, 1.0, pairs, dtype=torch.float64)
+        wavelengths = max_wavelength * (min_wavelength / max_wavelength) ** ratio
+        self.register_buffer("directions", directions.contiguous().float())
+        self.register_buffer(
+            "frequencies", (2 * math.pi / wavelengths).expand(heads, pairs).contiguous().float()
+        )
+
+    def phases(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos θ, sin θ ``[..., H, P]`` of θ = ω (u · r) for ``vectors [..., 3]`` (Å)."""
+        theta = torch.einsum("...c,hpc->...hp", vectors, self.directions) * self.frequencies
+        return torch.cos(theta), torch.sin(theta)
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Turn pairs (x[..., p], x[..., P + p]) of ``x [..., H, 2P]`` by θ (``cos``/``sin``
+    ``[..., H, P]``); ``sin → −sin`` turns back."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class DistanceBias(nn.Module):
+    """Learned per-layer, per-head attention bias b_lh(r) = Σ_k w_lhk φ_k(r).
+
+    Basis: C² compact bumps φ_k(r) = max(0, 1 − ((r − μ_k)/(2s))²)³ with centres
+    μ_k = k·s evenly spaced on [0, r_max] (s = r_max/(K − 1)); each overlaps its two
+    neighbours on either side, and the bias is exactly 0 beyond r_max + 2s. Cheaper
+    than Gaussians over the n² pairs of a molecule (no exp; measured 5× faster for 500
+    atoms), and every layer's bias comes from one matrix product (weights ``[L·H, K]``
+    times basis ``[K, pairs]``), measured 2.3× faster than one contraction per layer.
+    """
+
+    def __init__(self, layers: int, heads: int, count: int, r_max: float) -> None:
+        super().__init__()
+        self.register_buffer("centres", torch.linspace(0.0, r_max, count))
+        self.half_width = 2.0 * r_max / max(count - 1, 1)
+        self.weight = nn.Parameter(torch.randn(layers, heads, count) / math.sqrt(count))
+
+    def basis(self, distance: torch.Tensor) -> torch.Tensor:
+        """``[K, ...]`` basis values of ``distance [...]`` (Å)."""
+        shape = (-1,) + (1,) * distance.dim()
+        x = (distance[None] - self.centres.view(shape)) / self.half_width
+        return tnf.relu(1.0 - x * x) ** 3
+
+    def _all_layers(self, distance: torch.Tensor) -> torch.Tensor:
+        """``[L, H, numel]`` biases of the flattened ``distance``."""
+        layers, heads, count = self.weight.shape
+        flat = self.basis(distance).reshape(count, -1)
+        return (self.weight.reshape(layers * heads, count) @ flat).view(layers, heads, -1)
+
+    def pairs(self, distance: torch.Tensor) -> torch.Tensor:
+        """``[L, B, H, n, n]`` biases of the pair distances ``[B, n, n]``."""
+        out = self._all_layers(distance)
+        return out.view(*out.shape[:2], *distance.shape).transpose(1, 2)
+
+    def edges(self, distance: torch.Tensor) -> torch.Tensor:
+        """``[L, E, H]`` biases of the edge lengths ``[E]``."""
+        return self._all_layers(distance).transpose(1, 2)
+
+
+@dataclass(frozen=True)
+class DenseGeometry:
+    """Full attention within each molecule of a padded batch.
+
+    Attributes:
+        cos, sin: ``[B, n, H, P]`` rotary phases of the centred positions.
+        bias: ``[L, B, H, n, n]`` distance bias of every layer, −inf at padded keys.
+    """
+
+    cos: torch.Tensor
+    sin: torch.Tensor
+    bias: torch.Tensor
+
+    @classmethod
+    def build(
+        cls,
+        positions: torch.Tensor,
+        mask: torch.Tensor,
+        rotary: RotaryGeometry,
+        distance_bias: DistanceBias,
+    ) -> DenseGeometry:
+        """From centred ``positions [B, n, 3]`` (Å) and the real-atom ``mask [B, n]``."""
+        cos, sin = rotary.phases(positions)
+        vectors = positions[:, None, :, :] - positions[:, :, None, :]
+        n = positions.shape[1]
+        eye = torch.eye(n, dtype=torch.bool, device=positions.device)
+        pair_mask = eye | ~(mask[:, :, None] & mask[:, None, :])
+        key_mask = torch.zeros(mask.shape, dtype=positions.dtype, device=positions.device)
+        key_mask = key_mask.masked_fill(~mask, float("-inf"))[:, None, None, :]
+        bias = distance_bias.pairs(safe_norm(vectors, pair_mask)) + key_mask
+        return cls(cos, sin, bias)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: int) -> torch.Tensor:
+        """Attention output ``[B, n, H·d]`` of block ``layer`` for ``q, k, v [B, n, H, d]``."""
+        q, k, v = (rotate(t, self.cos, self.sin).transpose(1, 2) for t in (q, k, v))
+        out = tnf.scaled_dot_product_attention(q, k, v, attn_mask=self.bias[layer])
+        out = out.transpose(1, 2)
+        return rotate(out, self.cos, -self.sin).flatten(-2)
+
+
+@dataclass(frozen=True)
+class SparseGeometry:
+    """Attention over neighbour pairs (self pairs included) with a smooth cutoff.
+
+    Attributes:
+        centres, neighbours: ``[E]`` token indices of pair (i, j), i attends to j.
+        cos, sin: ``[E, H, P]`` rotary phases of r_j − r_i + shift.
+        bias: ``[L, E, H]`` distance bias of every layer.
+        envelope: ``[E]`` smooth cutoff weight c(|r_ij|).
+        num_tokens: number of tokens.
+    """
+
+    centres: torch.Tensor
+    neighbours: torch.Tensor
+    cos: torch.Tensor
+    sin: torch.Tensor
+    bias: torch.Tensor
+    envelope: torch.Tensor
+    num_tokens: int
+
+    @classmethod
+    def build(
+        cls,
+        num_tokens: int,
+        edge_index: torch.Tensor,
+        vectors: torch.Tensor,
+        cutoff: float,
+        rotary: RotaryGeometry,
+        distance_bias: DistanceBias,
+    ) -> SparseGeometry:
+        """From pairs ``edge_index [2, E]`` with vectors ``[E, 3]`` (Å, r_j − r_i + shift);
+        self pairs are added here."""
+        self_index = torch.arange(num_tokens, device=edge_index.device)
+        centres = torch.cat([edge_index[0], self_index])
+        neighbours = torch.cat([edge_index[1], self_index])
+        vectors = torch.cat([vectors, vectors.new_zeros(num_tokens, 3)])
+        is_self = torch.zeros(len(centres), dtype=torch.bool, device=vectors.device)
+        is_self[-num_tokens:] = True
+        distance = safe_norm(vectors, is_self)
+        cos, sin = rotary.phases(vectors)
+        return cls(
+            centres,
+            neighbours,
+            cos,
+            sin,
+            distance_bias.edges(distance),
+            smooth_envelope(distance, cutoff),
+            num_tokens,
+        )
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: int) -> torch.Tensor:
+        """Attention output ``[T, H·d]`` of block ``layer`` for ``q, k, v [T, H, d]``."""
+        c, j = self.centres, self.neighbours
+        keys = rotate(k[j], self.cos, self.sin)
+        scores = (q[c] * keys).sum(-1) / math.sqrt(q.shape[-1]) + self.bias[layer]
+        top = torch.full(
+            (self.num_tokens, scores.shape[1]),
+            float("-inf"),
+            dtype=scores.dtype,
+            device=scores.device,
+        )
+        top = top.scatter_reduce(0, c[:, None].expand_as(scores), scores.detach(), "amax")
+        weights = self.envelope[:, None] * torch.exp(scores - top[c])
+        total = torch.zeros_like(top).index_add(0, c, weights)
+        alpha = weights / total[c]
+        values = rotate(v[j], self.cos, self.sin) * alpha[..., None]
+        out = torch.zeros_like(q).index_add(0, c, values)
+        return out.flatten(-2)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm block: x + Attn(LN(x)), then x + FFN(LN(x)) with a SiLU feed-forward.
+
+    ``layer`` is the block's index: its distance bias is slice ``layer`` of the
+    geometry's (all layers' biases are computed together, see :class:`DistanceBias`).
+    """
+
+    def __init__(self, dim: int, heads: int, ffn_multiplier: int, layer: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.layer = layer
+        self.attn_norm = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.attn_out = nn.Linear(dim, dim)
+        self.ffn_norm = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, ffn_multiplier * dim), nn.SiLU(), nn.Linear(ffn_multiplier * dim, dim)
+        )
+
+    def forward(self, x: torch.Tensor, geometry: DenseGeometry | SparseGeometry) -> torch.Tensor:
+        """``x [..., dim]`` → same shape (``[B, n, dim]`` dense, ``[T, dim]`` sparse)."""
+        qkv = self.qkv(self.attn_norm(x)).unflatten(-1, (3, self.heads, -1))
+        q, k, v = qkv.unbind(-3)
+        x = x + self.attn_out(geometry.attend(q, k, v, self.layer))
+        return x + self.ffn(self.ffn_norm(x))
