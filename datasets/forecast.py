@@ -72,6 +72,7 @@ class ForecastPairs(torch.utils.data.Dataset):
         k = int(self.pairs[index])
         now, nxt = self.store.record(k), self.store.record(k + 1)
         graph = AtomicGraph.from_atoms(self.store[k], dtype=self.dtype, read_labels=False)
+        graph = graph.replace(velocities=torch.as_tensor(now.velocities, dtype=self.dtype))
         dx = torch.as_tensor(nxt.positions - now.positions, dtype=self.dtype)
         v = torch.as_tensor(nxt.velocities, dtype=self.dtype)
         return ForecastSample(graph=graph, displacement=dx, velocities=v)

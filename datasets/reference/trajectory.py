@@ -1,7 +1,7 @@
 """Reference trajectories for TrajCast forecasters: frames every forecast interval.
 
-Each trajectory: Maxwell–Boltzmann velocities at T (seeded, zero total momentum),
-Langevin equilibration, then microcanonical velocity Verlet with a small time step
+Each trajectory: Maxwell–Boltzmann velocities at T (seeded), Langevin equilibration,
+total momentum removed, then microcanonical velocity Verlet with a small time step
 ``md_dt_fs``; every ``forecast_fs`` (an integer multiple of ``md_dt_fs``) one frame
 is stored in the packed HDF5 store (:mod:`mlpot.datasets.store`) with its unwrapped
 positions, velocities, cell, energy and forces. The production part is NVE so the
@@ -45,11 +45,16 @@ def _snapshot(atoms: ase.Atoms, group: str, data_id: str) -> ase.Atoms:
     return out
 
 
+def _zero_total_momentum(atoms: ase.Atoms) -> None:
+    masses, p = atoms.get_masses()[:, None], atoms.get_momenta()
+    atoms.set_momenta(p - masses * p.sum(0) / masses.sum())
+
+
 def _thermalise(atoms: ase.Atoms, temperature: float, rng: np.random.Generator) -> None:
     masses = atoms.get_masses()[:, None]
     p = rng.normal(size=(len(atoms), 3)) * np.sqrt(masses * units.kB * temperature)
-    p -= masses * p.sum(0) / masses.sum()
     atoms.set_momenta(p)
+    _zero_total_momentum(atoms)
 
 
 def reference_trajectories(
@@ -99,8 +104,10 @@ def reference_trajectories(
                 atoms.calc = calculator()
                 _thermalise(atoms, temperature, np.random.default_rng(run_seed))
                 Langevin(atoms, md_dt_fs * units.fs, temperature_K=temperature,
-                         friction=friction_per_fs / units.fs, rng=np.random.default_rng(
-                             run_seed + 1)).run(round(equilibration_fs / md_dt_fs))
+                         friction=friction_per_fs / units.fs, fixcm=False,
+                         rng=np.random.default_rng(run_seed + 1)
+                         ).run(round(equilibration_fs / md_dt_fs))
+                _zero_total_momentum(atoms)
                 nve = VelocityVerlet(atoms, md_dt_fs * units.fs)
                 group = f"{name}/T{temperature:g}/{k}"
                 for f in range(frames):
