@@ -77,16 +77,21 @@ class ForecastPairs(torch.utils.data.Dataset):
         v = torch.as_tensor(nxt.velocities, dtype=self.dtype)
         return ForecastSample(graph=graph, displacement=dx, velocities=v)
 
-    def rms(self) -> tuple[float, float]:
-        """(RMS of the target Δx components, Å; RMS of the target v components, Å/fs)."""
+    def rms(self, residual: bool = False) -> tuple[float, float]:
+        """(RMS of the target Δx components, Å; RMS of the target v components, Å/fs);
+        with ``residual`` of their departures from free flight, Δx − v·Δt and v' − v
+        (the output scales of a ``residual`` forecaster)."""
         offsets = self.store.offsets
         positions = self.store.read_array("positions")
         velocities = self.store.read_array("velocities")
         dx2 = v2 = count = 0.0
         for k in self.pairs:
             a, b, c = offsets[k], offsets[k + 1], offsets[k + 2]
-            dx2 += float(((positions[b:c] - positions[a:b]) ** 2).sum())
-            v2 += float((velocities[b:c] ** 2).sum())
+            dx, v_new = positions[b:c] - positions[a:b], velocities[b:c]
+            if residual:
+                dx, v_new = dx - velocities[a:b] * self.forecast_fs, v_new - velocities[a:b]
+            dx2 += float((dx**2).sum())
+            v2 += float((v_new**2).sum())
             count += 3 * (b - a)
         return float(np.sqrt(dx2 / count)), float(np.sqrt(v2 / count))
 

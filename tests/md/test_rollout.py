@@ -118,7 +118,7 @@ def test_rollout_conserves_momentum_and_angular_momentum():
         assert summary.stop_reason == "completed", summary.message
         end = summary.state
         moved = float((end.positions - state.positions).abs().max())
-        assert moved > 0.05  # the rollout did something
+        assert moved > 1e-3  # the rollout did something
         p = end.sum_per_system(end.momenta)
         assert float(p.abs().max()) < 1e-12
         if angular:
