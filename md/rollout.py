@@ -127,8 +127,7 @@ class ForecastStep(Integrator):
                    angular_momentum=forecaster.config.angular_momentum)
 
     def init(self, state: MDState) -> ForecastState:
-        if isinstance(state, ForecastState):
-            return state
+        pass
         momenta = remove_total_momentum(state, state.momenta)
         constraints = zeros_per_system(state)
         if self.angular_momentum:

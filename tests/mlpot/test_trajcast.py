@@ -5,7 +5,9 @@ Mutants these tests were checked against (each made a test here fail):
 - l = 1 inputs fed in cartesian instead of e3nn (y, z, x) order → rotation/reflection tests;
 - momentum projection dropped (``v_com - v_target`` → ``0 * ...``) → momentum tests;
 - angular-momentum projection with ``+ ω × r`` instead of ``−`` → angular-momentum test;
-- centre-of-mass drift term ``v_target * dt`` dropped → centre-of-mass test.
+- centre-of-mass drift term ``v_target * dt`` dropped → centre-of-mass test;
+- residual forecaster without the ``+ v`` of free flight → residual test;
+- RMS buffers not saved in the checkpoint → checkpoint test.
 """
 
 from __future__ import annotations
@@ -139,6 +141,22 @@ def test_angular_momentum_conserved_for_molecules():
     free = forecaster(species).forecast(g)
     l_free = angular_momentum(g.positions + free.displacement, free.velocities, m, index, 1)
     assert float((l_free - l_in).abs().max()) > 1e-4  # without the layer it is not conserved
+
+
+def test_residual_forecast_departs_from_free_flight():
+    """With the network's readout at zero a residual forecaster is free flight
+    (Δx = v·Δt, v' = v), a direct one predicts only the centre-of-mass motion."""
+    atoms = cu_cell()
+    g = graph(atoms)
+    v_com = g.velocities.mean(0).expand_as(g.velocities)  # one element: equal masses
+    for residual in (True, False):
+        model = forecaster([29], residual=residual)
+        with torch.no_grad():
+            model.readout.zero_()
+        out = model.forecast(g)
+        v = g.velocities if residual else v_com
+        torch.testing.assert_close(out.velocities, v, atol=1e-15, rtol=0)
+        torch.testing.assert_close(out.displacement, v * model.forecast_fs, atol=1e-14, rtol=0)
 
 
 def test_batch_equals_single():
