@@ -69,8 +69,9 @@ def train(pairs: ForecastPairs, indices: list[int], steps: int, batch_size: int,
         opt.step()
         sched.step()
         if step % 50 == 0 or step == steps - 1:
-            print(f"step {step:4d}  loss {float(loss.total.detach()):.4f} (dx {float(loss.displacement):.4f}"
-                  f", v {float(loss.velocity):.4f})  {time.perf_counter() - start:.0f} s")
+            print(f"step {step:4d}  loss {float(loss.total.detach()):.4f} "
+                  f"(dx {float(loss.displacement):.4f}, v {float(loss.velocity):.4f})  "
+                  f"{time.perf_counter() - start:.0f} s")
     return model.eval()
 
 

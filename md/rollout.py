@@ -127,7 +127,8 @@ class ForecastStep(Integrator):
                    angular_momentum=forecaster.config.angular_momentum)
 
     def init(self, state: MDState) -> ForecastState:
-        pass
+        if isinstance(state, ForecastState):
+            return state
         momenta = remove_total_momentum(state, state.momenta)
         constraints = zeros_per_system(state)
         if self.angular_momentum:
