@@ -10,6 +10,11 @@ the model against two baselines computed on the same pairs (free flight Δx = v�
 v' = v; and no motion Δx = 0, v' = v), then a short thermostatted rollout through
 :func:`mlpot.md.run_md` with the trained forecaster: stability, mean temperature and the
 RDF error ∫|g − g_ref| dr / ∫ g_ref dr against the reference frames.
+
+Measured (240 reference frames, 1,500 Adam steps, 2-core shared CPU, ~8 min): validation
+normalised MSE Δx 0.017, v 0.029 against 1.19 / 1.18 for free flight; a 300-step (6 ps)
+rollout at 105 K stayed stable, with τ = 40 fs mean T 109.8 ± 8.7 K and RDF error 0.071;
+with τ = 200 fs the forecaster's heating wins (mean 162 K, RDF error 0.150).
 """
 
 from __future__ import annotations
@@ -76,26 +81,30 @@ def train(pairs: ForecastPairs, indices: list[int], steps: int, batch_size: int,
 
 
 def rollout(model: TrajCastForecaster, pairs: ForecastPairs, first: int, steps: int,
-            temperature: float) -> None:
+            temperature: float, tau: float) -> None:
     atoms = pairs.store[int(pairs.pairs[first])]
     state = MDState.from_atoms(atoms, seed=0, dtype=model.dtype)
-    step = ForecastStep.for_forecaster(model, temperature=temperature, tau=200.0)
-    frames = []
-    summary = run_md(step.init(state), step, ForecastField(model), steps,
-                     on_step=lambda s: frames.append(s.positions.numpy().copy()))
-    temps = []
+    step = ForecastStep.for_forecaster(model, temperature=temperature, tau=tau)
+    frames, temps = [], []
+
+    def record(s: MDState) -> None:
+        frames.append(s.positions.numpy().copy())
+        temps.append(float(s.temperature()[0]))
+
+    summary = run_md(step.init(state), step, ForecastField(model), steps, on_step=record)
     print(f"rollout: {summary.stop_reason} after {summary.steps} forecast steps "
           f"({summary.steps * model.forecast_fs / 1000:.1f} ps) {summary.message}")
     if summary.stop_reason != "completed":
         return
-    temps.append(float(summary.state.temperature()[0]))
     cell = atoms.cell[:]
     ref = pairs.store.read_array("positions").reshape(-1, len(atoms), 3)
     r, g_ref = rdf(ref, cell, r_max=8.0, bins=80)
     _, g = rdf(np.stack(frames[steps // 4:]), cell, r_max=8.0, bins=80)
     err = np.trapezoid(np.abs(g - g_ref), r) / np.trapezoid(g_ref, r)
-    print(f"final T {temps[-1]:.1f} K (target {temperature} K); RDF error vs reference "
-          f"{err:.3f}")
+    late = np.array(temps[steps // 4:])
+    print(f"T over the last 3/4: mean {late.mean():.1f} K, std {late.std():.1f} K "
+          f"(target {temperature} K); RDF error vs reference {err:.3f}; "
+          f"{summary.steps_per_s:.1f} forecast steps/s ({summary.ns_per_day:.3g} ns/day)")
 
 
 def main() -> None:
@@ -106,20 +115,29 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--rollout-steps", type=int, default=200)
     parser.add_argument("--temperature", type=float, default=105.0)
+    parser.add_argument("--tau", type=float, default=40.0, help="thermostat time constant, fs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--load", action="store_true",
+                        help="skip training: evaluate and roll out the model at OUTPUT")
     args = parser.parse_args()
     torch.set_num_threads(1)
     pairs = ForecastPairs(args.store, dtype=torch.float32)
     train_idx, val_idx = split(pairs)
     print(f"{len(train_idx)} training pairs, {len(val_idx)} validation pairs, "
           f"Δt = {pairs.forecast_fs:g} fs, RMS Δx, v = {pairs.rms()}")
-    model = train(pairs, train_idx, args.steps, args.batch_size, args.seed)
+    if args.load:
+        from mlpot.checkpoint import load_model
+
+        model = load_model(args.output)
+    else:
+        model = train(pairs, train_idx, args.steps, args.batch_size, args.seed)
     val = collate_samples([pairs[k] for k in val_idx])
     for name, (dx, v) in evaluate(model, val).items():
         print(f"validation normalised MSE  {name:12s} Δx {dx:.4f}  v {v:.4f}")
-    save_model(model, args.output)
-    print(f"saved {args.output}")
-    rollout(model, pairs, val_idx[0], args.rollout_steps, args.temperature)
+    if not args.load:
+        save_model(model, args.output)
+        print(f"saved {args.output}")
+    rollout(model, pairs, val_idx[0], args.rollout_steps, args.temperature, args.tau)
 
 
 if __name__ == "__main__":
