@@ -206,6 +206,9 @@ class TrajCastForecaster(nn.Module):
         """
         species = self.species_index(graph)
         v = _checked_velocities(graph)
+        if graph.positions.dtype != self.dtype:
+            raise ValueError(f"the graph is {graph.positions.dtype}, the forecaster "
+                             f"{self.dtype}; convert one (e.g. model.to({graph.positions.dtype}))")
         if self.config.angular_momentum and bool(graph.pbc.any()):
             b = int(graph.pbc.any(1).nonzero()[0, 0])
             raise ValueError(f"system {b} is periodic: angular momentum is conserved only "

@@ -7,7 +7,8 @@ Mutants these tests were checked against (each made a test here fail):
 - ``MDState.degrees_of_freedom`` returning 3N → the CSVR ensemble test;
 - positions advanced by ``2 * dx`` → the ballistic test;
 - thermostat noise keyed by ``step + 1`` on resume (restart) → restart test;
-- momentum projection dropped in the conservation layer → rollout momentum test.
+- momentum projection dropped in the conservation layer → rollout momentum test;
+- momentum fixed over the whole batch instead of per system → batched test.
 """
 
 from __future__ import annotations
@@ -126,6 +127,29 @@ def test_rollout_conserves_momentum_and_angular_momentum():
                                    end.system_index, 1)
             assert float(ang.abs().max()) < 1e-11
             assert float(end.degrees_of_freedom()[0]) == 3 * len(mol) - 6
+
+
+def test_batched_rollout_equals_single_rollouts():
+    """Two systems in one batch follow their single runs (thermostat noise is per system;
+    the forecasts agree to rounding)."""
+    cu = ase.build.bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 1))
+    cu.rattle(0.05, seed=1)
+    other = cu.copy()
+    other.rattle(0.05, seed=2)
+    model = small_forecaster([29])
+    step = ForecastStep.for_forecaster(model, temperature=500.0, tau=20.0)
+    from mlpot.md import maxwell_boltzmann
+
+    def rollout(structures, seeds):
+        state = maxwell_boltzmann(MDState.from_atoms(structures, seed=seeds), 300.0)
+        return run_md(step.init(state), step, ForecastField(model), 10).state
+
+    both = rollout([cu, other], [3, 4])
+    singles = [rollout([cu], [3]), rollout([other], [4])]
+    for name in ("positions", "momenta"):
+        torch.testing.assert_close(getattr(both, name),
+                                   torch.cat([getattr(s, name) for s in singles]),
+                                   atol=1e-10, rtol=0)
 
 
 # ----------------------------------------------------------------------------- CLI

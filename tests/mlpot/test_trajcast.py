@@ -7,7 +7,8 @@ Mutants these tests were checked against (each made a test here fail):
 - angular-momentum projection with ``+ ω × r`` instead of ``−`` → angular-momentum test;
 - centre-of-mass drift term ``v_target * dt`` dropped → centre-of-mass test;
 - residual forecaster without the ``+ v`` of free flight → residual test;
-- RMS buffers not saved in the checkpoint → checkpoint test.
+- RMS buffers not saved in the checkpoint → checkpoint test;
+- dtype check removed → bad-input test (torch's own matmul error instead).
 """
 
 from __future__ import annotations
@@ -209,6 +210,8 @@ def test_bad_input_errors():
         TrajCastForecaster([1], momentum="half")
     with pytest.raises(ValueError, match="forecast_fs must be positive"):
         TrajCastForecaster([1], forecast_fs=0)
+    with pytest.raises(ValueError, match=r"the graph is torch\.float32"):
+        model.forecast(graph(atoms).to(dtype=torch.float32))
     with pytest.raises(ValueError, match="not finite"):
         model.forecast(g.replace(velocities=g.positions * float("nan")))
 
