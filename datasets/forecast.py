@@ -57,12 +57,16 @@ class ForecastPairs(torch.utils.data.Dataset):
         same = (groups[1:] == groups[:-1]) & (groups[1:] != "")
         self.pairs = np.nonzero(same)[0]
         if len(self.pairs) == 0:
-            raise DataFormatError(self.store.path, None,
-                                  "no two consecutive frames of one trajectory")
+            raise DataFormatError(
+                self.store.path, None, "no two consecutive frames of one trajectory"
+            )
         intervals = {str(d) for d in data_ids[self.pairs]}
         if len(intervals) != 1 or not next(iter(intervals)).startswith(DATA_ID_PREFIX):
-            raise DataFormatError(self.store.path, None, f"frames must share one "
-                                  f"'{DATA_ID_PREFIX}<fs>' data_id, found {sorted(intervals)}")
+            raise DataFormatError(
+                self.store.path,
+                None,
+                f"frames must share one '{DATA_ID_PREFIX}<fs>' data_id, found {sorted(intervals)}",
+            )
         self.forecast_fs = float(next(iter(intervals)).removeprefix(DATA_ID_PREFIX))
 
     def __len__(self) -> int:
@@ -98,6 +102,8 @@ class ForecastPairs(torch.utils.data.Dataset):
 
 def collate_samples(samples: list[ForecastSample]) -> ForecastSample:
     """One batched sample (a DataLoader ``collate_fn``)."""
-    return ForecastSample(graph=collate([s.graph for s in samples]),
-                          displacement=torch.cat([s.displacement for s in samples]),
-                          velocities=torch.cat([s.velocities for s in samples]))
+    return ForecastSample(
+        graph=collate([s.graph for s in samples]),
+        displacement=torch.cat([s.displacement for s in samples]),
+        velocities=torch.cat([s.velocities for s in samples]),
+    )

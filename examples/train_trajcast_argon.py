@@ -47,19 +47,30 @@ def evaluate(model: TrajCastForecaster, batch: ForecastSample) -> dict[str, floa
     v = batch.graph.velocities
     out = {}
     with torch.no_grad():
-        for name, pred in (("model", model(batch.graph)),
-                           ("free flight", Forecast(v * model.forecast_fs, v)),
-                           ("no motion", Forecast(torch.zeros_like(v), v))):
+        for name, pred in (
+            ("model", model(batch.graph)),
+            ("free flight", Forecast(v * model.forecast_fs, v)),
+            ("no motion", Forecast(torch.zeros_like(v), v)),
+        ):
             loss = forecast_loss(model, pred, target)
             out[name] = (float(loss.displacement), float(loss.velocity))
     return out
 
 
-def train(pairs: ForecastPairs, indices: list[int], steps: int, batch_size: int,
-          seed: int) -> TrajCastForecaster:
+def train(
+    pairs: ForecastPairs, indices: list[int], steps: int, batch_size: int, seed: int
+) -> TrajCastForecaster:
     torch.manual_seed(seed)
-    model = TrajCastForecaster(["Ar"], forecast_fs=pairs.forecast_fs, cutoff=6.0, channels=16,
-                               lmax=2, num_layers=2, num_knots=8, avg_num_neighbors=20.0)
+    model = TrajCastForecaster(
+        ["Ar"],
+        forecast_fs=pairs.forecast_fs,
+        cutoff=6.0,
+        channels=16,
+        lmax=2,
+        num_layers=2,
+        num_knots=8,
+        avg_num_neighbors=20.0,
+    )
     model.set_output_scales(*pairs.rms(residual=True))
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
@@ -67,21 +78,30 @@ def train(pairs: ForecastPairs, indices: list[int], steps: int, batch_size: int,
     start = time.perf_counter()
     for step in range(steps):
         batch = collate_samples([pairs[int(k)] for k in rng.choice(indices, batch_size)])
-        loss = forecast_loss(model, model(batch.graph),
-                             Forecast(batch.displacement, batch.velocities))
+        loss = forecast_loss(
+            model, model(batch.graph), Forecast(batch.displacement, batch.velocities)
+        )
         opt.zero_grad()
         loss.total.backward()
         opt.step()
         sched.step()
         if step % 50 == 0 or step == steps - 1:
-            print(f"step {step:4d}  loss {float(loss.total.detach()):.4f} "
-                  f"(dx {float(loss.displacement):.4f}, v {float(loss.velocity):.4f})  "
-                  f"{time.perf_counter() - start:.0f} s")
+            print(
+                f"step {step:4d}  loss {float(loss.total.detach()):.4f} "
+                f"(dx {float(loss.displacement):.4f}, v {float(loss.velocity):.4f})  "
+                f"{time.perf_counter() - start:.0f} s"
+            )
     return model.eval()
 
 
-def rollout(model: TrajCastForecaster, pairs: ForecastPairs, first: int, steps: int,
-            temperature: float, tau: float) -> None:
+def rollout(
+    model: TrajCastForecaster,
+    pairs: ForecastPairs,
+    first: int,
+    steps: int,
+    temperature: float,
+    tau: float,
+) -> None:
     atoms = pairs.store[int(pairs.pairs[first])]
     state = MDState.from_atoms(atoms, seed=0, dtype=model.dtype)
     step = ForecastStep.for_forecaster(model, temperature=temperature, tau=tau)
@@ -92,19 +112,23 @@ def rollout(model: TrajCastForecaster, pairs: ForecastPairs, first: int, steps: 
         temps.append(float(s.temperature()[0]))
 
     summary = run_md(step.init(state), step, ForecastField(model), steps, on_step=record)
-    print(f"rollout: {summary.stop_reason} after {summary.steps} forecast steps "
-          f"({summary.steps * model.forecast_fs / 1000:.1f} ps) {summary.message}")
+    print(
+        f"rollout: {summary.stop_reason} after {summary.steps} forecast steps "
+        f"({summary.steps * model.forecast_fs / 1000:.1f} ps) {summary.message}"
+    )
     if summary.stop_reason != "completed":
         return
     cell = atoms.cell[:]
     ref = pairs.store.read_array("positions").reshape(-1, len(atoms), 3)
     r, g_ref = rdf(ref, cell, r_max=8.0, bins=80)
-    _, g = rdf(np.stack(frames[steps // 4:]), cell, r_max=8.0, bins=80)
+    _, g = rdf(np.stack(frames[steps // 4 :]), cell, r_max=8.0, bins=80)
     err = np.trapezoid(np.abs(g - g_ref), r) / np.trapezoid(g_ref, r)
-    late = np.array(temps[steps // 4:])
-    print(f"T over the last 3/4: mean {late.mean():.1f} K, std {late.std():.1f} K "
-          f"(target {temperature} K); RDF error vs reference {err:.3f}; "
-          f"{summary.steps_per_s:.1f} forecast steps/s ({summary.ns_per_day:.3g} ns/day)")
+    late = np.array(temps[steps // 4 :])
+    print(
+        f"T over the last 3/4: mean {late.mean():.1f} K, std {late.std():.1f} K "
+        f"(target {temperature} K); RDF error vs reference {err:.3f}; "
+        f"{summary.steps_per_s:.1f} forecast steps/s ({summary.ns_per_day:.3g} ns/day)"
+    )
 
 
 def main() -> None:
@@ -117,14 +141,19 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=105.0)
     parser.add_argument("--tau", type=float, default=40.0, help="thermostat time constant, fs")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--load", action="store_true",
-                        help="skip training: evaluate and roll out the model at OUTPUT")
+    parser.add_argument(
+        "--load",
+        action="store_true",
+        help="skip training: evaluate and roll out the model at OUTPUT",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     pairs = ForecastPairs(args.store, dtype=torch.float32)
     train_idx, val_idx = split(pairs)
-    print(f"{len(train_idx)} training pairs, {len(val_idx)} validation pairs, "
-          f"Δt = {pairs.forecast_fs:g} fs, RMS Δx, v = {pairs.rms()}")
+    print(
+        f"{len(train_idx)} training pairs, {len(val_idx)} validation pairs, "
+        f"Δt = {pairs.forecast_fs:g} fs, RMS Δx, v = {pairs.rms()}"
+    )
     if args.load:
         from mlpot.checkpoint import load_model
 

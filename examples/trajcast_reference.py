@@ -20,8 +20,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("system", choices=("cu", "ar"))
     parser.add_argument("output", help="the .h5 store to write")
-    parser.add_argument("--forecast-fs", type=float, default=None,
-                        help="interval between stored frames, fs (default: 10 Cu, 20 Ar)")
+    parser.add_argument(
+        "--forecast-fs",
+        type=float,
+        default=None,
+        help="interval between stored frames, fs (default: 10 Cu, 20 Ar)",
+    )
     parser.add_argument("--frames", type=int, default=200, help="frames per trajectory")
     parser.add_argument("--trajectories", type=int, default=2, help="per temperature")
     parser.add_argument("--equilibration-fs", type=float, default=2000.0)
@@ -32,8 +36,14 @@ def main() -> None:
 
     make = copper_emt_reference if args.system == "cu" else argon_lj_reference
     kw = {} if args.forecast_fs is None else {"forecast_fs": args.forecast_fs}
-    result = make(args.output, frames=args.frames, trajectories_per_temperature=args.trajectories,
-                  equilibration_fs=args.equilibration_fs, seed=args.seed, **kw)
+    result = make(
+        args.output,
+        frames=args.frames,
+        trajectories_per_temperature=args.trajectories,
+        equilibration_fs=args.equilibration_fs,
+        seed=args.seed,
+        **kw,
+    )
     print(f"wrote {result.structures} frames to {result.path} in {result.seconds:.1f} s")
 
 

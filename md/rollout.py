@@ -86,7 +86,8 @@ class ForecastField(ForceField):
                 raise
             raise ResourceExhaustedError(
                 f"out of memory forecasting {state.num_systems} system(s) / "
-                f"{state.num_atoms} atoms: {str(err).splitlines()[0][:200]}") from None
+                f"{state.num_atoms} atoms: {str(err).splitlines()[0][:200]}"
+            ) from None
         dtype = state.momenta.dtype
         return Forecast(out.displacement.to(dtype), out.velocities.to(dtype))
 
@@ -119,12 +120,19 @@ class ForecastStep(Integrator):
             raise ValueError(f"thermostat time constant must be positive, got {self.tau} fs")
 
     @classmethod
-    def for_forecaster(cls, forecaster: TrajCastForecaster,
-                       temperature: float | torch.Tensor | None = None,
-                       tau: float = 100.0) -> ForecastStep:
+    def for_forecaster(
+        cls,
+        forecaster: TrajCastForecaster,
+        temperature: float | torch.Tensor | None = None,
+        tau: float = 100.0,
+    ) -> ForecastStep:
         """The step matching ``forecaster`` (its interval and conservation laws)."""
-        return cls(dt=forecaster.forecast_fs, temperature=temperature, tau=tau,
-                   angular_momentum=forecaster.config.angular_momentum)
+        return cls(
+            dt=forecaster.forecast_fs,
+            temperature=temperature,
+            tau=tau,
+            angular_momentum=forecaster.config.angular_momentum,
+        )
 
     def init(self, state: MDState) -> ForecastState:
         if isinstance(state, ForecastState):
@@ -134,24 +142,36 @@ class ForecastStep(Integrator):
         if self.angular_momentum:
             _check_isolated(state)
             v = momenta / state.masses[:, None]
-            v = fix_angular_momentum(state.positions, torch.zeros_like(v), v, v, state.masses,
-                                     state.system_index, state.num_systems, "zero")
+            v = fix_angular_momentum(
+                state.positions,
+                torch.zeros_like(v),
+                v,
+                v,
+                state.masses,
+                state.system_index,
+                state.num_systems,
+                "zero",
+            )
             momenta = v * state.masses[:, None]
             constraints = constraints + 3.0
-        return extend_state(state.replace(momenta=momenta), ForecastState,
-                            thermostat_work=zeros_per_system(state),
-                            rotational_constraints=constraints)
+        return extend_state(
+            state.replace(momenta=momenta),
+            ForecastState,
+            thermostat_work=zeros_per_system(state),
+            rotational_constraints=constraints,
+        )
 
-    def step(self, state: MDState, forces_fn: ForecastField, compute_stress: bool = False
-             ) -> ForecastState:
+    def step(
+        self, state: MDState, forces_fn: ForecastField, compute_stress: bool = False
+    ) -> ForecastState:
         """Forecast, move, thermostat; ``compute_stress`` is ignored (no stress)."""
         state = self.init(state)
         dx, v = forces_fn.forecast(state)
-        new = state.with_positions(state.positions + dx).replace(
-            momenta=state.masses[:, None] * v)
+        new = state.with_positions(state.positions + dx).replace(momenta=state.masses[:, None] * v)
         if self.temperature is not None:
-            new, dk = csvr_rescale(new, per_system(self.temperature, new), self.tau, self.dt,
-                                   THERMOSTAT_STREAM)
+            new, dk = csvr_rescale(
+                new, per_system(self.temperature, new), self.tau, self.dt, THERMOSTAT_STREAM
+            )
             new = new.replace(thermostat_work=new.thermostat_work + dk)
         return advance_clock(new, self.dt)
 
@@ -163,10 +183,13 @@ def _check_isolated(state: MDState) -> None:
     periodic = state.graph.pbc.any(1)
     if bool(periodic.any()):
         b = int(periodic.nonzero()[0, 0])
-        raise ValueError(f"system {b} is periodic: angular momentum is conserved only for "
-                         "isolated molecules")
+        raise ValueError(
+            f"system {b} is periodic: angular momentum is conserved only for isolated molecules"
+        )
     small = state.graph.atoms_per_system < 3
     if bool(small.any()):
         b = int(small.nonzero()[0, 0])
-        raise ValueError(f"system {b} has fewer than 3 atoms: angular-momentum "
-                         "conservation needs a non-singular inertia tensor")
+        raise ValueError(
+            f"system {b} has fewer than 3 atoms: angular-momentum "
+            "conservation needs a non-singular inertia tensor"
+        )

@@ -56,8 +56,9 @@ class RolloutConfig:
     progress: bool = True
 
 
-def load_forecaster(name_or_path: str, structures: list, device: str, dtype: str | None
-                    ) -> TrajCastForecaster:
+def load_forecaster(
+    name_or_path: str, structures: list, device: str, dtype: str | None
+) -> TrajCastForecaster:
     """A forecaster checkpoint (path or shipped name) that knows every element given."""
     from mlpot.checkpoint import load_model
 
@@ -65,17 +66,24 @@ def load_forecaster(name_or_path: str, structures: list, device: str, dtype: str
         raise ValueError(f"unknown dtype {dtype!r}; choose float32 or float64")
     model = load_model(name_or_path, dtype=DTYPES[dtype] if dtype else None)
     if not isinstance(model, TrajCastForecaster):
-        raise ValueError(f"{name_or_path}: is a {type(model).__name__}, not a "
-                         "TrajCastForecaster (use `mlpot md --model` for potentials)")
+        raise ValueError(
+            f"{name_or_path}: is a {type(model).__name__}, not a "
+            "TrajCastForecaster (use `mlpot md --model` for potentials)"
+        )
     known = set(model.species_numbers.tolist())
-    missing = sorted({chemical_symbols[int(z)] for a in structures for z in a.numbers
-                      if int(z) not in known})
+    missing = sorted(
+        {chemical_symbols[int(z)] for a in structures for z in a.numbers if int(z) not in known}
+    )
     if missing:
-        raise ValueError(f"forecaster {name_or_path!r} does not support element(s) "
-                         f"{', '.join(missing)}; it knows {', '.join(model.species)}")
+        raise ValueError(
+            f"forecaster {name_or_path!r} does not support element(s) "
+            f"{', '.join(missing)}; it knows {', '.join(model.species)}"
+        )
     if model.config.angular_momentum and any(a.pbc.any() for a in structures):
-        raise ValueError(f"forecaster {name_or_path!r} conserves angular momentum and is for "
-                         "isolated molecules; the structure is periodic")
+        raise ValueError(
+            f"forecaster {name_or_path!r} conserves angular momentum and is for "
+            "isolated molecules; the structure is periodic"
+        )
     return model.to(device=device).eval()
 
 
@@ -99,20 +107,27 @@ def restart_path(cfg: RolloutConfig) -> Path:
     return base.with_name(base.stem + ".restart.pt")
 
 
-def _initial_state(cfg: RolloutConfig, structures: list, model: TrajCastForecaster
-                   ) -> tuple[MDState, dict | None]:
+def _initial_state(
+    cfg: RolloutConfig, structures: list, model: TrajCastForecaster
+) -> tuple[MDState, dict | None]:
     if cfg.restart is not None:
         data = load_restart(cfg.restart, device=cfg.device)
         if not isinstance(data.state, ForecastState):
-            raise ValueError(f"{cfg.restart}: holds a {type(data.state).__name__}, not a "
-                             "rollout state (written by `mlpot md`?)")
+            raise ValueError(
+                f"{cfg.restart}: holds a {type(data.state).__name__}, not a "
+                "rollout state (written by `mlpot md`?)"
+            )
         if data.state.momenta.dtype != model.dtype:
-            raise ValueError(f"{cfg.restart}: saved in {data.state.momenta.dtype}, the "
-                             f"forecaster runs in {model.dtype}; pass the original --dtype")
+            raise ValueError(
+                f"{cfg.restart}: saved in {data.state.momenta.dtype}, the "
+                f"forecaster runs in {model.dtype}; pass the original --dtype"
+            )
         saved = data.extra.get("rollout")
         if saved is not None and saved != _settings(cfg, model):
-            raise ValueError(f"{cfg.restart}: saved with rollout settings {saved}, not "
-                             f"{_settings(cfg, model)}; pass the original options")
+            raise ValueError(
+                f"{cfg.restart}: saved with rollout settings {saved}, not "
+                f"{_settings(cfg, model)}; pass the original options"
+            )
         return data.state, {"data": data}
     state = MDState.from_atoms(structures, seed=cfg.seed, dtype=model.dtype, device=cfg.device)
     if not bool((state.momenta != 0).any()):
@@ -121,12 +136,19 @@ def _initial_state(cfg: RolloutConfig, structures: list, model: TrajCastForecast
 
 
 def _settings(cfg: RolloutConfig, model: TrajCastForecaster) -> dict:
-    return {"forecast_fs": model.forecast_fs, "temperature": cfg.temperature,
-            "thermostat": cfg.thermostat, "tau": cfg.tau}
+    return {
+        "forecast_fs": model.forecast_fs,
+        "temperature": cfg.temperature,
+        "thermostat": cfg.thermostat,
+        "tau": cfg.tau,
+    }
 
 
-def run_rollout_command(cfg: RolloutConfig, console: Console | None = None,
-                        should_stop: Callable[[], bool] | None = None) -> RunSummary:
+def run_rollout_command(
+    cfg: RolloutConfig,
+    console: Console | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunSummary:
     """Run ``mlpot rollout`` (all structures as one batch). Raises ValueError/
     FileNotFoundError for bad input before anything is written."""
     console = console or Console()
@@ -135,16 +157,16 @@ def run_rollout_command(cfg: RolloutConfig, console: Console | None = None,
     model = load_forecaster(cfg.forecaster, structures, cfg.device, cfg.dtype)
     state, resumed = _initial_state(cfg, structures, model)
     data = None if resumed is None else resumed["data"]
-    step = ForecastStep.for_forecaster(model, cfg.temperature if cfg.thermostat else None,
-                                       cfg.tau)
+    step = ForecastStep.for_forecaster(model, cfg.temperature if cfg.thermostat else None, cfg.tau)
     field = ForecastField(model, skin=cfg.skin)
     if data is not None and data.verlet_reference is not None:
         field.rebuild_from(*data.verlet_reference, state.graph)
     state = step.init(state)
     reporters = []
     if cfg.log is not None:
-        reporters.append(ThermoReporter(cfg.log, cfg.every, None if data is None
-                                        else state.step, pressure=False))
+        reporters.append(
+            ThermoReporter(cfg.log, cfg.every, None if data is None else state.step, pressure=False)
+        )
     traj = None
     if cfg.traj is not None:
         frames = None if data is None else data.extra.get("frames", 0)
@@ -152,24 +174,36 @@ def run_rollout_command(cfg: RolloutConfig, console: Console | None = None,
         reporters.append(traj)
 
     def extra() -> dict:
-        return {"rollout": _settings(cfg, model), "forecaster": cfg.forecaster,
-                "frames": traj.frames if traj else 0}
+        return {
+            "rollout": _settings(cfg, model),
+            "forecaster": cfg.forecaster,
+            "frames": traj.frames if traj else 0,
+        }
 
     progress = _Progress(console, cfg.steps, state.step, model.forecast_fs, cfg.progress)
     with progress.bar:
-        summary = run_md(state, step, field, max(cfg.steps - state.step, 0), reporters,
-                         RestartSchedule(restart_path(cfg), cfg.restart_every, extra),
-                         SafetyLimits(max_temperature=cfg.max_temperature),
-                         on_step=progress, should_stop=should_stop,
-                         report_initial=data is None)
+        summary = run_md(
+            state,
+            step,
+            field,
+            max(cfg.steps - state.step, 0),
+            reporters,
+            RestartSchedule(restart_path(cfg), cfg.restart_every, extra),
+            SafetyLimits(max_temperature=cfg.max_temperature),
+            on_step=progress,
+            should_stop=should_stop,
+            report_initial=data is None,
+        )
         progress.bar.update(progress.task, completed=summary.state.step)
     _print_summary(console, summary)
     return summary
 
 
 def _print_summary(console: Console, s: RunSummary) -> None:
-    console.print(f"[bold]{s.stop_reason}[/]: {s.steps} forecast steps of {s.dt_fs:g} fs in "
-                  f"{s.wall_s:.2f} s ({s.steps_per_s:.1f} steps/s, {s.ns_per_day:.3g} ns/day)")
+    console.print(
+        f"[bold]{s.stop_reason}[/]: {s.steps} forecast steps of {s.dt_fs:g} fs in "
+        f"{s.wall_s:.2f} s ({s.steps_per_s:.1f} steps/s, {s.ns_per_day:.3g} ns/day)"
+    )
     temperature = s.state.temperature().cpu().numpy()
     console.print(f"final T = {float(np.mean(temperature)):.2f} K")
     if s.message:

@@ -103,10 +103,14 @@ def reference_trajectories(
                 atoms = structure.copy()
                 atoms.calc = calculator()
                 _thermalise(atoms, temperature, np.random.default_rng(run_seed))
-                Langevin(atoms, md_dt_fs * units.fs, temperature_K=temperature,
-                         friction=friction_per_fs / units.fs, fixcm=False,
-                         rng=np.random.default_rng(run_seed + 1)
-                         ).run(round(equilibration_fs / md_dt_fs))
+                Langevin(
+                    atoms,
+                    md_dt_fs * units.fs,
+                    temperature_K=temperature,
+                    friction=friction_per_fs / units.fs,
+                    fixcm=False,
+                    rng=np.random.default_rng(run_seed + 1),
+                ).run(round(equilibration_fs / md_dt_fs))
                 _zero_total_momentum(atoms)
                 nve = VelocityVerlet(atoms, md_dt_fs * units.fs)
                 group = f"{name}/T{temperature:g}/{k}"
@@ -117,25 +121,42 @@ def reference_trajectories(
                     written += 1
                     if progress is not None:
                         progress(written, total)
-    return GenerationResult(path=Path(path), structures=written, failed=0, rejected=0,
-                            seconds=time.perf_counter() - start, kinds={name: written})
+    return GenerationResult(
+        path=Path(path),
+        structures=written,
+        failed=0,
+        rejected=0,
+        seconds=time.perf_counter() - start,
+        kinds={name: written},
+    )
 
 
-def copper_emt_reference(path: str | Path, size: int = 3, temperatures: Sequence[float] = (
-        300.0, 450.0, 600.0), forecast_fs: float = 10.0, frames: int = 50, **kw: object
-                         ) -> GenerationResult:
+def copper_emt_reference(
+    path: str | Path,
+    size: int = 3,
+    temperatures: Sequence[float] = (300.0, 450.0, 600.0),
+    forecast_fs: float = 10.0,
+    frames: int = 50,
+    **kw: object,
+) -> GenerationResult:
     """fcc Cu (``size``³ conventional cells, periodic) with ASE's EMT, 1 fs reference step."""
     from ase.calculators.emt import EMT
 
     cu = ase.build.bulk("Cu", "fcc", a=3.61, cubic=True).repeat(size)
-    return reference_trajectories(path, cu, EMT, "Cu-fcc", temperatures, 1.0, forecast_fs,
-                                  frames, **kw)
+    return reference_trajectories(
+        path, cu, EMT, "Cu-fcc", temperatures, 1.0, forecast_fs, frames, **kw
+    )
 
 
-def argon_lj_reference(path: str | Path, size: int = 3, density_g_cm3: float = 1.4,
-                       temperatures: Sequence[float] = (90.0, 120.0),
-                       forecast_fs: float = 20.0, frames: int = 50, **kw: object
-                       ) -> GenerationResult:
+def argon_lj_reference(
+    path: str | Path,
+    size: int = 3,
+    density_g_cm3: float = 1.4,
+    temperatures: Sequence[float] = (90.0, 120.0),
+    forecast_fs: float = 20.0,
+    frames: int = 50,
+    **kw: object,
+) -> GenerationResult:
     """Liquid argon (fcc start, ``size``³ cells at the given density) with mlpot's
     Lennard-Jones (ε 0.0104 eV, σ 3.40 Å, r_c 8.5 Å), 2 fs reference step."""
     import torch
@@ -147,5 +168,14 @@ def argon_lj_reference(path: str | Path, size: int = 3, density_g_cm3: float = 1
     a = (4 * mass_g / density_g_cm3) ** (1 / 3) * 1e8  # Å, 4 atoms per fcc cell
     argon = ase.build.bulk("Ar", "fcc", a=a, cubic=True).repeat(size)
     model = LennardJones(["Ar"], epsilon=0.0104, sigma=3.40, cutoff=8.5).to(torch.float64)
-    return reference_trajectories(path, argon, lambda: MLPotCalculator(model), "Ar-liquid",
-                                  temperatures, 2.0, forecast_fs, frames, **kw)
+    return reference_trajectories(
+        path,
+        argon,
+        lambda: MLPotCalculator(model),
+        "Ar-liquid",
+        temperatures,
+        2.0,
+        forecast_fs,
+        frames,
+        **kw,
+    )

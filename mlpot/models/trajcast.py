@@ -133,12 +133,22 @@ class TrajCastForecaster(nn.Module):
         numbers = species_to_numbers(species)
         _validate(forecast_fs, cutoff, channels, lmax, num_layers, speed_basis, momentum)
         self.config = TrajCastForecasterConfig(
-            species=tuple(numbers), forecast_fs=float(forecast_fs), cutoff=float(cutoff),
-            channels=int(channels), lmax=int(lmax), correlation=int(correlation),
-            num_layers=int(num_layers), num_knots=int(num_knots),
-            speed_basis=int(speed_basis), backend=backend, self_mlp=bool(self_mlp),
-            avg_num_neighbors=float(avg_num_neighbors), momentum=momentum,
-            angular_momentum=bool(angular_momentum), residual=bool(residual))
+            species=tuple(numbers),
+            forecast_fs=float(forecast_fs),
+            cutoff=float(cutoff),
+            channels=int(channels),
+            lmax=int(lmax),
+            correlation=int(correlation),
+            num_layers=int(num_layers),
+            num_knots=int(num_knots),
+            speed_basis=int(speed_basis),
+            backend=backend,
+            self_mlp=bool(self_mlp),
+            avg_num_neighbors=float(avg_num_neighbors),
+            momentum=momentum,
+            angular_momentum=bool(angular_momentum),
+            residual=bool(residual),
+        )
         self.cutoff = float(cutoff)
         lookup = torch.full((len(chemical_symbols),), -1, dtype=torch.int64)
         lookup[torch.tensor(numbers)] = torch.arange(len(numbers))
@@ -151,10 +161,21 @@ class TrajCastForecaster(nn.Module):
         self.speed_scalars = nn.Parameter(torch.randn(k, c) / math.sqrt(k))
         self.speed_vectors = nn.Parameter(torch.randn(k, c) / math.sqrt(k))
         self.layers = nn.ModuleList(
-            EquivariantLayer(len(numbers), c, lmax, 1, correlation, num_knots, self.cutoff,
-                             lmax_in=1, backend=backend, self_mlp=self_mlp,
-                             avg_num_neighbors=avg_num_neighbors)
-            for _ in range(num_layers))
+            EquivariantLayer(
+                len(numbers),
+                c,
+                lmax,
+                1,
+                correlation,
+                num_knots,
+                self.cutoff,
+                lmax_in=1,
+                backend=backend,
+                self_mlp=self_mlp,
+                avg_num_neighbors=avg_num_neighbors,
+            )
+            for _ in range(num_layers)
+        )
         self.readout = nn.Parameter(torch.randn(c, 2) / math.sqrt(c))
 
     @property
@@ -174,8 +195,7 @@ class TrajCastForecaster(nn.Module):
     def set_output_scales(self, displacement_rms: float, velocity_rms: float) -> None:
         """Store the training RMS of Δx (Å) and of v (Å/fs) (both > 0)."""
         if not (displacement_rms > 0 and velocity_rms > 0):
-            raise ValueError(f"RMS scales must be positive, got {displacement_rms}, "
-                             f"{velocity_rms}")
+            raise ValueError(f"RMS scales must be positive, got {displacement_rms}, {velocity_rms}")
         self.displacement_rms.fill_(float(displacement_rms))
         self.velocity_rms.fill_(float(velocity_rms))
 
@@ -188,7 +208,8 @@ class TrajCastForecaster(nn.Module):
             raise ValueError(
                 f"element {chemical_symbols[int(z[n])]} (atom {n}, system "
                 f"{int(graph.system_index[n])}) is not supported by this forecaster; "
-                f"it knows {self.species}")
+                f"it knows {self.species}"
+            )
         return idx
 
     def masses(self, graph: AtomicGraph) -> torch.Tensor:
@@ -207,13 +228,17 @@ class TrajCastForecaster(nn.Module):
         species = self.species_index(graph)
         v = _checked_velocities(graph)
         if graph.positions.dtype != self.dtype:
-            raise ValueError(f"the graph is {graph.positions.dtype}, the forecaster "
-                             f"{self.dtype}; convert one (e.g. model.to({graph.positions.dtype}))")
+            raise ValueError(
+                f"the graph is {graph.positions.dtype}, the forecaster "
+                f"{self.dtype}; convert one (e.g. model.to({graph.positions.dtype}))"
+            )
         if self.config.angular_momentum and bool(graph.pbc.any()):
             b = int(graph.pbc.any(1).nonzero()[0, 0])
-            raise ValueError(f"system {b} is periodic: angular momentum is conserved only "
-                             "for isolated systems (build the forecaster with "
-                             "angular_momentum=False)")
+            raise ValueError(
+                f"system {b} is periodic: angular momentum is conserved only "
+                "for isolated systems (build the forecaster with "
+                "angular_momentum=False)"
+            )
         if graph.edge_index is None:
             graph = with_neighbors(graph, self.cutoff)
         i, j = graph.edge_index
@@ -222,8 +247,9 @@ class TrajCastForecaster(nn.Module):
         masses = self.masses(graph) if masses is None else masses
         return self._conserve(graph, raw, v, masses)
 
-    def _raw(self, graph: AtomicGraph, species: torch.Tensor, v: torch.Tensor,
-             edge_vectors: torch.Tensor) -> Forecast:
+    def _raw(
+        self, graph: AtomicGraph, species: torch.Tensor, v: torch.Tensor, edge_vectors: torch.Tensor
+    ) -> Forecast:
         """Network output before the conservation layer (physical units)."""
         c = self.config
         v_norm = v / self.velocity_rms
@@ -234,8 +260,9 @@ class TrajCastForecaster(nn.Module):
         scalars = self.species_embedding[species] + basis @ self.speed_scalars
         vectors = math.sqrt(3.0) * v_norm[:, :, None] * (basis @ self.speed_vectors)[:, None]
         h = torch.cat([scalars[:, None], vectors], dim=1)
-        edges = EdgeFeatures.build(graph.edge_index, edge_vectors, graph.num_atoms, c.lmax,
-                                   c.num_knots, self.cutoff)
+        edges = EdgeFeatures.build(
+            graph.edge_index, edge_vectors, graph.num_atoms, c.lmax, c.num_knots, self.cutoff
+        )
         for layer in self.layers:
             h = layer(h, edges, species)
         out = h[:, 1:4] @ self.readout  # [N, 3, 2]; e3nn 0.6 orders l = 1 as (x, y, z)
@@ -244,14 +271,24 @@ class TrajCastForecaster(nn.Module):
             return Forecast(v * c.forecast_fs + dx, v + v_new)
         return Forecast(dx, v_new)
 
-    def _conserve(self, graph: AtomicGraph, raw: Forecast, v: torch.Tensor,
-                  masses: torch.Tensor) -> Forecast:
+    def _conserve(
+        self, graph: AtomicGraph, raw: Forecast, v: torch.Tensor, masses: torch.Tensor
+    ) -> Forecast:
         c, b = self.config, graph.num_systems
-        dx, v_new = fix_linear_momentum(raw.displacement, raw.velocities, v, masses,
-                                        graph.system_index, b, c.forecast_fs, c.momentum)
+        dx, v_new = fix_linear_momentum(
+            raw.displacement,
+            raw.velocities,
+            v,
+            masses,
+            graph.system_index,
+            b,
+            c.forecast_fs,
+            c.momentum,
+        )
         if c.angular_momentum:
-            v_new = fix_angular_momentum(graph.positions, dx, v_new, v, masses,
-                                         graph.system_index, b, c.momentum)
+            v_new = fix_angular_momentum(
+                graph.positions, dx, v_new, v, masses, graph.system_index, b, c.momentum
+            )
         return Forecast(dx, v_new)
 
     def forecast(self, graph: AtomicGraph, masses: torch.Tensor | None = None) -> Forecast:
@@ -263,25 +300,39 @@ class TrajCastForecaster(nn.Module):
 def _checked_velocities(graph: AtomicGraph) -> torch.Tensor:
     v = graph.velocities
     if v is None:
-        raise ValueError("a forecast needs velocities: the graph has none (set "
-                         "atoms.set_velocities or graph.replace(velocities=...))")
+        raise ValueError(
+            "a forecast needs velocities: the graph has none (set "
+            "atoms.set_velocities or graph.replace(velocities=...))"
+        )
     if v.shape != graph.positions.shape:
-        raise ValueError(f"velocities have shape {tuple(v.shape)}, positions "
-                         f"{tuple(graph.positions.shape)}")
+        raise ValueError(
+            f"velocities have shape {tuple(v.shape)}, positions {tuple(graph.positions.shape)}"
+        )
     if not bool(torch.isfinite(v).all()):
         n = int((~torch.isfinite(v)).any(1).nonzero()[0, 0])
         raise ValueError(f"velocity of atom {n} is not finite")
     return v
 
 
-def _validate(forecast_fs: float, cutoff: float, channels: int, lmax: int, num_layers: int,
-              speed_basis: int, momentum: str) -> None:
+def _validate(
+    forecast_fs: float,
+    cutoff: float,
+    channels: int,
+    lmax: int,
+    num_layers: int,
+    speed_basis: int,
+    momentum: str,
+) -> None:
     if not forecast_fs > 0:
         raise ValueError(f"forecast_fs must be positive, got {forecast_fs}")
     if not cutoff > 0:
         raise ValueError(f"cutoff must be positive, got {cutoff}")
-    for name, value, low in (("channels", channels, 1), ("lmax", lmax, 1),
-                             ("num_layers", num_layers, 1), ("speed_basis", speed_basis, 2)):
+    for name, value, low in (
+        ("channels", channels, 1),
+        ("lmax", lmax, 1),
+        ("num_layers", num_layers, 1),
+        ("speed_basis", speed_basis, 2),
+    ):
         if int(value) != value or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if momentum not in MOMENTUM_MODES:

@@ -24,11 +24,9 @@ import torch
 MOMENTUM_MODES = ("input", "zero")
 
 
-def system_sum(values: torch.Tensor, system_index: torch.Tensor, num_systems: int
-               ) -> torch.Tensor:
+def system_sum(values: torch.Tensor, system_index: torch.Tensor, num_systems: int) -> torch.Tensor:
     """Per-atom ``values [N, ...]`` summed per system, ``[B, ...]``."""
-    out = torch.zeros((num_systems, *values.shape[1:]), dtype=values.dtype,
-                      device=values.device)
+    out = torch.zeros((num_systems, *values.shape[1:]), dtype=values.dtype, device=values.device)
     return out.index_add(0, system_index, values)
 
 
@@ -36,28 +34,39 @@ def _per_atom(values: torch.Tensor, system_index: torch.Tensor) -> torch.Tensor:
     return values.index_select(0, system_index)
 
 
-def centre_of_mass(positions: torch.Tensor, masses: torch.Tensor, system_index: torch.Tensor,
-                   num_systems: int) -> torch.Tensor:
+def centre_of_mass(
+    positions: torch.Tensor, masses: torch.Tensor, system_index: torch.Tensor, num_systems: int
+) -> torch.Tensor:
     """``[B, 3]`` mass-weighted mean of ``positions`` ``[N, 3]``."""
     total_m = system_sum(masses, system_index, num_systems)
     return system_sum(masses[:, None] * positions, system_index, num_systems) / total_m[:, None]
 
 
-def angular_momentum(positions: torch.Tensor, velocities: torch.Tensor, masses: torch.Tensor,
-                     system_index: torch.Tensor, num_systems: int) -> torch.Tensor:
+def angular_momentum(
+    positions: torch.Tensor,
+    velocities: torch.Tensor,
+    masses: torch.Tensor,
+    system_index: torch.Tensor,
+    num_systems: int,
+) -> torch.Tensor:
     """``[B, 3]`` Σ m_i (r_i − R) × (v_i − V) about each system's centre of mass (amu·Å²/fs)."""
     com = centre_of_mass(positions, masses, system_index, num_systems)
     vcom = centre_of_mass(velocities, masses, system_index, num_systems)
     rel = positions - _per_atom(com, system_index)
     vrel = velocities - _per_atom(vcom, system_index)
-    return system_sum(masses[:, None] * torch.linalg.cross(rel, vrel), system_index,
-                      num_systems)
+    return system_sum(masses[:, None] * torch.linalg.cross(rel, vrel), system_index, num_systems)
 
 
-def fix_linear_momentum(displacement: torch.Tensor, new_velocities: torch.Tensor,
-                        velocities: torch.Tensor, masses: torch.Tensor,
-                        system_index: torch.Tensor, num_systems: int, dt: float,
-                        mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+def fix_linear_momentum(
+    displacement: torch.Tensor,
+    new_velocities: torch.Tensor,
+    velocities: torch.Tensor,
+    masses: torch.Tensor,
+    system_index: torch.Tensor,
+    num_systems: int,
+    dt: float,
+    mode: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact total momentum of ``new_velocities`` and centre-of-mass motion of
     ``displacement`` (see the module docstring). Shapes ``[N, 3]``; dt in fs."""
     if mode not in MOMENTUM_MODES:
@@ -74,24 +83,33 @@ def fix_linear_momentum(displacement: torch.Tensor, new_velocities: torch.Tensor
     return displacement, new_velocities
 
 
-def fix_angular_momentum(positions: torch.Tensor, displacement: torch.Tensor,
-                         new_velocities: torch.Tensor, velocities: torch.Tensor,
-                         masses: torch.Tensor, system_index: torch.Tensor, num_systems: int,
-                         mode: str) -> torch.Tensor:
+def fix_angular_momentum(
+    positions: torch.Tensor,
+    displacement: torch.Tensor,
+    new_velocities: torch.Tensor,
+    velocities: torch.Tensor,
+    masses: torch.Tensor,
+    system_index: torch.Tensor,
+    num_systems: int,
+    mode: str,
+) -> torch.Tensor:
     """``new_velocities`` ``[N, 3]`` with the angular momentum about the new centre of
     mass set to the target (see the module docstring). Apply after
     :func:`fix_linear_momentum`."""
-    target = (angular_momentum(positions, velocities, masses, system_index, num_systems)
-              if mode == "input" else torch.zeros(num_systems, 3, dtype=positions.dtype,
-                                                  device=positions.device))
+    target = (
+        angular_momentum(positions, velocities, masses, system_index, num_systems)
+        if mode == "input"
+        else torch.zeros(num_systems, 3, dtype=positions.dtype, device=positions.device)
+    )
     new_positions = positions + displacement
     com = centre_of_mass(new_positions, masses, system_index, num_systems)
     rel = new_positions - _per_atom(com, system_index)
     current = angular_momentum(new_positions, new_velocities, masses, system_index, num_systems)
     r2 = (rel * rel).sum(-1)
     eye = torch.eye(3, dtype=rel.dtype, device=rel.device)
-    per_atom_inertia = masses[:, None, None] * (r2[:, None, None] * eye
-                                                - rel[:, :, None] * rel[:, None, :])
+    per_atom_inertia = masses[:, None, None] * (
+        r2[:, None, None] * eye - rel[:, :, None] * rel[:, None, :]
+    )
     inertia = system_sum(per_atom_inertia, system_index, num_systems)
     omega = torch.linalg.solve(inertia, (current - target)[:, :, None])[:, :, 0]
     return new_velocities - torch.linalg.cross(_per_atom(omega, system_index), rel)

@@ -29,16 +29,25 @@ class ForecastLoss:
     velocity: torch.Tensor
 
 
-def forecast_loss(model: TrajCastForecaster, prediction: Forecast, target: Forecast,
-                  displacement_weight: float = 1.0, velocity_weight: float = 1.0
-                  ) -> ForecastLoss:
+def forecast_loss(
+    model: TrajCastForecaster,
+    prediction: Forecast,
+    target: Forecast,
+    displacement_weight: float = 1.0,
+    velocity_weight: float = 1.0,
+) -> ForecastLoss:
     """Normalised MSE of a forecast against its reference (shapes ``[N, 3]``)."""
-    for name, p, t in (("displacement", prediction.displacement, target.displacement),
-                       ("velocities", prediction.velocities, target.velocities)):
+    for name, p, t in (
+        ("displacement", prediction.displacement, target.displacement),
+        ("velocities", prediction.velocities, target.velocities),
+    ):
         if p.shape != t.shape:
             raise ValueError(f"{name}: prediction {tuple(p.shape)} vs target {tuple(t.shape)}")
     dx = ((prediction.displacement - target.displacement) / model.displacement_rms).square()
     dv = ((prediction.velocities - target.velocities) / model.velocity_rms).square()
     dx, dv = dx.mean(), dv.mean()
-    return ForecastLoss(total=displacement_weight * dx + velocity_weight * dv,
-                        displacement=dx.detach(), velocity=dv.detach())
+    return ForecastLoss(
+        total=displacement_weight * dx + velocity_weight * dv,
+        displacement=dx.detach(),
+        velocity=dv.detach(),
+    )

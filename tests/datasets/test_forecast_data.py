@@ -26,9 +26,15 @@ from mlpot.datasets.store import PackedStore, write_store
 @pytest.fixture(scope="module")
 def cu_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("traj") / "cu.h5"
-    result = copper_emt_reference(path, size=2, temperatures=(300.0, 600.0), forecast_fs=5.0,
-                                  frames=4, trajectories_per_temperature=2,
-                                  equilibration_fs=20.0)
+    result = copper_emt_reference(
+        path,
+        size=2,
+        temperatures=(300.0, 600.0),
+        forecast_fs=5.0,
+        frames=4,
+        trajectories_per_temperature=2,
+        equilibration_fs=20.0,
+    )
     assert result.structures == 16
     return path
 
@@ -61,10 +67,12 @@ def test_targets_are_the_reference_dynamics(cu_store):
     atoms.calc = EMT()
     VelocityVerlet(atoms, 1.0 * units.fs).run(5)
     sample = pairs[2]
-    np.testing.assert_allclose(atoms.positions - store.record(k).positions,
-                               sample.displacement.numpy(), atol=1e-10)
-    np.testing.assert_allclose(atoms.get_velocities() * units.fs, sample.velocities.numpy(),
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        atoms.positions - store.record(k).positions, sample.displacement.numpy(), atol=1e-10
+    )
+    np.testing.assert_allclose(
+        atoms.get_velocities() * units.fs, sample.velocities.numpy(), atol=1e-10
+    )
 
 
 def test_bad_input(tmp_path):

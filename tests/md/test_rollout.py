@@ -56,8 +56,12 @@ def gas(num_systems: int, atoms_per_system: int, periodic: bool, seed: int = 0) 
     rng = np.random.default_rng(seed)
     systems = []
     for _ in range(num_systems):
-        a = ase.Atoms("Ar" * atoms_per_system, positions=rng.uniform(0, 12, (atoms_per_system, 3)),
-                      cell=np.eye(3) * 12.0, pbc=periodic)
+        a = ase.Atoms(
+            "Ar" * atoms_per_system,
+            positions=rng.uniform(0, 12, (atoms_per_system, 3)),
+            cell=np.eye(3) * 12.0,
+            pbc=periodic,
+        )
         a.set_velocities(rng.normal(scale=0.005, size=(atoms_per_system, 3)) / ase.units.fs)
         systems.append(a)
     return MDState.from_atoms(systems, seed=seed)
@@ -70,15 +74,16 @@ def test_ballistic_steps_move_positions_and_time():
     summary = run_md(start, step, ForecastField(Ballistic()), 7)
     end = summary.state
     assert isinstance(end, ForecastState) and end.step == 7 and end.time == pytest.approx(35.0)
-    torch.testing.assert_close(end.positions, start.positions + 35.0 * start.velocities,
-                               atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        end.positions, start.positions + 35.0 * start.velocities, atol=1e-12, rtol=0
+    )
     torch.testing.assert_close(end.momenta, start.momenta, atol=0, rtol=1e-14)
 
 
-@pytest.mark.parametrize(("periodic", "angular", "nf_per_system"),
-                         [(True, False, 9), (False, True, 6)])
-def test_csvr_on_predicted_velocities_samples_the_right_ensemble(periodic, angular,
-                                                                 nf_per_system):
+@pytest.mark.parametrize(
+    ("periodic", "angular", "nf_per_system"), [(True, False, 9), (False, True, 6)]
+)
+def test_csvr_on_predicted_velocities_samples_the_right_ensemble(periodic, angular, nf_per_system):
     """Free flight keeps K, so K's distribution is CSVR's stationary Gamma(N_f/2, k_B T)
     with N_f = 3N − 3 (− 3 with angular-momentum conservation): mean N_f k_B T/2 and
     variance N_f (k_B T)²/2, here for 4-atom systems (N_f = 9 or 6)."""
@@ -98,9 +103,17 @@ def test_csvr_on_predicted_velocities_samples_the_right_ensemble(periodic, angul
 
 
 def small_forecaster(species, angular: bool = False) -> TrajCastForecaster:
-    model = TrajCastForecaster(species, forecast_fs=4.0, cutoff=3.5, channels=6, lmax=1,
-                               num_layers=1, num_knots=6, speed_basis=4,
-                               angular_momentum=angular).double()
+    model = TrajCastForecaster(
+        species,
+        forecast_fs=4.0,
+        cutoff=3.5,
+        channels=6,
+        lmax=1,
+        num_layers=1,
+        num_knots=6,
+        speed_basis=4,
+        angular_momentum=angular,
+    ).double()
     model.set_output_scales(0.02, 0.004)
     return model
 
@@ -123,8 +136,7 @@ def test_rollout_conserves_momentum_and_angular_momentum():
         p = end.sum_per_system(end.momenta)
         assert float(p.abs().max()) < 1e-12
         if angular:
-            ang = angular_momentum(end.positions, end.velocities, end.masses,
-                                   end.system_index, 1)
+            ang = angular_momentum(end.positions, end.velocities, end.masses, end.system_index, 1)
             assert float(ang.abs().max()) < 1e-11
             assert float(end.degrees_of_freedom()[0]) == 3 * len(mol) - 6
 
@@ -147,9 +159,9 @@ def test_batched_rollout_equals_single_rollouts():
     both = rollout([cu, other], [3, 4])
     singles = [rollout([cu], [3]), rollout([other], [4])]
     for name in ("positions", "momenta"):
-        torch.testing.assert_close(getattr(both, name),
-                                   torch.cat([getattr(s, name) for s in singles]),
-                                   atol=1e-10, rtol=0)
+        torch.testing.assert_close(
+            getattr(both, name), torch.cat([getattr(s, name) for s in singles]), atol=1e-10, rtol=0
+        )
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -169,16 +181,36 @@ def cu_files(tmp_path):
     return structure, forecaster
 
 
-BASE = ["--steps", "12", "--every", "3", "--temperature", "400", "--tau", "20", "--seed", "7",
-        "--no-progress"]
+BASE = [
+    "--steps",
+    "12",
+    "--every",
+    "3",
+    "--temperature",
+    "400",
+    "--tau",
+    "20",
+    "--seed",
+    "7",
+    "--no-progress",
+]
 
 
 @pytest.mark.parametrize("ext", ["dcd", "extxyz", "h5"])
 def test_rollout_writes_readable_trajectories(tmp_path, cu_files, ext):
     structure, forecaster = cu_files
     traj = tmp_path / f"roll.{ext}"
-    res = mlpot("rollout", structure, "--forecaster", forecaster, *BASE, "--traj", traj,
-                "--log", tmp_path / "roll.csv")
+    res = mlpot(
+        "rollout",
+        structure,
+        "--forecaster",
+        forecaster,
+        *BASE,
+        "--traj",
+        traj,
+        "--log",
+        tmp_path / "roll.csv",
+    )
     assert res.exit_code == 0, res.output
     final = load_restart(tmp_path / "roll.restart.pt").state
     assert isinstance(final, ForecastState) and final.step == 12
@@ -199,14 +231,31 @@ def test_rollout_writes_readable_trajectories(tmp_path, cu_files, ext):
 def test_restart_resumes_bit_for_bit(tmp_path, cu_files):
     structure, forecaster = cu_files
     full, part = tmp_path / "full", tmp_path / "part"
-    assert mlpot("rollout", structure, "-f", forecaster, *BASE, "--traj",
-                 full.with_suffix(".extxyz")).exit_code == 0
+    assert (
+        mlpot(
+            "rollout", structure, "-f", forecaster, *BASE, "--traj", full.with_suffix(".extxyz")
+        ).exit_code
+        == 0
+    )
     half = [*BASE]
     half[1] = "6"
-    assert mlpot("rollout", structure, "-f", forecaster, *half, "--traj",
-                 part.with_suffix(".extxyz")).exit_code == 0
-    res = mlpot("rollout", structure, "-f", forecaster, *BASE, "--traj",
-                part.with_suffix(".extxyz"), "--restart", tmp_path / "part.restart.pt")
+    assert (
+        mlpot(
+            "rollout", structure, "-f", forecaster, *half, "--traj", part.with_suffix(".extxyz")
+        ).exit_code
+        == 0
+    )
+    res = mlpot(
+        "rollout",
+        structure,
+        "-f",
+        forecaster,
+        *BASE,
+        "--traj",
+        part.with_suffix(".extxyz"),
+        "--restart",
+        tmp_path / "part.restart.pt",
+    )
     assert res.exit_code == 0, res.output
     a = load_restart(tmp_path / "full.restart.pt").state
     b = load_restart(tmp_path / "part.restart.pt").state
@@ -234,7 +283,16 @@ def test_cli_bad_input(tmp_path, cu_files):
     save_model(small_forecaster([1, 6, 8, 29], angular=True), mol)
     periodic = mlpot("rollout", structure, "-f", mol, "--no-progress")
     assert periodic.exit_code == 1 and "isolated molecules" in periodic.output
-    md_restart = mlpot("rollout", structure, "-f", forecaster, "--no-progress", "--steps", "1",
-                       "--restart", structure)
+    md_restart = mlpot(
+        "rollout",
+        structure,
+        "-f",
+        forecaster,
+        "--no-progress",
+        "--steps",
+        "1",
+        "--restart",
+        structure,
+    )
     assert md_restart.exit_code == 1 and "restart" in md_restart.output
     assert not list(tmp_path.glob("*.restart.pt"))  # nothing written on bad input

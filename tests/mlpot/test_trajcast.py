@@ -33,15 +33,17 @@ def _with_velocities(atoms: ase.Atoms, seed: int, scale: float = 0.01) -> ase.At
     rng = np.random.default_rng(seed)
     atoms = atoms.copy()
     atoms.positions += rng.normal(scale=0.1, size=atoms.positions.shape)
-    atoms.set_velocities(rng.normal(scale=scale, size=(len(atoms), 3)) / ase.units.fs
-                         * 1.0)  # Å/fs → ASE units
+    atoms.set_velocities(
+        rng.normal(scale=scale, size=(len(atoms), 3)) / ase.units.fs * 1.0
+    )  # Å/fs → ASE units
     return atoms
 
 
 def cu_cell(seed: int = 0) -> ase.Atoms:
     cu = ase.build.bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 1))
-    cu.set_cell(cu.cell[:] + np.array([[0.0, 0.3, 0.1], [0.2, 0.0, 0.0], [0.0, 0.1, 0.0]]),
-                scale_atoms=True)  # triclinic
+    cu.set_cell(
+        cu.cell[:] + np.array([[0.0, 0.3, 0.1], [0.2, 0.0, 0.0], [0.0, 0.1, 0.0]]), scale_atoms=True
+    )  # triclinic
     return _with_velocities(cu, seed)
 
 
@@ -163,12 +165,12 @@ def test_residual_forecast_departs_from_free_flight():
 def test_batch_equals_single():
     cell, mol = cu_cell(), molecule()
     model = forecaster(sorted(set(cell.numbers) | set(mol.numbers)))
-    both = model.forecast(AtomicGraph.from_atoms([cell, mol], dtype=torch.float64,
-                                                 read_labels=False))
+    both = model.forecast(
+        AtomicGraph.from_atoms([cell, mol], dtype=torch.float64, read_labels=False)
+    )
     single = [predict(model, a) for a in (cell, mol)]
     for k in range(2):
-        torch.testing.assert_close(both[k], torch.cat([s[k] for s in single]), atol=1e-13,
-                                   rtol=0)
+        torch.testing.assert_close(both[k], torch.cat([s[k] for s in single]), atol=1e-13, rtol=0)
 
 
 def test_checkpoint_round_trip(tmp_path):
