@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from mlpot.atomic_io import atomic_torch_save
-from mlpot.models import MODEL_CLASSES, Potential
+from mlpot.models import MODEL_CLASSES, Potential, TrajCastForecaster
 
 FORMAT = "mlpot-checkpoint"
 FORMAT_VERSION = 1
@@ -39,7 +39,7 @@ def shipped_models() -> dict[str, Path]:
     return dict(sorted(out.items()))
 
 
-def save_model(model: Potential, path: str | os.PathLike) -> Path:
+def save_model(model: Potential | TrajCastForecaster, path: str | os.PathLike) -> Path:
     """Write ``model`` to ``path`` atomically; returns the path."""
     name = type(model).__name__
     if MODEL_CLASSES.get(name) is not type(model):
@@ -53,7 +53,7 @@ def save_model(model: Potential, path: str | os.PathLike) -> Path:
         "config": dataclasses.asdict(model.config),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "species": model.species,
-        "e0": model.e0.detach().cpu().tolist(),
+        "e0": model.e0.detach().cpu().tolist() if isinstance(model, Potential) else [],
         "dtype": str(model.dtype).removeprefix("torch."),
         "units": dict(UNITS),
     }
@@ -79,8 +79,8 @@ def load_model(
     name_or_path: str | os.PathLike,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
-) -> Potential:
-    """Rebuild a model from a checkpoint file or a shipped model name.
+) -> Potential | TrajCastForecaster:
+    """Rebuild a model (or a forecaster) from a checkpoint file or a shipped model name.
 
     Raises:
         FileNotFoundError: no such file or shipped name.

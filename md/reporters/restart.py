@@ -21,6 +21,7 @@ import torch
 from mlpot.atomic_io import atomic_torch_save
 from mlpot.graph import AtomicGraph
 from mlpot.md.integrators import CSVRState, LangevinState, NoseHooverState, NPTState
+from mlpot.md.rollout import ForecastState
 from mlpot.md.state import MDState
 from mlpot.neighbors import VerletList
 
@@ -28,7 +29,8 @@ FORMAT = "mlpot-md-restart"
 VERSION = 2
 #: the state classes a restart can hold (a closed table: names in files, never paths).
 STATE_TYPES: MappingProxyType[str, type[MDState]] = MappingProxyType({
-    cls.__name__: cls for cls in (MDState, LangevinState, CSVRState, NoseHooverState, NPTState)})
+    cls.__name__: cls for cls in (MDState, LangevinState, CSVRState, NoseHooverState, NPTState,
+                                  ForecastState)})
 _GRAPH_FIELDS = ("positions", "atomic_numbers", "system_index", "cell", "pbc", "charge", "spin")
 
 

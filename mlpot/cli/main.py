@@ -6,6 +6,7 @@ import typer
 
 import mlpot
 from mlpot.cli import md as md_commands
+from mlpot.cli import rollout as rollout_command
 from mlpot.cli.data import data_app
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ def _version_callback(value: bool) -> None:
 
 app.add_typer(data_app, name="data")
 md_commands.register(app)
+app.command("rollout")(rollout_command.rollout)
 
 
 @app.callback()

@@ -1,0 +1,212 @@
+"""What ``mlpot rollout`` does, as a library function (the CLI only parses options).
+
+The same pieces as ``mlpot md`` (:mod:`mlpot.md.driver`): structures read by
+:func:`~mlpot.md.config.read_structures`, :func:`~mlpot.md.run_md` with the thermo
+log, trajectory and restart reporters, the blow-up guard and the progress bar; the
+step is a :class:`~mlpot.md.rollout.ForecastStep` on a
+:class:`~mlpot.md.rollout.ForecastField`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase.data import chemical_symbols
+from rich.console import Console
+
+from mlpot.md.config import DTYPES, read_structures
+from mlpot.md.driver import _Progress
+from mlpot.md.reporters import ThermoReporter, TrajectoryReporter, load_restart
+from mlpot.md.rollout import ForecastField, ForecastState, ForecastStep
+from mlpot.md.simulate import RestartSchedule, RunSummary, SafetyLimits, run_md
+from mlpot.md.state import MDState, maxwell_boltzmann
+from mlpot.models.trajcast import TrajCastForecaster
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """Everything ``mlpot rollout`` needs (units: K, fs, Å).
+
+    ``steps`` counts forecast steps (each ``forecast_fs`` long) and is the step the run
+    ends at, so re-running with ``restart`` continues an interrupted run to the same end.
+    ``temperature`` is the initial (Maxwell–Boltzmann, when the structure has no
+    velocities) and CSVR target temperature; ``thermostat=False`` runs without one.
+    """
+
+    structure: Path
+    forecaster: str
+    steps: int = 1000
+    temperature: float = 300.0
+    thermostat: bool = True
+    tau: float = 100.0
+    traj: Path | None = None
+    log: Path | None = None
+    every: int = 1
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str | None = None
+    restart: Path | None = None
+    restart_out: Path | None = None
+    restart_every: int | None = None
+    skin: float = 1.0
+    max_temperature: float = 1.0e5
+    progress: bool = True
+
+
+def load_forecaster(
+    name_or_path: str, structures: list, device: str, dtype: str | None
+) -> TrajCastForecaster:
+    """A forecaster checkpoint (path or shipped name) that knows every element given."""
+    from mlpot.checkpoint import load_model
+
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose float32 or float64")
+    model = load_model(name_or_path, dtype=DTYPES[dtype] if dtype else None)
+    if not isinstance(model, TrajCastForecaster):
+        raise ValueError(
+            f"{name_or_path}: is a {type(model).__name__}, not a "
+            "TrajCastForecaster (use `mlpot md --model` for potentials)"
+        )
+    known = set(model.species_numbers.tolist())
+    missing = sorted(
+        {chemical_symbols[int(z)] for a in structures for z in a.numbers if int(z) not in known}
+    )
+    if missing:
+        raise ValueError(
+            f"forecaster {name_or_path!r} does not support element(s) "
+            f"{', '.join(missing)}; it knows {', '.join(model.species)}"
+        )
+    if model.config.angular_momentum and any(a.pbc.any() for a in structures):
+        raise ValueError(
+            f"forecaster {name_or_path!r} conserves angular momentum and is for "
+            "isolated molecules; the structure is periodic"
+        )
+    return model.to(device=device).eval()
+
+
+def _validate(cfg: RolloutConfig) -> None:
+    if cfg.steps < 0:
+        raise ValueError(f"--steps must be >= 0, got {cfg.steps}")
+    if cfg.every < 1:
+        raise ValueError(f"--every must be >= 1, got {cfg.every}")
+    if not cfg.temperature >= 0:
+        raise ValueError(f"--temperature must be >= 0 K, got {cfg.temperature}")
+    if cfg.traj is not None:
+        from mlpot.md.reporters.trajectory import trajectory_format
+
+        trajectory_format(cfg.traj)
+
+
+def restart_path(cfg: RolloutConfig) -> Path:
+    if cfg.restart_out is not None:
+        return cfg.restart_out
+    base = cfg.traj or cfg.log or Path("rollout")
+    return base.with_name(base.stem + ".restart.pt")
+
+
+def _initial_state(
+    cfg: RolloutConfig, structures: list, model: TrajCastForecaster
+) -> tuple[MDState, dict | None]:
+    if cfg.restart is not None:
+        data = load_restart(cfg.restart, device=cfg.device)
+        if not isinstance(data.state, ForecastState):
+            raise ValueError(
+                f"{cfg.restart}: holds a {type(data.state).__name__}, not a "
+                "rollout state (written by `mlpot md`?)"
+            )
+        if data.state.momenta.dtype != model.dtype:
+            raise ValueError(
+                f"{cfg.restart}: saved in {data.state.momenta.dtype}, the "
+                f"forecaster runs in {model.dtype}; pass the original --dtype"
+            )
+        saved = data.extra.get("rollout")
+        if saved is not None and saved != _settings(cfg, model):
+            raise ValueError(
+                f"{cfg.restart}: saved with rollout settings {saved}, not "
+                f"{_settings(cfg, model)}; pass the original options"
+            )
+        return data.state, {"data": data}
+    state = MDState.from_atoms(structures, seed=cfg.seed, dtype=model.dtype, device=cfg.device)
+    if not bool((state.momenta != 0).any()):
+        state = maxwell_boltzmann(state, cfg.temperature)
+    return state, None
+
+
+def _settings(cfg: RolloutConfig, model: TrajCastForecaster) -> dict:
+    return {
+        "forecast_fs": model.forecast_fs,
+        "temperature": cfg.temperature,
+        "thermostat": cfg.thermostat,
+        "tau": cfg.tau,
+    }
+
+
+def run_rollout_command(
+    cfg: RolloutConfig,
+    console: Console | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunSummary:
+    """Run ``mlpot rollout`` (all structures as one batch). Raises ValueError/
+    FileNotFoundError for bad input before anything is written."""
+    console = console or Console()
+    _validate(cfg)
+    structures = read_structures(cfg.structure)
+    model = load_forecaster(cfg.forecaster, structures, cfg.device, cfg.dtype)
+    state, resumed = _initial_state(cfg, structures, model)
+    data = None if resumed is None else resumed["data"]
+    step = ForecastStep.for_forecaster(model, cfg.temperature if cfg.thermostat else None, cfg.tau)
+    field = ForecastField(model, skin=cfg.skin)
+    if data is not None and data.verlet_reference is not None:
+        field.rebuild_from(*data.verlet_reference, state.graph)
+    state = step.init(state)
+    reporters = []
+    if cfg.log is not None:
+        reporters.append(
+            ThermoReporter(cfg.log, cfg.every, None if data is None else state.step, pressure=False)
+        )
+    traj = None
+    if cfg.traj is not None:
+        frames = None if data is None else data.extra.get("frames", 0)
+        traj = TrajectoryReporter(cfg.traj, state, cfg.every, frames)
+        reporters.append(traj)
+
+    def extra() -> dict:
+        return {
+            "rollout": _settings(cfg, model),
+            "forecaster": cfg.forecaster,
+            "frames": traj.frames if traj else 0,
+        }
+
+    progress = _Progress(console, cfg.steps, state.step, model.forecast_fs, cfg.progress)
+    with progress.bar:
+        summary = run_md(
+            state,
+            step,
+            field,
+            max(cfg.steps - state.step, 0),
+            reporters,
+            RestartSchedule(restart_path(cfg), cfg.restart_every, extra),
+            SafetyLimits(max_temperature=cfg.max_temperature),
+            on_step=progress,
+            should_stop=should_stop,
+            report_initial=data is None,
+        )
+        progress.bar.update(progress.task, completed=summary.state.step)
+    _print_summary(console, summary)
+    return summary
+
+
+def _print_summary(console: Console, s: RunSummary) -> None:
+    console.print(
+        f"[bold]{s.stop_reason}[/]: {s.steps} forecast steps of {s.dt_fs:g} fs in "
+        f"{s.wall_s:.2f} s ({s.steps_per_s:.1f} steps/s, {s.ns_per_day:.3g} ns/day)"
+    )
+    temperature = s.state.temperature().cpu().numpy()
+    console.print(f"final T = {float(np.mean(temperature)):.2f} K")
+    if s.message:
+        console.print(f"[red]{s.message}[/]" if s.stop_reason != "interrupted" else s.message)
+    if s.restart_path is not None:
+        console.print(f"restart file: {s.restart_path}")
