@@ -74,8 +74,7 @@ def freeze(model: Potential, prefixes: Sequence[str]) -> list[str]:
     frozen = []
     names = [n for n, _ in model.named_parameters()]
     for prefix in prefixes:
-        hits = [n for n in names if n == prefix or n.startswith(prefix + ".")
-                or n.startswith(prefix)]
+        hits = [n for n in names if n == prefix or n.startswith(prefix + ".")]
         if not hits:
             raise ValueError(f"model.freeze: {prefix!r} matches no parameter; parameters: "
                              f"{sorted({n.split('.')[0] for n in names})}")

@@ -79,8 +79,8 @@ def model_cutoff(cfg: TrainingConfig, resume_from: Path | None) -> float:
         return load_model(resume_from).cutoff
     if cfg.model.from_ is not None:
         return load_model(cfg.model.from_).cutoff
-    from mlpot.train.config import _config_class
     from mlpot.models import MODEL_CLASSES
+    from mlpot.train.config import _config_class
 
     default = {f.name: f.default for f in dataclasses.fields(
         _config_class(MODEL_CLASSES[cfg.model.kind]))}
