@@ -13,13 +13,18 @@ import typer
 
 def train(
     config: Annotated[Path, typer.Argument(help="Training config (YAML).")],
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override a config value: key.sub=value (YAML value); repeatable.")
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override a config value: key.sub=value (YAML value); repeatable."
+        ),
     ] = None,
-    resume: bool = typer.Option(False, "--resume",
-                                help="Continue from the run folder's latest checkpoint."),
-    resume_from: Annotated[Path | None, typer.Option(
-        help="Continue from this resumable checkpoint.")] = None,
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from the run folder's latest checkpoint."
+    ),
+    resume_from: Annotated[
+        Path | None, typer.Option(help="Continue from this resumable checkpoint.")
+    ] = None,
 ) -> None:
     """Train a model as CONFIG says (checkpoints, metrics.csv under its run_dir)."""
     from mlpot.train import ConfigError, fit, load_config

@@ -8,5 +8,12 @@ errors, per-element force errors and equivariance error on a data set.
 from mlpot.train.config import ConfigError, TrainingConfig, load_config, parse_config
 from mlpot.train.trainer import TrainResult, fit, latest_checkpoint
 
-__all__ = ["ConfigError", "TrainResult", "TrainingConfig", "fit", "latest_checkpoint",
-           "load_config", "parse_config"]
+__all__ = [
+    "ConfigError",
+    "TrainResult",
+    "TrainingConfig",
+    "fit",
+    "latest_checkpoint",
+    "load_config",
+    "parse_config",
+]

@@ -221,8 +221,10 @@ class TrainingConfig(_Section):
         known = {f.name for f in dataclasses.fields(config_cls)} - {"species"}
         unknown = sorted(set(self.model.params) - known)
         if unknown:
-            raise ConfigError(f"model.params: unknown key(s) {unknown} for {self.model.kind}; "
-                              f"known: {sorted(known)}")
+            raise ConfigError(
+                f"model.params: unknown key(s) {unknown} for {self.model.kind}; "
+                f"known: {sorted(known)}"
+            )
 
 
 def _config_class(cls: type) -> type:
@@ -262,8 +264,9 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> TrainingConfig:
             message = e["msg"].removeprefix("Value error, ")
             if e["type"] == "extra_forbidden":
                 message = "unknown key"
-            elif e["type"] not in ("missing",) and "input" in e and \
-                    not isinstance(e["input"], dict):
+            elif (
+                e["type"] not in ("missing",) and "input" in e and not isinstance(e["input"], dict)
+            ):
                 message += f" (got {e['input']!r})"
             lines.append(f"  {where}: {message}")
         raise ConfigError(f"{source}: invalid training config\n" + "\n".join(lines)) from None

@@ -37,8 +37,9 @@ def cached_store_path(path: Path, cache_dir: Path, energy_key: str | None) -> Pa
     return cache_dir / f"{path.stem}-{digest}.h5"
 
 
-def prepare_inputs(paths: Sequence[Path], format: str | None, energy_key: str | None,
-                   cache_dir: Path) -> list[Path]:
+def prepare_inputs(
+    paths: Sequence[Path], format: str | None, energy_key: str | None, cache_dir: Path
+) -> list[Path]:
     """Pack streamed inputs (MPTrj JSON) into stores; returns random-access paths.
 
     Call on one process only (rank 0); the store is written atomically, so a
@@ -69,7 +70,8 @@ class ConcatSource:
             fmt = "store" if p.suffix == ".h5" else (format or detect_format(p))
             self.readers.append(open_reader(p, fmt))
         self.cumulative = np.concatenate(
-            [[0], np.cumsum([len(r) for r in self.readers], dtype=np.int64)])
+            [[0], np.cumsum([len(r) for r in self.readers], dtype=np.int64)]
+        )
 
     def __len__(self) -> int:
         return int(self.cumulative[-1])
@@ -114,8 +116,9 @@ class ConcatSource:
                     found |= {int(z) for z in np.unique(r[i].numbers)}
         return sorted(found)
 
-    def normal_equations(self, indices: np.ndarray, species: Sequence[int]
-                         ) -> tuple[np.ndarray, np.ndarray, int]:
+    def normal_equations(
+        self, indices: np.ndarray, species: Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray, int]:
         """AᵀA, Aᵀy of the E0 least-squares problem over ``indices`` (streamed).
 
         A is the ``[B, S]`` composition, y the total energies; structures without
@@ -133,8 +136,9 @@ class ConcatSource:
             used += int(keep.sum())
         return ata, aty, used
 
-    def _composition(self, block: np.ndarray, col: np.ndarray, size: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
+    def _composition(
+        self, block: np.ndarray, col: np.ndarray, size: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         comp, energy = np.zeros((len(block), size)), np.full(len(block), np.nan)
         for row, index in enumerate(block):
             k, local = self.locate(int(index))
@@ -149,9 +153,11 @@ class ConcatSource:
                 e = np.nan if e is None else float(e)
             cols = col[numbers]
             if (cols < 0).any():
-                raise ValueError(f"structure {int(index)}: element Z="
-                                 f"{int(numbers[cols < 0][0])} is not among the model's "
-                                 f"species")
+                raise ValueError(
+                    f"structure {int(index)}: element Z="
+                    f"{int(numbers[cols < 0][0])} is not among the model's "
+                    f"species"
+                )
             np.add.at(comp[row], cols, 1.0)
             energy[row] = e
         return comp, energy
@@ -168,8 +174,9 @@ class GraphDataset(Dataset):
     so that batches of mixed label sets collate and the loss masks them.
     """
 
-    def __init__(self, source: ConcatSource, indices: np.ndarray, cutoff: float,
-                 dtype: torch.dtype) -> None:
+    def __init__(
+        self, source: ConcatSource, indices: np.ndarray, cutoff: float, dtype: torch.dtype
+    ) -> None:
         self.source, self.indices = source, np.asarray(indices, dtype=np.int64)
         self.cutoff, self.dtype = cutoff, dtype
 
@@ -224,13 +231,16 @@ def sample_statistics(dataset: GraphDataset, seed: int) -> DataStatistics:
         edges += g.edge_index.shape[1]
         atoms += g.num_atoms
     rms = (sq / comps) ** 0.5 if comps else 1.0
-    return DataStatistics(force_rms=rms if rms > 0 else 1.0,
-                          avg_neighbors=max(edges / max(atoms, 1), 1.0),
-                          structures=len(pick))
+    return DataStatistics(
+        force_rms=rms if rms > 0 else 1.0,
+        avg_neighbors=max(edges / max(atoms, 1), 1.0),
+        structures=len(pick),
+    )
 
 
-def solve_e0(ata: np.ndarray, aty: np.ndarray, fixed: dict[int, float],
-             species: Sequence[int]) -> dict[int, float]:
+def solve_e0(
+    ata: np.ndarray, aty: np.ndarray, fixed: dict[int, float], species: Sequence[int]
+) -> dict[int, float]:
     """Least-squares E0 from normal equations, with some elements' E0 held ``fixed``.
 
     Minimum-norm solution (pseudo-inverse) when compositions are linearly dependent.

@@ -101,9 +101,15 @@ def structure_classes(atoms: ase.Atoms) -> list[str]:
     return out
 
 
-def evaluate(model: Potential, data: str | Path | Sequence[ase.Atoms], batch_size: int = 16,
-             rotations: int = 4, rotation_structures: int = 16, seed: int = 0,
-             parity_png: str | Path | None = None) -> EvalReport:
+def evaluate(
+    model: Potential,
+    data: str | Path | Sequence[ase.Atoms],
+    batch_size: int = 16,
+    rotations: int = 4,
+    rotation_structures: int = 16,
+    seed: int = 0,
+    parity_png: str | Path | None = None,
+) -> EvalReport:
     """Errors of ``model`` on the labelled structures in ``data`` (a file or a list)."""
     model = model.eval()
     structures = data if not isinstance(data, str | Path) else read(data)
@@ -121,17 +127,24 @@ def evaluate(model: Potential, data: str | Path | Sequence[ase.Atoms], batch_siz
     if not sums.atoms:
         raise ValueError(f"{data}: no labelled structures to evaluate")
     rng = np.random.default_rng(seed)
-    picks = [sampled[i] for i in sorted(rng.choice(
-        len(sampled), size=min(rotation_structures, len(sampled)), replace=False))]
+    picks = [
+        sampled[i]
+        for i in sorted(
+            rng.choice(len(sampled), size=min(rotation_structures, len(sampled)), replace=False)
+        )
+    ]
     equi = equivariance_error(model, picks, rotations, rng) if rotations > 0 else None
     classes = sorted({c for cs in sums.classes for c in cs})
     by_class = {c: _stats(sums, [c in cs for cs in sums.classes]) for c in classes}
     png = None
     if parity_png is not None:
-        png = parity_plot(np.concatenate(sums.parity_e), np.concatenate(sums.parity_f),
-                          Path(parity_png))
-    element = {chemical_symbols[z]: sums.element_abs[z] / sums.element_n[z]
-               for z in sorted(sums.element_abs)}
+        png = parity_plot(
+            np.concatenate(sums.parity_e), np.concatenate(sums.parity_f), Path(parity_png)
+        )
+    element = {
+        chemical_symbols[z]: sums.element_abs[z] / sums.element_n[z]
+        for z in sorted(sums.element_abs)
+    }
     return EvalReport(_stats(sums, [True] * len(sums.atoms)), by_class, element, equi, png)
 
 
@@ -157,7 +170,8 @@ def _accumulate(model: Potential, chunk: list[ase.Atoms], sums: _PerStructure) -
             for z in np.unique(graph.atomic_numbers[mask].numpy()):
                 sel = graph.atomic_numbers[mask].numpy() == z
                 sums.element_abs[int(z)] = sums.element_abs.get(int(z), 0.0) + float(
-                    np.abs(err[sel]).sum())
+                    np.abs(err[sel]).sum()
+                )
                 sums.element_n[int(z)] = sums.element_n.get(int(z), 0) + int(sel.sum()) * 3
             ref_f = graph.forces.double()[mask].numpy().ravel()
             sums.parity_f.append(np.stack([ref_f, ref_f + err.ravel()], axis=1))
@@ -188,13 +202,15 @@ def _stats(s: _PerStructure, select: list[bool]) -> ErrorStats:
     fn, sn = pick(s.force_n).sum(), pick(s.stress_n).sum()
     nan = float("nan")
     return ErrorStats(
-        structures=int(sel.sum()), atoms=int(pick(s.atoms).sum()),
+        structures=int(sel.sum()),
+        atoms=int(pick(s.atoms).sum()),
         energy_mae=float(np.abs(e).mean()) if len(e) else nan,
         energy_rmse=float(np.sqrt((e**2).mean())) if len(e) else nan,
         forces_mae=float(pick(s.force_abs).sum() / fn) if fn else nan,
         forces_rmse=float(np.sqrt(pick(s.force_sq).sum() / fn)) if fn else nan,
         stress_mae=float(pick(s.stress_abs).sum() / sn) if sn else nan,
-        stress_rmse=float(np.sqrt(pick(s.stress_sq).sum() / sn)) if sn else nan)
+        stress_rmse=float(np.sqrt(pick(s.stress_sq).sum() / sn)) if sn else nan,
+    )
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -206,9 +222,13 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
     return q
 
 
-def equivariance_error(model: Potential, structures: Sequence[ase.Atoms], rotations: int,
-                       rng: np.random.Generator, dtype: torch.dtype = torch.float64
-                       ) -> EquivarianceError:
+def equivariance_error(
+    model: Potential,
+    structures: Sequence[ase.Atoms],
+    rotations: int,
+    rng: np.random.Generator,
+    dtype: torch.dtype = torch.float64,
+) -> EquivarianceError:
     """Relative energy and force changes under random rotations (see module docstring)."""
     m = copy.deepcopy(model).to(dtype).eval()
     e_rel, f_rel = [], []
@@ -221,17 +241,24 @@ def equivariance_error(model: Potential, structures: Sequence[ase.Atoms], rotati
             turned.set_cell(np.asarray(atoms.cell[:]) @ rot.T, scale_atoms=False)
             e, f = _energy_forces(m, turned, dtype)
             e_rel.append(abs(e - base[0]) / max(abs(base[0]), 1e-12))
-            f_rel.append(np.linalg.norm(f - base[1] @ rot.T)
-                         / max(np.linalg.norm(base[1]), 1e-12))
-    return EquivarianceError(float(np.mean(e_rel)), float(np.max(e_rel)),
-                             float(np.mean(f_rel)), float(np.max(f_rel)), len(structures),
-                             rotations, str(dtype).removeprefix("torch."))
+            f_rel.append(np.linalg.norm(f - base[1] @ rot.T) / max(np.linalg.norm(base[1]), 1e-12))
+    return EquivarianceError(
+        float(np.mean(e_rel)),
+        float(np.max(e_rel)),
+        float(np.mean(f_rel)),
+        float(np.max(f_rel)),
+        len(structures),
+        rotations,
+        str(dtype).removeprefix("torch."),
+    )
 
 
-def _energy_forces(model: Potential, atoms: ase.Atoms, dtype: torch.dtype
-                   ) -> tuple[float, np.ndarray]:
-    graph = with_neighbors(AtomicGraph.from_atoms(atoms, dtype=dtype, read_labels=False),
-                           model.cutoff)
+def _energy_forces(
+    model: Potential, atoms: ase.Atoms, dtype: torch.dtype
+) -> tuple[float, np.ndarray]:
+    graph = with_neighbors(
+        AtomicGraph.from_atoms(atoms, dtype=dtype, read_labels=False), model.cutoff
+    )
     out = model(graph.to(model.e0.device))
     return float(out.energy[0]), out.forces.detach().cpu().double().numpy()
 
@@ -244,8 +271,10 @@ def parity_plot(energy: np.ndarray, forces: np.ndarray, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
-    for ax, values, title, unit in ((axes[0], energy, "energy", "eV/atom"),
-                                    (axes[1], forces, "force components", "eV/Å")):
+    for ax, values, title, unit in (
+        (axes[0], energy, "energy", "eV/atom"),
+        (axes[1], forces, "force components", "eV/Å"),
+    ):
         values = values[np.isfinite(values).all(axis=1)]
         if len(values) > 20000:
             values = values[np.random.default_rng(0).choice(len(values), 20000, replace=False)]

@@ -30,9 +30,11 @@ class LabelCounts:
 
     @classmethod
     def of(cls, graph: AtomicGraph) -> LabelCounts:
-        return cls(float(torch.isfinite(graph.energy).sum()),
-                   float(torch.isfinite(graph.forces).sum()),
-                   float(torch.isfinite(graph.stress).sum()))
+        return cls(
+            float(torch.isfinite(graph.energy).sum()),
+            float(torch.isfinite(graph.forces).sum()),
+            float(torch.isfinite(graph.stress).sum()),
+        )
 
     def as_tensor(self) -> torch.Tensor:
         return torch.tensor([self.energy, self.forces, self.stress], dtype=torch.float64)
@@ -59,9 +61,14 @@ def _penalty(error: torch.Tensor, kind: str, delta: float) -> torch.Tensor:
     return (error**2).sum()
 
 
-def loss_terms(out: PotentialOutput, graph: AtomicGraph, counts: LabelCounts,
-               weights: tuple[float, float, float], kind: str = "mse",
-               delta: float = 0.01) -> LossTerms:
+def loss_terms(
+    out: PotentialOutput,
+    graph: AtomicGraph,
+    counts: LabelCounts,
+    weights: tuple[float, float, float],
+    kind: str = "mse",
+    delta: float = 0.01,
+) -> LossTerms:
     """Loss of this process's part of a global batch.
 
     Args:
@@ -106,9 +113,12 @@ class ErrorSums:
     def add(self, out: PotentialOutput, graph: AtomicGraph, loss: float) -> None:
         v = self.values
         n = graph.atoms_per_system.double()
-        e = ((out.energy.detach().double() - graph.energy.double()) / n)
-        for offset, err in ((0, e), (3, _diff(out.forces, graph.forces)),
-                            (6, _diff(out.stress, graph.stress))):
+        e = (out.energy.detach().double() - graph.energy.double()) / n
+        for offset, err in (
+            (0, e),
+            (3, _diff(out.forces, graph.forces)),
+            (6, _diff(out.stress, graph.stress)),
+        ):
             err = err[torch.isfinite(err)]
             v[offset] += err.abs().sum()
             v[offset + 1] += (err**2).sum()

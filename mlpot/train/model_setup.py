@@ -32,8 +32,10 @@ def finetune_model(cfg: ModelConfig, data_species: Sequence[int]) -> tuple[Poten
     """
     base = load_model(cfg.from_)
     if cfg.params:
-        raise ValueError(f"model.params cannot change a fine-tuned model's architecture "
-                         f"(got {sorted(cfg.params)}); it comes from {cfg.from_}")
+        raise ValueError(
+            f"model.params cannot change a fine-tuned model's architecture "
+            f"(got {sorted(cfg.params)}); it comes from {cfg.from_}"
+        )
     old = [int(z) for z in base.species_numbers]
     wanted = species_to_numbers(list(cfg.species or []) + list(data_species) + old)
     new = [z for z in wanted if z not in old]
@@ -76,8 +78,10 @@ def freeze(model: Potential, prefixes: Sequence[str]) -> list[str]:
     for prefix in prefixes:
         hits = [n for n in names if n == prefix or n.startswith(prefix + ".")]
         if not hits:
-            raise ValueError(f"model.freeze: {prefix!r} matches no parameter; parameters: "
-                             f"{sorted({n.split('.')[0] for n in names})}")
+            raise ValueError(
+                f"model.freeze: {prefix!r} matches no parameter; parameters: "
+                f"{sorted({n.split('.')[0] for n in names})}"
+            )
         frozen += hits
     for name, p in model.named_parameters():
         if name in frozen:

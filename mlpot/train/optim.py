@@ -9,15 +9,14 @@ import torch
 from mlpot.train.config import OptimizerConfig
 
 
-def make_optimizer(params: list[torch.nn.Parameter], cfg: OptimizerConfig
-                   ) -> torch.optim.AdamW:
+def make_optimizer(params: list[torch.nn.Parameter], cfg: OptimizerConfig) -> torch.optim.AdamW:
     """AdamW over the trainable parameters."""
-    return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas,
-                             weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
+    return torch.optim.AdamW(
+        params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad
+    )
 
 
-def scheduled_lr(cfg: OptimizerConfig, step: int, total_steps: int, plateau_scale: float
-                 ) -> float:
+def scheduled_lr(cfg: OptimizerConfig, step: int, total_steps: int, plateau_scale: float) -> float:
     """Learning rate of optimiser step ``step`` (0-based).
 
     Linear warm-up over ``warmup_steps``; then ``cosine``: lr·(r + (1−r)·½(1+cos πt)),

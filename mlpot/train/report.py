@@ -22,10 +22,24 @@ from rich.progress import (
 )
 from rich.table import Table
 
-CSV_COLUMNS = ("epoch", "step", "lr", "seconds", "structures_per_s", "train_loss",
-               "train_energy", "train_forces", "train_stress", "valid_loss",
-               "valid_energy_mae", "valid_energy_rmse", "valid_forces_mae",
-               "valid_forces_rmse", "valid_stress_mae", "valid_stress_rmse")
+CSV_COLUMNS = (
+    "epoch",
+    "step",
+    "lr",
+    "seconds",
+    "structures_per_s",
+    "train_loss",
+    "train_energy",
+    "train_forces",
+    "train_stress",
+    "valid_loss",
+    "valid_energy_mae",
+    "valid_energy_rmse",
+    "valid_forces_mae",
+    "valid_forces_rmse",
+    "valid_stress_mae",
+    "valid_stress_rmse",
+)
 
 
 class SilentLog:
@@ -49,15 +63,28 @@ class RunLog(SilentLog):
             run rewrites them).
     """
 
-    def __init__(self, run_dir: Path, progress: bool | str, tensorboard: bool | str,
-                 epochs: int, resume_epoch: int = 0) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        progress: bool | str,
+        tensorboard: bool | str,
+        epochs: int,
+        resume_epoch: int = 0,
+    ) -> None:
         self.console = Console(stderr=False)
         live = sys.stdout.isatty() if progress == "auto" else bool(progress)
         self.progress = Progress(
-            TextColumn("epoch {task.fields[epoch]}/" + str(epochs)), BarColumn(),
-            MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-            TextColumn("ETA"), TimeRemainingColumn(), console=self.console,
-            disable=not live, transient=False)
+            TextColumn("epoch {task.fields[epoch]}/" + str(epochs)),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not live,
+            transient=False,
+        )
         self.task = None
         self.csv_path = run_dir / "metrics.csv"
         _truncate_csv(self.csv_path, resume_epoch)
@@ -68,28 +95,50 @@ class RunLog(SilentLog):
     def start_epoch(self, epoch: int, steps: int, done: int) -> None:
         if self.task is not None:
             self.progress.remove_task(self.task)
-        self.task = self.progress.add_task("train", total=steps, completed=done,
-                                           epoch=epoch + 1, info="")
+        self.task = self.progress.add_task(
+            "train", total=steps, completed=done, epoch=epoch + 1, info=""
+        )
 
     def step(self, values: dict[str, float]) -> None:
-        info = (f"loss {values['loss']:.4g} (E {values['energy']:.3g} F {values['forces']:.3g}"
-                f" S {values['stress']:.3g})  lr {values['lr']:.2e}  "
-                f"{values['structures_per_s']:.1f} struct/s")
+        info = (
+            f"loss {values['loss']:.4g} (E {values['energy']:.3g} F {values['forces']:.3g}"
+            f" S {values['stress']:.3g})  lr {values['lr']:.2e}  "
+            f"{values['structures_per_s']:.1f} struct/s"
+        )
         self.progress.update(self.task, advance=1, info=info)
         if self.writer is not None:
             for key in ("loss", "energy", "forces", "stress", "lr"):
                 self.writer.add_scalar(f"train/{key}", values[key], int(values["step"]))
 
     def end_epoch(self, row: dict[str, float]) -> None:
-        table = Table(title=f"epoch {int(row['epoch'])}  step {int(row['step'])}  "
-                            f"lr {row['lr']:.2e}  {row['structures_per_s']:.1f} struct/s")
-        for col in ("train loss", "valid loss", "E MAE meV/atom", "E RMSE meV/atom",
-                    "F MAE meV/Å", "F RMSE meV/Å", "S MAE meV/Å³"):
+        table = Table(
+            title=f"epoch {int(row['epoch'])}  step {int(row['step'])}  "
+            f"lr {row['lr']:.2e}  {row['structures_per_s']:.1f} struct/s"
+        )
+        for col in (
+            "train loss",
+            "valid loss",
+            "E MAE meV/atom",
+            "E RMSE meV/atom",
+            "F MAE meV/Å",
+            "F RMSE meV/Å",
+            "S MAE meV/Å³",
+        ):
             table.add_column(col, justify="right")
-        table.add_row(f"{row['train_loss']:.4g}", f"{row['valid_loss']:.4g}",
-                      *(f"{row[k] * 1e3:.2f}" for k in (
-                          "valid_energy_mae", "valid_energy_rmse", "valid_forces_mae",
-                          "valid_forces_rmse", "valid_stress_mae")))
+        table.add_row(
+            f"{row['train_loss']:.4g}",
+            f"{row['valid_loss']:.4g}",
+            *(
+                f"{row[k] * 1e3:.2f}"
+                for k in (
+                    "valid_energy_mae",
+                    "valid_energy_rmse",
+                    "valid_forces_mae",
+                    "valid_forces_rmse",
+                    "valid_stress_mae",
+                )
+            ),
+        )
         self.console.print(table)
         new = not self.csv_path.exists()
         with open(self.csv_path, "a", newline="") as fh:
@@ -135,7 +184,8 @@ def _tensorboard(run_dir: Path, wanted: bool | str) -> Any:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         if wanted is True:
-            raise RuntimeError("log.tensorboard is true but tensorboard is not installed "
-                               "(pip install tensorboard)") from None
+            raise RuntimeError(
+                "log.tensorboard is true but tensorboard is not installed (pip install tensorboard)"
+            ) from None
         return None
     return SummaryWriter(str(run_dir / "tensorboard"))

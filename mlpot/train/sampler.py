@@ -12,9 +12,15 @@ from __future__ import annotations
 import numpy as np
 
 
-def epoch_batches(indices: np.ndarray, num_atoms: np.ndarray, seed: int, epoch: int,
-                  batch_size: int = 8, max_atoms: int | None = None,
-                  shuffle: bool = True) -> list[np.ndarray]:
+def epoch_batches(
+    indices: np.ndarray,
+    num_atoms: np.ndarray,
+    seed: int,
+    epoch: int,
+    batch_size: int = 8,
+    max_atoms: int | None = None,
+    shuffle: bool = True,
+) -> list[np.ndarray]:
     """Global batches of one epoch.
 
     Args:
@@ -33,7 +39,7 @@ def epoch_batches(indices: np.ndarray, num_atoms: np.ndarray, seed: int, epoch: 
     if shuffle:
         order = order[np.random.default_rng([seed, epoch]).permutation(len(order))]
     if max_atoms is None:
-        return [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
+        return [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
     batches, current, atoms = [], [], 0
     for index in order:
         n = int(num_atoms[index])
@@ -47,8 +53,7 @@ def epoch_batches(indices: np.ndarray, num_atoms: np.ndarray, seed: int, epoch: 
     return batches
 
 
-def shard_batch(batch: np.ndarray, num_atoms: np.ndarray, world_size: int, rank: int
-                ) -> np.ndarray:
+def shard_batch(batch: np.ndarray, num_atoms: np.ndarray, world_size: int, rank: int) -> np.ndarray:
     """This rank's part of a global batch, balanced by atom count (greedy LPT).
 
     Deterministic: ties are broken by structure index and rank number. A rank may

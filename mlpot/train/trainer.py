@@ -107,8 +107,9 @@ def _device(name: str) -> torch.device:
 class _Run:
     """State of one training run (built once, then :meth:`run`)."""
 
-    def __init__(self, cfg: TrainingConfig, world: World, device: torch.device,
-                 resume: bool | str | Path) -> None:
+    def __init__(
+        self, cfg: TrainingConfig, world: World, device: torch.device, resume: bool | str | Path
+    ) -> None:
         self.cfg, self.world = cfg, world
         if world.enabled and device.type == "cuda":
             device = torch.device("cuda", world.local_rank)
@@ -127,9 +128,15 @@ class _Run:
         if world.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(
-                yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True), sort_keys=False))
-            self.log = RunLog(self.run_dir, cfg.log.progress, cfg.log.tensorboard,
-                              cfg.train.epochs, self.progress.epoch if state else 0)
+                yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True), sort_keys=False)
+            )
+            self.log = RunLog(
+                self.run_dir,
+                cfg.log.progress,
+                cfg.log.tensorboard,
+                cfg.train.epochs,
+                self.progress.epoch if state else 0,
+            )
         else:
             self.log = SilentLog()
         torch.manual_seed(cfg.train.seed)
@@ -141,8 +148,10 @@ class _Run:
         self.model = self.model.to(device)
         frozen = freeze(self.model, cfg.model.freeze)
         if frozen:
-            self.log.message(f"frozen: {len(frozen)} parameters ({', '.join(frozen[:6])}"
-                             f"{', ...' if len(frozen) > 6 else ''})")
+            self.log.message(
+                f"frozen: {len(frozen)} parameters ({', '.join(frozen[:6])}"
+                f"{', ...' if len(frozen) > 6 else ''})"
+            )
         broadcast_parameters(self.model, world)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(self.params, cfg.optimizer)
@@ -153,8 +162,10 @@ class _Run:
         self.history: list[dict[str, float]] = []
         if state is not None:
             self._restore(state)
-            self.log.message(f"resumed from {resume_path} (epoch {self.progress.epoch + 1}, "
-                             f"step {self.progress.global_step})")
+            self.log.message(
+                f"resumed from {resume_path} (epoch {self.progress.epoch + 1}, "
+                f"step {self.progress.global_step})"
+            )
         first = self._batches(0)
         self.total_steps = cfg.train.max_steps or len(first) * cfg.train.epochs
 
@@ -172,10 +183,20 @@ class _Run:
                 structures, steps = structures + len(batches[step]), steps + 1
                 p.step_in_epoch, p.global_step = step + 1, p.global_step + 1
                 rate = structures / max(time.perf_counter() - start, 1e-9)
-                self.log.step({"step": p.global_step, "lr": self._lr(),
-                               "structures_per_s": rate,
-                               **dict(zip(("loss", "energy", "forces", "stress"),
-                                          (sums / steps).tolist(), strict=True))})
+                self.log.step(
+                    {
+                        "step": p.global_step,
+                        "lr": self._lr(),
+                        "structures_per_s": rate,
+                        **dict(
+                            zip(
+                                ("loss", "energy", "forces", "stress"),
+                                (sums / steps).tolist(),
+                                strict=True,
+                            )
+                        ),
+                    }
+                )
                 every = cfg.checkpoint.every_steps
                 if every and p.global_step % every == 0:
                     self._save_resumable()
@@ -186,32 +207,47 @@ class _Run:
             finished = p.step_in_epoch == len(batches)
             if finished:
                 p.epoch, p.step_in_epoch = p.epoch + 1, 0
-            self._end_epoch(sums / max(steps, 1), structures / max(
-                time.perf_counter() - start, 1e-9))
+            self._end_epoch(
+                sums / max(steps, 1), structures / max(time.perf_counter() - start, 1e-9)
+            )
             if done or (finished and p.epoch % cfg.checkpoint.every_epochs == 0):
                 self._save_resumable()
         return self._finish()
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
         d = self.cfg.data
-        return epoch_batches(self.data.train.indices, self.data.train_atoms,
-                             self.cfg.train.seed, epoch, d.batch_size, d.max_atoms)
+        return epoch_batches(
+            self.data.train.indices,
+            self.data.train_atoms,
+            self.cfg.train.seed,
+            epoch,
+            d.batch_size,
+            d.max_atoms,
+        )
 
     def _loader(self, batches: list[np.ndarray], first: int):
         """(step, this rank's collated graph or None) for the batches from ``first`` on."""
         w = self.world
-        local = [shard_batch(b, self.data.train_atoms, w.world_size, w.rank)
-                 for b in batches[first:]]
+        local = [
+            shard_batch(b, self.data.train_atoms, w.world_size, w.rank) for b in batches[first:]
+        ]
         nonempty = [x for x in local if len(x)]
-        loader = iter(DataLoader(self.data.train, batch_sampler=nonempty, collate_fn=collate,
-                                 num_workers=self.cfg.data.num_workers))
+        loader = iter(
+            DataLoader(
+                self.data.train,
+                batch_sampler=nonempty,
+                collate_fn=collate,
+                num_workers=self.cfg.data.num_workers,
+            )
+        )
         for k, idx in enumerate(local):
             graph = next(loader).to(self.device) if len(idx) else None
             yield first + k, graph
 
     def _lr(self) -> float:
-        return scheduled_lr(self.cfg.optimizer, self.progress.global_step, self.total_steps,
-                            self.plateau.scale)
+        return scheduled_lr(
+            self.cfg.optimizer, self.progress.global_step, self.total_steps, self.plateau.scale
+        )
 
     def _step(self, graph: AtomicGraph | None) -> torch.Tensor:
         """One optimiser step; returns the global batch's (loss, energy, forces, stress)."""
@@ -221,14 +257,15 @@ class _Run:
             group["lr"] = self._lr()
         zeros = LabelCounts(0.0, 0.0, 0.0)
         counts = all_reduce_sum(
-            (LabelCounts.of(graph) if graph is not None else zeros).as_tensor(), self.world)
+            (LabelCounts.of(graph) if graph is not None else zeros).as_tensor(), self.world
+        )
         self.optimizer.zero_grad(set_to_none=True)
         terms = torch.zeros(4, dtype=torch.float64)
         if graph is not None:
-            out = self.model(graph, compute_forces=True, compute_stress=w[2] > 0,
-                             training=True)
-            t = loss_terms(out, graph, LabelCounts.from_tensor(counts), w, cfg.loss.kind,
-                           cfg.loss.huber_delta)
+            out = self.model(graph, compute_forces=True, compute_stress=w[2] > 0, training=True)
+            t = loss_terms(
+                out, graph, LabelCounts.from_tensor(counts), w, cfg.loss.kind, cfg.loss.huber_delta
+            )
             t.total.backward()
             terms = torch.stack([t.total, t.energy, t.forces, t.stress]).detach().double().cpu()
         sum_gradients(self.params, self.world)
@@ -254,17 +291,25 @@ class _Run:
             return {}
         model, sums = self._deployed(), ErrorSums.zeros()
         d, w = self.cfg.data, self.world
-        batches = epoch_batches(ds.indices, self.data.valid_atoms, 0, 0, d.batch_size,
-                                d.max_atoms, shuffle=False)[w.rank::w.world_size]
+        batches = epoch_batches(
+            ds.indices, self.data.valid_atoms, 0, 0, d.batch_size, d.max_atoms, shuffle=False
+        )[w.rank :: w.world_size]
         weights = (self.cfg.loss.energy, self.cfg.loss.forces, self.cfg.loss.stress)
-        loader = DataLoader(ds, batch_sampler=batches, collate_fn=collate,
-                            num_workers=self.cfg.data.num_workers)
+        loader = DataLoader(
+            ds, batch_sampler=batches, collate_fn=collate, num_workers=self.cfg.data.num_workers
+        )
         for graph in loader:
             graph = graph.to(self.device)
             stress = bool(torch.isfinite(graph.stress).any())
             out = model(graph, compute_forces=True, compute_stress=stress)
-            terms = loss_terms(out, graph, LabelCounts.of(graph), weights, self.cfg.loss.kind,
-                               self.cfg.loss.huber_delta)
+            terms = loss_terms(
+                out,
+                graph,
+                LabelCounts.of(graph),
+                weights,
+                self.cfg.loss.kind,
+                self.cfg.loss.huber_delta,
+            )
             sums.add(out, graph, float(terms.total))
         all_reduce_sum(sums.values, w)
         return sums.metrics()
@@ -275,13 +320,29 @@ class _Run:
         score = valid.get("loss", float(train[0]))
         if self.cfg.optimizer.schedule == "plateau":
             self.plateau.update(score)
-        row = {"epoch": p.epoch + (p.step_in_epoch > 0), "step": p.global_step, "lr": self._lr(),
-               "seconds": p.seconds, "structures_per_s": rate,
-               **{f"train_{k}": float(v) for k, v in zip(
-                   ("loss", "energy", "forces", "stress"), train, strict=True)},
-               **{f"valid_{k}": valid.get(k, float("nan")) for k in (
-                   "loss", "energy_mae", "energy_rmse", "forces_mae", "forces_rmse",
-                   "stress_mae", "stress_rmse")}}
+        row = {
+            "epoch": p.epoch + (p.step_in_epoch > 0),
+            "step": p.global_step,
+            "lr": self._lr(),
+            "seconds": p.seconds,
+            "structures_per_s": rate,
+            **{
+                f"train_{k}": float(v)
+                for k, v in zip(("loss", "energy", "forces", "stress"), train, strict=True)
+            },
+            **{
+                f"valid_{k}": valid.get(k, float("nan"))
+                for k in (
+                    "loss",
+                    "energy_mae",
+                    "energy_rmse",
+                    "forces_mae",
+                    "forces_rmse",
+                    "stress_mae",
+                    "stress_rmse",
+                )
+            },
+        }
         self.history.append(row)
         self.log.end_epoch(row)
         if score < p.best:
@@ -290,13 +351,15 @@ class _Run:
                 save_model(self._deployed(), self.run_dir / "best.pt")
 
     def _training_state(self) -> dict:
-        return {"progress": vars(self.progress).copy(),
-                "optimizer": self.optimizer.state_dict(),
-                "ema": self.ema.state_dict() if self.ema else None,
-                "plateau": self.plateau.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "history": list(self.history)}
+        return {
+            "progress": vars(self.progress).copy(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None,
+            "plateau": self.plateau.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "history": list(self.history),
+        }
 
     def _restore(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
@@ -312,9 +375,12 @@ class _Run:
         if not self.world.is_main:
             return
         folder = self.run_dir / "checkpoints"
-        save_model(self.model, folder / f"step-{self.progress.global_step:08d}.pt",
-                   training_state=self._training_state())
-        for old in sorted(folder.glob("step-*.pt"))[:-self.cfg.checkpoint.keep_last]:
+        save_model(
+            self.model,
+            folder / f"step-{self.progress.global_step:08d}.pt",
+            training_state=self._training_state(),
+        )
+        for old in sorted(folder.glob("step-*.pt"))[: -self.cfg.checkpoint.keep_last]:
             old.unlink()
 
     def _finish(self) -> TrainResult:
@@ -325,5 +391,11 @@ class _Run:
             if not best.exists():
                 save_model(final, best)
         self.log.close()
-        return TrainResult(self.run_dir, best, self.run_dir / "final.pt",
-                           copy.deepcopy(final).eval(), self.history, self.progress.global_step)
+        return TrainResult(
+            self.run_dir,
+            best,
+            self.run_dir / "final.pt",
+            copy.deepcopy(final).eval(),
+            self.history,
+            self.progress.global_step,
+        )

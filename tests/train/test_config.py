@@ -62,8 +62,7 @@ def test_unknown_model_and_param(tmp_path, cu_store):
 def test_set_overrides_and_bad_override(tmp_path, cu_store):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(tiny_config(tmp_path / "run", cu_store)))
-    cfg = load_config(path, ["optimizer.lr=1e-4", "model.params.channels=6",
-                             "data.e0={Cu: -1.5}"])
+    cfg = load_config(path, ["optimizer.lr=1e-4", "model.params.channels=6", "data.e0={Cu: -1.5}"])
     assert cfg.optimizer.lr == pytest.approx(1e-4)
     assert cfg.model.params["channels"] == 6
     assert cfg.data.e0 == {"Cu": -1.5}

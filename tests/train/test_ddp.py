@@ -22,22 +22,38 @@ def _run(args: list[str], cwd) -> None:
 
 
 def test_two_ranks_match_one_process(tmp_path, cu_store):
-    raw = tiny_config(tmp_path / "single", cu_store,
-                      data={"batch_size": 5, "valid_fraction": 0.2},
-                      train={"epochs": 2, "max_steps": 6},
-                      optimizer={"ema_decay": 0.9, "grad_clip": 1.0})
+    raw = tiny_config(
+        tmp_path / "single",
+        cu_store,
+        data={"batch_size": 5, "valid_fraction": 0.2},
+        train={"epochs": 2, "max_steps": 6},
+        optimizer={"ema_decay": 0.9, "grad_clip": 1.0},
+    )
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(raw))
     _run([sys.executable, "-m", "mlpot.cli.main", "train", str(config)], tmp_path)
-    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-          "2", "-m", "mlpot.cli.main", "train", str(config), "--set",
-          f"run_dir={tmp_path / 'ddp'}"], tmp_path)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "mlpot.cli.main",
+            "train",
+            str(config),
+            "--set",
+            f"run_dir={tmp_path / 'ddp'}",
+        ],
+        tmp_path,
+    )
     single = mlpot.load_model(tmp_path / "single" / "final.pt")
     ddp = mlpot.load_model(tmp_path / "ddp" / "final.pt")
     changed = 0
     start = mlpot.load_model(sorted((tmp_path / "single" / "checkpoints").glob("*.pt"))[0])
-    for (key, a), b in zip(single.state_dict().items(), ddp.state_dict().values(),
-                           strict=True):
+    for (key, a), b in zip(single.state_dict().items(), ddp.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5, msg=key)
     for a, b in zip(single.parameters(), start.parameters(), strict=True):
         changed += int(not torch.equal(a, b))

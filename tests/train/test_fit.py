@@ -27,18 +27,31 @@ def _train_loss(model, store) -> float:
     for k in range(len(ds)):
         g = ds[k]
         out = model.double()(g)
-        total += float(((out.energy - g.energy) / g.num_atoms) ** 2
-                       + ((out.forces - g.forces) ** 2).mean())
+        total += float(
+            ((out.energy - g.energy) / g.num_atoms) ** 2 + ((out.forces - g.forces) ** 2).mean()
+        )
     return total / len(ds)
 
 
 def test_one_epoch_lowers_the_loss(tmp_path, cu_store):
-    raw = tiny_config(tmp_path / "run", cu_store, optimizer={"ema_decay": None, "lr": 1e-2, "schedule": "constant"},
-                      train={"epochs": 1}, data={"batch_size": 2, "valid_fraction": 0.0})
+    raw = tiny_config(
+        tmp_path / "run",
+        cu_store,
+        optimizer={"ema_decay": None, "lr": 1e-2, "schedule": "constant"},
+        train={"epochs": 1},
+        data={"batch_size": 2, "valid_fraction": 0.0},
+    )
     cfg = parse_config(raw)
-    before = fit(parse_config({**raw, "train": {**raw["train"], "max_steps": 1},
-                               "optimizer": {**raw["optimizer"], "lr": 1e-12},
-                               "run_dir": str(tmp_path / "zero")})).model
+    before = fit(
+        parse_config(
+            {
+                **raw,
+                "train": {**raw["train"], "max_steps": 1},
+                "optimizer": {**raw["optimizer"], "lr": 1e-12},
+                "run_dir": str(tmp_path / "zero"),
+            }
+        )
+    ).model
     after = fit(cfg)
     assert after.steps == 12
     loss0, loss1 = _train_loss(before, cu_store), _train_loss(after.model, cu_store)
@@ -52,9 +65,12 @@ def test_one_epoch_lowers_the_loss(tmp_path, cu_store):
 def test_resume_reproduces_uninterrupted_run(tmp_path, cu_store):
     """Run 2 epochs with a checkpoint every 3 steps; resume a copy from the mid-epoch
     checkpoint at step 3 (epoch 0 has 5 batches) and compare final weights."""
-    sections = {"train": {"epochs": 2}, "checkpoint": {"every_steps": 3, "keep_last": 10},
-                "optimizer": {"schedule": "cosine", "ema_decay": 0.9},
-                "data": {"batch_size": 4}}
+    sections = {
+        "train": {"epochs": 2},
+        "checkpoint": {"every_steps": 3, "keep_last": 10},
+        "optimizer": {"schedule": "cosine", "ema_decay": 0.9},
+        "data": {"batch_size": 4},
+    }
     full = fit(parse_config(tiny_config(tmp_path / "full", cu_store, **sections)))
     mid = tmp_path / "full" / "checkpoints" / "step-00000003.pt"
     state = load_training_state(mid)
@@ -73,22 +89,33 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, cu_store):
     for (k, x), y in zip(raw_a.state_dict().items(), raw_b.state_dict().values(), strict=True):
         torch.testing.assert_close(x, y, rtol=0, atol=1e-6, msg=k)
     assert [r["valid_loss"] for r in full.history] == pytest.approx(
-        [r["valid_loss"] for r in resumed.history], rel=1e-9)
+        [r["valid_loss"] for r in resumed.history], rel=1e-9
+    )
 
 
 def test_finetune_loads_weights_adds_element_and_freezes(tmp_path, cu_store, cuni_store):
-    base = fit(parse_config(tiny_config(tmp_path / "base", cu_store,
-                                        train={"max_steps": 4}))).model
+    base = fit(parse_config(tiny_config(tmp_path / "base", cu_store, train={"max_steps": 4}))).model
     base_path = tmp_path / "base" / "final.pt"
-    raw = tiny_config(tmp_path / "ft", cuni_store, train={"epochs": 3},
-                      optimizer={"ema_decay": None, "lr": 1e-2, "schedule": "constant"},
-                      data={"batch_size": 2})
+    raw = tiny_config(
+        tmp_path / "ft",
+        cuni_store,
+        train={"epochs": 3},
+        optimizer={"ema_decay": None, "lr": 1e-2, "schedule": "constant"},
+        data={"batch_size": 2},
+    )
     raw["model"] = {"from": str(base_path), "freeze": ["layers.0"], "scale": "auto"}
     cfg = parse_config(raw)
     # before any step: Cu rows and shared weights equal the base model's
-    zero = fit(parse_config({**raw, "run_dir": str(tmp_path / "ft0"),
-                             "train": {**raw["train"], "max_steps": 1},
-                             "optimizer": {"lr": 1e-30, "ema_decay": None}})).model
+    zero = fit(
+        parse_config(
+            {
+                **raw,
+                "run_dir": str(tmp_path / "ft0"),
+                "train": {**raw["train"], "max_steps": 1},
+                "optimizer": {"lr": 1e-30, "ema_decay": None},
+            }
+        )
+    ).model
     assert zero.species == ["Ni", "Cu"]
     torch.testing.assert_close(zero.species_embedding[1], base.species_embedding[0])
     torch.testing.assert_close(zero.readout_w1, base.readout_w1)

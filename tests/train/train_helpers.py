@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-TINY_MODEL = {"cutoff": 4.0, "channels": 4, "lmax": 1, "hidden_lmax": 1, "correlation": 2,
-              "num_layers": 2, "num_knots": 6, "readout_hidden": 4, "grid_oversample": 0,
-              "avg_num_neighbors": 20.0}
+TINY_MODEL = {
+    "cutoff": 4.0,
+    "channels": 4,
+    "lmax": 1,
+    "hidden_lmax": 1,
+    "correlation": 2,
+    "num_layers": 2,
+    "num_knots": 6,
+    "readout_hidden": 4,
+    "grid_oversample": 0,
+    "avg_num_neighbors": 20.0,
+}
 
 
 def tiny_config(run_dir: Path, data_path: Path, **sections) -> dict:
@@ -21,6 +30,7 @@ def tiny_config(run_dir: Path, data_path: Path, **sections) -> dict:
         "log": {"progress": False, "tensorboard": False},
     }
     for key, value in sections.items():
-        raw.setdefault(key, {}).update(value) if isinstance(value, dict) else \
-            raw.__setitem__(key, value)
+        raw.setdefault(key, {}).update(value) if isinstance(value, dict) else raw.__setitem__(
+            key, value
+        )
     return raw
