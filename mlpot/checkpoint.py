@@ -28,14 +28,29 @@ def _version() -> str:
     return __version__
 
 
+#: Models shipped inside the package: name → (file in ``mlpot/pretrained``, what it is).
+SHIPPED_MODELS: dict[str, tuple[str, str]] = {
+    "mlpot-metals-small": ("mlpot-metals-small.pt",
+                           "EMT labels; Al Ni Cu Pd Ag Pt Au bulk, defects, surfaces, MD, alloys"),
+    "mlpot-organic-small": ("mlpot-organic-small.pt",
+                            "GFN2-xTB labels; H C N O F P S Cl molecules, charged, open-shell"),
+}
+#: Old names that still load: ``emt-cuni-small`` (Cu/Ni only) is superseded by the
+#: seven-metal model, which covers Cu and Ni with the same EMT reference.
+ALIASES: dict[str, str] = {"emt-cuni-small": "mlpot-metals-small"}
+
+
 def shipped_models() -> dict[str, Path]:
-    """Names of the models shipped inside the package → their files."""
+    """Names of the models shipped inside the package (and aliases) → their files."""
     folder = resources.files("mlpot") / "pretrained"
     out = {}
-    if folder.is_dir():
-        for entry in folder.iterdir():
-            if entry.name.endswith(".pt"):
-                out[entry.name[:-3]] = Path(str(entry))
+    for name, (filename, _) in SHIPPED_MODELS.items():
+        entry = folder / filename
+        if entry.is_file():
+            out[name] = Path(str(entry))
+    for alias, target in ALIASES.items():
+        if target in out:
+            out[alias] = out[target]
     return dict(sorted(out.items()))
 
 

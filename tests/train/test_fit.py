@@ -130,5 +130,5 @@ def test_finetune_loads_weights_adds_element_and_freezes(tmp_path, cu_store, cun
 def test_freeze_typo_is_an_error(tmp_path, cu_store):
     raw = tiny_config(tmp_path / "run", cu_store)
     raw["model"]["freeze"] = ["layer.0"]
-    with pytest.raises(ValueError, match="'layer.0' matches no parameter"):
+    with pytest.raises(ValueError, match=r"'layer\.0' matches no parameter"):
         fit(parse_config(raw))
