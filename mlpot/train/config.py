@@ -165,6 +165,7 @@ class TrainConfig(_Section):
         tf32: allow TF32 matmuls on CUDA (float32 runs only).
         seed: seeds model initialisation and the batch order.
         threads: torch intra-op threads (None: torch's default).
+        valid_every: validate after every n-th epoch (and after the last).
     """
 
     epochs: int = Field(10, ge=1)
@@ -174,6 +175,7 @@ class TrainConfig(_Section):
     tf32: bool = False
     seed: int = 0
     threads: int | None = Field(None, ge=1)
+    valid_every: int = Field(1, ge=1)
 
 
 class CheckpointConfig(_Section):

@@ -207,9 +207,10 @@ class _Run:
             finished = p.step_in_epoch == len(batches)
             if finished:
                 p.epoch, p.step_in_epoch = p.epoch + 1, 0
-            self._end_epoch(
-                sums / max(steps, 1), structures / max(time.perf_counter() - start, 1e-9)
-            )
+            last = done or p.epoch == cfg.train.epochs
+            if last or (finished and p.epoch % cfg.train.valid_every == 0):
+                rate = structures / max(time.perf_counter() - start, 1e-9)
+                self._end_epoch(sums / max(steps, 1), rate)
             if done or (finished and p.epoch % cfg.checkpoint.every_epochs == 0):
                 self._save_resumable()
         return self._finish()
