@@ -23,3 +23,11 @@ def cuni_store(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "cuni.h5"
     emt_metals(path, count=16, seed=4, metals=("Cu", "Ni"))
     return path
+
+
+@pytest.fixture(scope="session")
+def cual_store(tmp_path_factory) -> Path:
+    """12 EMT-labelled Cu/Al structures (fine-tuning a Cu/Ni model adds Al)."""
+    path = tmp_path_factory.mktemp("data") / "cual.h5"
+    emt_metals(path, count=12, seed=5, metals=("Cu", "Al"))
+    return path

@@ -93,37 +93,30 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, cu_store):
     )
 
 
-def test_finetune_loads_weights_adds_element_and_freezes(tmp_path, cu_store, cuni_store):
-    base = fit(parse_config(tiny_config(tmp_path / "base", cu_store, train={"max_steps": 4}))).model
-    base_path = tmp_path / "base" / "final.pt"
-    raw = tiny_config(
-        tmp_path / "ft",
-        cuni_store,
-        train={"epochs": 3},
-        optimizer={"ema_decay": None, "lr": 1e-2, "schedule": "constant"},
-        data={"batch_size": 2},
-    )
-    raw["model"] = {"from": str(base_path), "freeze": ["layers.0"], "scale": "auto"}
-    cfg = parse_config(raw)
-    # before any step: Cu rows and shared weights equal the base model's
-    zero = fit(
-        parse_config(
-            {
-                **raw,
-                "run_dir": str(tmp_path / "ft0"),
-                "train": {**raw["train"], "max_steps": 1},
-                "optimizer": {"lr": 1e-30, "ema_decay": None},
-            }
-        )
-    ).model
-    assert zero.species == ["Ni", "Cu"]
-    torch.testing.assert_close(zero.species_embedding[1], base.species_embedding[0])
+def test_finetune_loads_weights_adds_element_and_freezes(tmp_path, cuni_store, cual_store):
+    base = fit(parse_config(tiny_config(tmp_path / "base", cuni_store,
+                                        train={"max_steps": 4}))).model
+    assert base.species == ["Ni", "Cu"]
+    raw = tiny_config(tmp_path / "ft", cual_store, train={"epochs": 3},
+                      optimizer={"ema_decay": None, "lr": 1e-2, "schedule": "constant"},
+                      data={"batch_size": 2})
+    raw["model"] = {"from": str(tmp_path / "base" / "final.pt"), "freeze": ["layers.0"],
+                    "scale": "auto"}
+    # before any step: rows of known elements and shared weights equal the base model's
+    zero = fit(parse_config({**raw, "run_dir": str(tmp_path / "ft0"),
+                             "train": {**raw["train"], "max_steps": 1},
+                             "optimizer": {"lr": 1e-30, "ema_decay": None}})).model
+    assert zero.species == ["Al", "Ni", "Cu"]
+    torch.testing.assert_close(zero.species_embedding[1:], base.species_embedding)
+    torch.testing.assert_close(zero.species_embedding[0], base.species_embedding.mean(0))
+    torch.testing.assert_close(zero.layers[1].coupling[1:], base.layers[1].coupling)
     torch.testing.assert_close(zero.readout_w1, base.readout_w1)
-    assert float(zero.e0[1]) == pytest.approx(float(base.e0[0]))  # e0 kept for Cu
-    tuned = fit(cfg).model
+    torch.testing.assert_close(zero.e0[1:], base.e0)  # E0 kept for Ni and Cu
+    assert float(zero.scale) == float(base.scale)
+    tuned = fit(parse_config(raw)).model
     torch.testing.assert_close(tuned.layers[0].radial, base.layers[0].radial)  # frozen
     assert not torch.allclose(tuned.layers[1].radial, base.layers[1].radial)
-    loss0, loss1 = _train_loss(zero, cuni_store), _train_loss(tuned, cuni_store)
+    loss0, loss1 = _train_loss(zero, cual_store), _train_loss(tuned, cual_store)
     assert loss1 < 0.95 * loss0, (loss0, loss1)
 
 
