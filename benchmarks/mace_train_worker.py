@@ -41,8 +41,9 @@ def predict(model_path: str, xyz: str, out: str) -> None:
     rows = []
     for atoms in ase.io.read(xyz, ":"):
         atoms.calc = calc
-        rows.append({"energy": float(atoms.get_potential_energy()),
-                     "forces": atoms.get_forces().tolist()})
+        rows.append(
+            {"energy": float(atoms.get_potential_energy()), "forces": atoms.get_forces().tolist()}
+        )
     with open(out, "w") as fh:
         json.dump({"params": params, "predictions": rows}, fh)
 

@@ -57,35 +57,66 @@ def write_xyz(structures: list, path: Path) -> None:
     ase.io.write(path, out, format="extxyz")
 
 
-def _errors(structures: list, energies: list[float], forces: list[np.ndarray]
-            ) -> tuple[float, float]:
-    de = [abs(e - a.get_potential_energy()) / len(a) for a, e in zip(structures, energies,
-                                                                       strict=True)]
-    df = np.concatenate([np.abs(f - a.get_forces()).ravel() for a, f in zip(
-        structures, forces, strict=True)])
+def _errors(
+    structures: list, energies: list[float], forces: list[np.ndarray]
+) -> tuple[float, float]:
+    de = [
+        abs(e - a.get_potential_energy()) / len(a)
+        for a, e in zip(structures, energies, strict=True)
+    ]
+    df = np.concatenate(
+        [np.abs(f - a.get_forces()).ravel() for a, f in zip(structures, forces, strict=True)]
+    )
     return float(np.mean(de)), float(df.mean())
 
 
-def run_mlpot(work: Path, train: Path, valid: Path, valid_set: list, steps: int,
-              epochs: int, batch: int, threads: int, channels: int) -> Outcome:
+def run_mlpot(
+    work: Path,
+    train: Path,
+    valid: Path,
+    valid_set: list,
+    steps: int,
+    epochs: int,
+    batch: int,
+    threads: int,
+    channels: int,
+) -> Outcome:
     config = {
         "run_dir": str(work / "mlpot-run"),
         "data": {"train": [str(train)], "valid": [str(valid)], "batch_size": batch},
-        "model": {"params": {"cutoff": 5.0, "channels": channels, "lmax": 2,
-                             "hidden_lmax": 1, "correlation": 3, "num_layers": 2,
-                             "avg_num_neighbors": "auto"}},
+        "model": {
+            "params": {
+                "cutoff": 5.0,
+                "channels": channels,
+                "lmax": 2,
+                "hidden_lmax": 1,
+                "correlation": 3,
+                "num_layers": 2,
+                "avg_num_neighbors": "auto",
+            }
+        },
         "loss": {"energy": 10.0, "forces": 1.0, "stress": 0.0},
         "optimizer": {"lr": 5e-3, "ema_decay": 0.99, "grad_clip": 10.0},
-        "train": {"epochs": epochs, "max_steps": steps, "dtype": "float32",
-                  "threads": threads, "valid_every": epochs},
+        "train": {
+            "epochs": epochs,
+            "max_steps": steps,
+            "dtype": "float32",
+            "threads": threads,
+            "valid_every": epochs,
+        },
         "log": {"progress": False, "tensorboard": False},
     }
     path = work / "mlpot.yaml"
     path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "mlpot.cli.main", "train", str(path)], check=True,
-                   env=env, capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, "-m", "mlpot.cli.main", "train", str(path)],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - start
     import torch
 
@@ -99,42 +130,133 @@ def run_mlpot(work: Path, train: Path, valid: Path, valid_set: list, steps: int,
         energies.append(float(out.energy[0]))
         forces.append(out.forces.detach().double().numpy())
     e, f = _errors(valid_set, energies, forces)
-    return Outcome("mlpot", sum(p.numel() for p in model.parameters()), seconds,
-                   steps * batch / seconds, e, f)
+    return Outcome(
+        "mlpot", sum(p.numel() for p in model.parameters()), seconds, steps * batch / seconds, e, f
+    )
 
 
-def run_mace(python: Path, work: Path, train: Path, valid: Path, valid_set: list, epochs: int,
-             steps: int, batch: int, threads: int, channels: int) -> Outcome:
-    args = ["--name", "bench", "--train_file", str(train), "--valid_file", str(valid),
-            "--E0s", "average", "--model", "MACE", "--num_channels", str(channels),
-            "--max_L", "1", "--max_ell", "2", "--correlation", "3", "--num_interactions", "2",
-            "--r_max", "5.0", "--num_radial_basis", "8", "--radial_MLP", "[16, 16, 16]",
-            "--batch_size", str(batch), "--valid_batch_size", str(batch),
-            "--max_num_epochs", str(epochs), "--eval_interval", str(epochs),
-            "--lr", "5e-3", "--amsgrad", "--ema", "--ema_decay", "0.99",
-            "--energy_weight", "10", "--forces_weight", "1", "--energy_key", "REF_energy",
-            "--forces_key", "REF_forces", "--default_dtype", "float32", "--device", "cpu",
-            "--seed", "0", "--clip_grad", "10",
-            "--model_dir", str(work / "mace"), "--checkpoints_dir", str(work / "mace"),
-            "--log_dir", str(work / "mace"), "--results_dir", str(work / "mace")]
+def run_mace(
+    python: Path,
+    work: Path,
+    train: Path,
+    valid: Path,
+    valid_set: list,
+    epochs: int,
+    steps: int,
+    batch: int,
+    threads: int,
+    channels: int,
+) -> Outcome:
+    args = [
+        "--name",
+        "bench",
+        "--train_file",
+        str(train),
+        "--valid_file",
+        str(valid),
+        "--E0s",
+        "average",
+        "--model",
+        "MACE",
+        "--num_channels",
+        str(channels),
+        "--max_L",
+        "1",
+        "--max_ell",
+        "2",
+        "--correlation",
+        "3",
+        "--num_interactions",
+        "2",
+        "--r_max",
+        "5.0",
+        "--num_radial_basis",
+        "8",
+        "--radial_MLP",
+        "[16, 16, 16]",
+        "--batch_size",
+        str(batch),
+        "--valid_batch_size",
+        str(batch),
+        "--max_num_epochs",
+        str(epochs),
+        "--eval_interval",
+        str(epochs),
+        "--lr",
+        "5e-3",
+        "--amsgrad",
+        "--ema",
+        "--ema_decay",
+        "0.99",
+        "--energy_weight",
+        "10",
+        "--forces_weight",
+        "1",
+        "--energy_key",
+        "REF_energy",
+        "--forces_key",
+        "REF_forces",
+        "--default_dtype",
+        "float32",
+        "--device",
+        "cpu",
+        "--seed",
+        "0",
+        "--clip_grad",
+        "10",
+        "--model_dir",
+        str(work / "mace"),
+        "--checkpoints_dir",
+        str(work / "mace"),
+        "--log_dir",
+        str(work / "mace"),
+        "--results_dir",
+        str(work / "mace"),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     start = time.perf_counter()
-    proc = subprocess.run([str(python), str(WORKER), "train", *args], env=env, text=True,
-                          capture_output=True, cwd=work)
+    proc = subprocess.run(
+        [str(python), str(WORKER), "train", *args],
+        env=env,
+        text=True,
+        capture_output=True,
+        cwd=work,
+    )
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"MACE training failed:\n{proc.stderr[-3000:]}")
     out = work / "mace_pred.json"
-    subprocess.run([str(python), str(WORKER), "predict", str(work / "mace" / "bench.model"),
-                    str(valid), str(out)], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(python),
+            str(WORKER),
+            "predict",
+            str(work / "mace" / "bench.model"),
+            str(valid),
+            str(out),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     pred = json.loads(out.read_text())
-    e, f = _errors(valid_set, [r["energy"] for r in pred["predictions"]],
-                   [np.array(r["forces"]) for r in pred["predictions"]])
+    e, f = _errors(
+        valid_set,
+        [r["energy"] for r in pred["predictions"]],
+        [np.array(r["forces"]) for r in pred["predictions"]],
+    )
     return Outcome("MACE", int(pred["params"]), seconds, steps * batch / seconds, e, f)
 
 
-def run(structures: int = 400, epochs: int = 4, batch: int = 4, threads: int = 1,
-        mlpot_channels: int = 16, mace_channels: int = 16, seed: int = 0) -> None:
+def run(
+    structures: int = 400,
+    epochs: int = 4,
+    batch: int = 4,
+    threads: int = 1,
+    mlpot_channels: int = 16,
+    mace_channels: int = 16,
+    seed: int = 0,
+) -> None:
     """Generate data, train both, print the side-by-side table."""
     python = ensure_mace_venv()
     with tempfile.TemporaryDirectory(prefix="mlpot-train-bench-") as tmp:
@@ -148,20 +270,49 @@ def run(structures: int = 400, epochs: int = 4, batch: int = 4, threads: int = 1
         write_xyz(train_set, work / "train.xyz")
         write_xyz(valid_set, work / "valid.xyz")
         steps = epochs * math.ceil(len(train_set) / batch)
-        print(f"EMT metals: {len(train_set)} train / {len(valid_set)} valid structures; "
-              f"{epochs} epochs x batch {batch} = {steps} steps; float32, {threads} thread(s)",
-              flush=True)
-        results = [run_mlpot(work, work / "train.xyz", work / "valid.xyz", valid_set, steps,
-                             epochs, batch, threads, mlpot_channels),
-                   run_mace(python, work, work / "train.xyz", work / "valid.xyz", valid_set,
-                            epochs, steps, batch, threads, mace_channels)]
-    print(f"{'':8s}{'params':>9s}{'wall s':>9s}{'struct/s':>10s}{'E MAE meV/atom':>16s}"
-          f"{'F MAE meV/Å':>13s}")
+        print(
+            f"EMT metals: {len(train_set)} train / {len(valid_set)} valid structures; "
+            f"{epochs} epochs x batch {batch} = {steps} steps; float32, {threads} thread(s)",
+            flush=True,
+        )
+        results = [
+            run_mlpot(
+                work,
+                work / "train.xyz",
+                work / "valid.xyz",
+                valid_set,
+                steps,
+                epochs,
+                batch,
+                threads,
+                mlpot_channels,
+            ),
+            run_mace(
+                python,
+                work,
+                work / "train.xyz",
+                work / "valid.xyz",
+                valid_set,
+                epochs,
+                steps,
+                batch,
+                threads,
+                mace_channels,
+            ),
+        ]
+    print(
+        f"{'':8s}{'params':>9s}{'wall s':>9s}{'struct/s':>10s}{'E MAE meV/atom':>16s}"
+        f"{'F MAE meV/Å':>13s}"
+    )
     for r in results:
-        print(f"{r.name:8s}{r.params:9d}{r.seconds:9.1f}{r.structures_per_s:10.2f}"
-              f"{r.energy_mae * 1e3:16.2f}{r.forces_mae * 1e3:13.1f}")
+        print(
+            f"{r.name:8s}{r.params:9d}{r.seconds:9.1f}{r.structures_per_s:10.2f}"
+            f"{r.energy_mae * 1e3:16.2f}{r.forces_mae * 1e3:13.1f}"
+        )
     m, c = results
-    print(f"mlpot/MACE: throughput {m.structures_per_s / c.structures_per_s:.2f}x, "
-          f"energy MAE {m.energy_mae / c.energy_mae:.2f}x, "
-          f"force MAE {m.forces_mae / c.forces_mae:.2f}x (goal: >= 1.5x throughput, "
-          f"<= 1x errors)")
+    print(
+        f"mlpot/MACE: throughput {m.structures_per_s / c.structures_per_s:.2f}x, "
+        f"energy MAE {m.energy_mae / c.energy_mae:.2f}x, "
+        f"force MAE {m.forces_mae / c.forces_mae:.2f}x (goal: >= 1.5x throughput, "
+        f"<= 1x errors)"
+    )

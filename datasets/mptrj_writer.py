@@ -28,13 +28,24 @@ def structure_dict(atoms: ase.Atoms) -> dict[str, Any]:
     """The pymatgen ``Structure.as_dict()`` layout of an ordered periodic structure."""
     cell = np.asarray(atoms.cell[:], dtype=float)
     frac = atoms.get_scaled_positions(wrap=False)
-    sites = [{"species": [{"element": s, "occu": 1}], "abc": f.tolist(), "xyz": x.tolist(),
-              "label": s, "properties": {}}
-             for s, f, x in zip(atoms.get_chemical_symbols(), frac, atoms.positions,
-                                strict=True)]
-    return {"@module": "pymatgen.core.structure", "@class": "Structure", "charge": 0,
-            "lattice": {"matrix": cell.tolist(), "pbc": [bool(p) for p in atoms.pbc]},
-            "properties": {}, "sites": sites}
+    sites = [
+        {
+            "species": [{"element": s, "occu": 1}],
+            "abc": f.tolist(),
+            "xyz": x.tolist(),
+            "label": s,
+            "properties": {},
+        }
+        for s, f, x in zip(atoms.get_chemical_symbols(), frac, atoms.positions, strict=True)
+    ]
+    return {
+        "@module": "pymatgen.core.structure",
+        "@class": "Structure",
+        "charge": 0,
+        "lattice": {"matrix": cell.tolist(), "pbc": [bool(p) for p in atoms.pbc]},
+        "properties": {},
+        "sites": sites,
+    }
 
 
 def frame_dict(atoms: ase.Atoms, mp_id: str) -> dict[str, Any]:
@@ -47,12 +58,20 @@ def frame_dict(atoms: ase.Atoms, mp_id: str) -> dict[str, Any]:
     xx, yy, zz, yz, xz, xy = voigt
     sigma = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
     energy = float(labels["energy"])
-    return {"structure": structure_dict(atoms), "uncorrected_total_energy": energy,
-            "corrected_total_energy": energy, "energy_per_atom": energy / len(atoms),
-            "ef_per_atom": None, "e_per_atom_relaxed": None, "ef_per_atom_relaxed": None,
-            "force": np.asarray(labels["forces"], dtype=float).tolist(),
-            "stress": (sigma / KBAR_TO_ASE).tolist(), "magmom": None, "bandgap": None,
-            "mp_id": mp_id}
+    return {
+        "structure": structure_dict(atoms),
+        "uncorrected_total_energy": energy,
+        "corrected_total_energy": energy,
+        "energy_per_atom": energy / len(atoms),
+        "ef_per_atom": None,
+        "e_per_atom_relaxed": None,
+        "ef_per_atom_relaxed": None,
+        "force": np.asarray(labels["forces"], dtype=float).tolist(),
+        "stress": (sigma / KBAR_TO_ASE).tolist(),
+        "magmom": None,
+        "bandgap": None,
+        "mp_id": mp_id,
+    }
 
 
 class MPtrjWriter:
@@ -73,8 +92,9 @@ class MPtrjWriter:
     def add_material(self, mp_id: str, frames: Sequence[ase.Atoms]) -> None:
         """Write one material: its frames get ids ``<mp_id>-<k>-<k>``-style task ids."""
         body = {f"{mp_id}-0-{k}": frame_dict(a, mp_id) for k, a in enumerate(frames)}
-        self._fh.write(("," if self.materials else "") + "\n" + json.dumps(mp_id) + ": "
-                       + json.dumps(body))
+        self._fh.write(
+            ("," if self.materials else "") + "\n" + json.dumps(mp_id) + ": " + json.dumps(body)
+        )
         self.materials += 1
         self.frames += len(frames)
 

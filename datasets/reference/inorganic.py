@@ -34,12 +34,24 @@ def prototypes() -> dict[str, ase.Atoms]:
         "GaAs": bulk("GaAs", "zincblende", a=5.65, cubic=True),
         "Si": bulk("Si", "diamond", a=5.43, cubic=True),
         "CsCl": bulk("CsCl", "cesiumchloride", a=4.12),
-        "TiO2": crystal(["Ti", "O"], basis=[(0, 0, 0), (0.3053, 0.3053, 0)], spacegroup=136,
-                        cellpar=[4.594, 4.594, 2.959, 90, 90, 90]),
-        "SrTiO3": crystal(["Sr", "Ti", "O"], basis=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)],
-                          spacegroup=221, cellpar=[3.905, 3.905, 3.905, 90, 90, 90]),
-        "Al2O3": crystal(["Al", "O"], basis=[(0, 0, 0.3523), (0.3064, 0, 0.25)],
-                         spacegroup=167, cellpar=[4.759, 4.759, 12.99, 90, 90, 120]),
+        "TiO2": crystal(
+            ["Ti", "O"],
+            basis=[(0, 0, 0), (0.3053, 0.3053, 0)],
+            spacegroup=136,
+            cellpar=[4.594, 4.594, 2.959, 90, 90, 90],
+        ),
+        "SrTiO3": crystal(
+            ["Sr", "Ti", "O"],
+            basis=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)],
+            spacegroup=221,
+            cellpar=[3.905, 3.905, 3.905, 90, 90, 90],
+        ),
+        "Al2O3": crystal(
+            ["Al", "O"],
+            basis=[(0, 0, 0.3523), (0.3064, 0, 0.25)],
+            spacegroup=167,
+            cellpar=[4.759, 4.759, 12.99, 90, 90, 120],
+        ),
         "Fe": bulk("Fe", "bcc", a=2.87, cubic=True),
         "Cu": bulk("Cu", "fcc", a=3.61, cubic=True),
     }
@@ -57,8 +69,7 @@ def supercell(atoms: ase.Atoms, min_atoms: int = 16, max_atoms: int = 48) -> ase
     return atoms.repeat(reps)
 
 
-def _strained(atoms: ase.Atoms, rng: np.random.Generator, vol: float, shear: float
-              ) -> ase.Atoms:
+def _strained(atoms: ase.Atoms, rng: np.random.Generator, vol: float, shear: float) -> ase.Atoms:
     eps = rng.normal(scale=shear, size=(3, 3))
     eps = (eps + eps.T) / 2 + rng.uniform(-vol, vol) * np.eye(3)
     out = atoms.copy()
@@ -66,8 +77,9 @@ def _strained(atoms: ase.Atoms, rng: np.random.Generator, vol: float, shear: flo
     return out
 
 
-def _recipe(kind: str, base: ase.Atoms, rng: np.random.Generator,
-            calc: Calculator) -> list[ase.Atoms]:
+def _recipe(
+    kind: str, base: ase.Atoms, rng: np.random.Generator, calc: Calculator
+) -> list[ase.Atoms]:
     seed = int(rng.integers(2**31))
     if kind == "strained":
         out = _strained(base, rng, 0.05, 0.02)
@@ -86,8 +98,14 @@ def _recipe(kind: str, base: ase.Atoms, rng: np.random.Generator,
     start.calc = calc
     temperature = float(rng.uniform(300, 1200))
     maxwell_boltzmann(start, temperature, rng)
-    dyn = Langevin(start, 2 * units.fs, temperature_K=temperature, friction=0.02, fixcm=False,
-                   rng=np.random.default_rng(seed))
+    dyn = Langevin(
+        start,
+        2 * units.fs,
+        temperature_K=temperature,
+        friction=0.02,
+        fixcm=False,
+        rng=np.random.default_rng(seed),
+    )
     snapshots = []
     for _ in range(3):
         dyn.run(4)
@@ -99,8 +117,9 @@ RECIPES = {"strained": 0.3, "rattled": 0.3, "vacancy": 0.15, "md": 0.25}
 _PER_BATCH = {"md": 3}
 
 
-def inorganic_batches(rng: np.random.Generator, calc: Calculator
-                      ) -> Iterator[tuple[str, list[ase.Atoms]]]:
+def inorganic_batches(
+    rng: np.random.Generator, calc: Calculator
+) -> Iterator[tuple[str, list[ase.Atoms]]]:
     """Endless (recipe, structures) batches; one group id per batch."""
     protos = {name: supercell(a) for name, a in prototypes().items()}
     names = list(protos)
@@ -113,8 +132,9 @@ def inorganic_batches(rng: np.random.Generator, calc: Calculator
         structures = _recipe(kind, protos[name], rng, calc)
         for atoms in structures:
             atoms.info.clear()
-            atoms.info.update(group=f"gen-{name}-{kind}-{run}", data_id=f"inorganic/{kind}",
-                              formula=name)
+            atoms.info.update(
+                group=f"gen-{name}-{kind}-{run}", data_id=f"inorganic/{kind}", formula=name
+            )
         run += 1
         yield kind, structures
 

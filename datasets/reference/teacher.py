@@ -25,14 +25,20 @@ def sevennet_calculator(model: str = "7net-0", device: str = "cpu") -> Calculato
     try:
         from sevenn.calculator import SevenNetCalculator
     except ImportError:
-        raise ImportError("the SevenNet teacher needs the optional 'sevenn' package: "
-                          "pip install 'mlpot[teacher]'") from None
+        raise ImportError(
+            "the SevenNet teacher needs the optional 'sevenn' package: pip install 'mlpot[teacher]'"
+        ) from None
     return SevenNetCalculator(model, device=device)
 
 
-def teacher_mptrj(path: str | Path, count: int = 600, seed: int = 0,
-                  calculator: Calculator | None = None, max_force: float = 20.0,
-                  progress: Callable[[int, int], None] | None = None) -> GenerationResult:
+def teacher_mptrj(
+    path: str | Path,
+    count: int = 600,
+    seed: int = 0,
+    calculator: Calculator | None = None,
+    max_force: float = 20.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> GenerationResult:
     """Label ``count`` inorganic structures with a teacher into an MPTrj JSON file.
 
     Each batch (one strained/rattled/vacancy structure, or the snapshots of one short
@@ -50,14 +56,18 @@ def teacher_mptrj(path: str | Path, count: int = 600, seed: int = 0,
         while writer.frames < count:
             before = writer.frames
             kind, structures = next(batches)
-            labelled = [label(a, calc, stress=True) for a in structures[:count - writer.frames]]
-            keep = [a for a in labelled
-                    if np.linalg.norm(a.calc.results["forces"], axis=1).max() <= max_force]
+            labelled = [label(a, calc, stress=True) for a in structures[: count - writer.frames]]
+            keep = [
+                a
+                for a in labelled
+                if np.linalg.norm(a.calc.results["forces"], axis=1).max() <= max_force
+            ]
             rejected += len(labelled) - len(keep)
             if keep:
                 writer.add_material(str(keep[0].info["group"]), keep)
                 kinds[kind] = kinds.get(kind, 0) + len(keep)
             if progress is not None and writer.frames // 50 != before // 50:
                 progress(writer.frames, count)
-    return GenerationResult(Path(path), writer.frames, 0, rejected,
-                            time.perf_counter() - start, kinds)
+    return GenerationResult(
+        Path(path), writer.frames, 0, rejected, time.perf_counter() - start, kinds
+    )

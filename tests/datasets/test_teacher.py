@@ -32,8 +32,9 @@ def test_teacher_file_round_trips_through_the_mptrj_reader(tmp_path):
         assert atoms.info["mp_id"] == frame["mp_id"]
         fresh = atoms.copy()
         fresh.calc = _calc()
-        np.testing.assert_allclose(atoms.get_potential_energy(),
-                                   fresh.get_potential_energy(), rtol=1e-10)
+        np.testing.assert_allclose(
+            atoms.get_potential_energy(), fresh.get_potential_energy(), rtol=1e-10
+        )
         np.testing.assert_allclose(atoms.get_forces(), fresh.get_forces(), atol=1e-10)
         np.testing.assert_allclose(atoms.get_stress(), fresh.get_stress(), atol=1e-12)
         # written in kBar with VASP's sign: compressive positive

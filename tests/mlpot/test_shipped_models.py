@@ -64,8 +64,10 @@ def test_metals_on_unseen_emt_structures(metals, tmp_path):
     emt_metals(tmp_path / "test.h5", count=40, seed=12345)
     report = evaluate(metals, tmp_path / "test.h5", rotations=2, rotation_structures=4)
     o = report.overall
-    print(f"unseen EMT (40): E {o.energy_mae * 1e3:.2f} meV/atom, F {o.forces_mae * 1e3:.1f} "
-          f"meV/Å, S {o.stress_mae * 1e3:.3f} meV/Å³; equivariance {report.equivariance}")
+    print(
+        f"unseen EMT (40): E {o.energy_mae * 1e3:.2f} meV/atom, F {o.forces_mae * 1e3:.1f} "
+        f"meV/Å, S {o.stress_mae * 1e3:.3f} meV/Å³; equivariance {report.equivariance}"
+    )
     assert o.energy_mae < METALS_ENERGY_MAE
     assert o.forces_mae < METALS_FORCE_MAE
     assert report.equivariance.forces_max < EQUIVARIANCE
@@ -79,8 +81,10 @@ def test_organic_on_unseen_xtb_molecules(organic, tmp_path):
     assert any(a.info["charge"] != 0 for a in structures)
     assert any(a.info["spin"] > 1 for a in structures)
     report = evaluate(organic, structures, rotations=2, rotation_structures=4)
-    print(f"unseen xTB (30): F {report.overall.forces_mae * 1e3:.1f} meV/Å; "
-          f"equivariance {report.equivariance}")
+    print(
+        f"unseen xTB (30): F {report.overall.forces_mae * 1e3:.1f} meV/Å; "
+        f"equivariance {report.equivariance}"
+    )
     assert report.overall.forces_mae < ORGANIC_FORCE_MAE
     assert report.equivariance.forces_max < EQUIVARIANCE
 
@@ -119,8 +123,27 @@ def test_readme_first_command_runs_md_with_the_shipped_model(tmp_path):
     structure = tmp_path / "cu.extxyz"
     ase.io.write(structure, ase.build.bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2))
     log = tmp_path / "log.csv"
-    res = runner.invoke(app, ["md", str(structure), "--model", METALS, "--ensemble", "nvt",
-                              "--temperature", "300", "--timestep", "2", "--steps", "20",
-                              "--every", "10", "--log", str(log), "--no-progress"])
+    res = runner.invoke(
+        app,
+        [
+            "md",
+            str(structure),
+            "--model",
+            METALS,
+            "--ensemble",
+            "nvt",
+            "--temperature",
+            "300",
+            "--timestep",
+            "2",
+            "--steps",
+            "20",
+            "--every",
+            "10",
+            "--log",
+            str(log),
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert len(log.read_text().strip().splitlines()) == 4  # header + steps 0, 10, 20

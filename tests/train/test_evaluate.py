@@ -62,10 +62,22 @@ def test_equivariance_error_separates_invariant_and_tilted_models(cu_store):
 def test_cli_eval_writes_table_json_and_parity(tmp_path, cu_store):
     model = LennardJones(["Cu"], epsilon=0.4, sigma=2.3, cutoff=5.0, onset=4.0)
     path = mlpot.save_model(model, tmp_path / "lj.pt")
-    result = CliRunner().invoke(app, ["eval", str(path), str(cu_store), "--parity",
-                                      str(tmp_path / "p.png"), "--json",
-                                      str(tmp_path / "r.json"), "--rotations", "2",
-                                      "--rotation-structures", "2"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            str(path),
+            str(cu_store),
+            "--parity",
+            str(tmp_path / "p.png"),
+            "--json",
+            str(tmp_path / "r.json"),
+            "--rotations",
+            "2",
+            "--rotation-structures",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "F MAE" in result.output and "equivariance" in result.output
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
