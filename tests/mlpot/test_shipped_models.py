@@ -26,7 +26,7 @@ from mlpot.cli.main import app
 from mlpot.datasets import read
 from mlpot.datasets.reference.emt import emt_metals
 from mlpot.models import EquivariantPotential
-from mlpot.train.evaluate import equivariance_error, evaluate
+from mlpot.train.evaluate import evaluate
 
 METALS = "mlpot-metals-small"
 ORGANIC = "mlpot-organic-small"
