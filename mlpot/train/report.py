@@ -55,6 +55,9 @@ class SilentLog:
 class RunLog(SilentLog):
     """Progress bar (epoch, step, loss terms, LR, structures/s, ETA), tables, metrics files.
 
+    ``metrics.csv`` has one row per validation (:data:`CSV_COLUMNS`) in eV, eV/atom,
+    eV/Å and eV/Å³; the printed table shows the same errors in meV.
+
     Args:
         run_dir: ``metrics.csv`` (and ``tensorboard/``) go here.
         progress: draw a live bar (``auto``: only on a terminal).

@@ -113,6 +113,7 @@ class _Run:
         self.cfg, self.world = cfg, world
         if world.enabled and device.type == "cuda":
             device = torch.device("cuda", world.local_rank)
+            torch.cuda.set_device(device)  # NCCL collectives run on the current device
         self.device = device
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
