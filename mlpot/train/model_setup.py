@@ -31,11 +31,13 @@ def finetune_model(cfg: ModelConfig, data_species: Sequence[int]) -> tuple[Poten
     Returns the model and the atomic numbers that are new.
     """
     base = load_model(cfg.from_)
+    changed = sorted(set(cfg.params) - set(REBUILDABLE))
+    if changed:
+        raise ValueError(f"model.params cannot change a fine-tuned model's architecture "
+                         f"(got {changed}; only {list(REBUILDABLE)} may change); it comes "
+                         f"from {cfg.from_}")
     if cfg.params:
-        raise ValueError(
-            f"model.params cannot change a fine-tuned model's architecture "
-            f"(got {sorted(cfg.params)}); it comes from {cfg.from_}"
-        )
+        base = rebuild_model(base, **cfg.params)
     old = [int(z) for z in base.species_numbers]
     wanted = species_to_numbers(list(cfg.species or []) + list(data_species) + old)
     new = [z for z in wanted if z not in old]
@@ -51,6 +53,37 @@ def finetune_model(cfg: ModelConfig, data_species: Sequence[int]) -> tuple[Poten
                 continue
             _copy_widened(target[name], value, rows, name)
     return model.train(), new
+
+
+#: Hyper-parameters that change no parameter's shape or meaning (only derived buffers).
+REBUILDABLE = ("grid_oversample",)
+
+
+def rebuild_model(model: Potential, **changes: object) -> Potential:
+    """The same weights in a model built with some hyper-parameters changed.
+
+    Only :data:`REBUILDABLE` settings may change: e.g. ``grid_oversample`` rebuilds the
+    spherical-grid projection buffers (a finer grid lowers the grid MLP's aliasing,
+    hence the rotation error) while every learned parameter is copied unchanged.
+    """
+    bad = sorted(set(changes) - set(REBUILDABLE))
+    if bad:
+        raise ValueError(f"cannot rebuild with {bad}: only {list(REBUILDABLE)} may change")
+    config = dataclasses.replace(model.config, **changes)
+    new = type(model)(**dataclasses.asdict(config)).to(model.dtype)
+    target = new.state_dict()
+    kept = {k: v for k, v in model.state_dict().items()
+            if k in target and target[k].shape == v.shape and not _derived_buffer(k)}
+    missing = [k for k, _ in new.named_parameters() if k not in kept]
+    if missing:
+        raise ValueError(f"rebuild changed parameter shapes: {missing}")
+    new.load_state_dict(kept, strict=False)
+    return new.train(model.training)
+
+
+def _derived_buffer(name: str) -> bool:
+    """Buffers computed from the config (grid projections), never learned or fitted."""
+    return name.rsplit(".", 1)[-1] in ("to_grid", "from_grid", "l_of_m")
 
 
 def _copy_widened(dst: torch.Tensor, src: torch.Tensor, rows: torch.Tensor, name: str) -> None:
