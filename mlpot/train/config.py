@@ -219,7 +219,7 @@ class TrainingConfig(_Section):
     def model_params_check(self) -> None:
         """Unknown model hyper-parameters raise (the model's config dataclass is the list)."""
         cls = MODEL_CLASSES[self.model.kind]
-        config_cls = _config_class(cls)
+        config_cls = model_config_class(cls)
         known = {f.name for f in dataclasses.fields(config_cls)} - {"species"}
         unknown = sorted(set(self.model.params) - known)
         if unknown:
@@ -229,7 +229,8 @@ class TrainingConfig(_Section):
             )
 
 
-def _config_class(cls: type) -> type:
+def model_config_class(cls: type) -> type:
+    """The hyper-parameter dataclass of a model class (``<Name>Config`` beside it)."""
     import inspect
 
     module = inspect.getmodule(cls)

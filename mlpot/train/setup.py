@@ -85,11 +85,10 @@ def model_cutoff(cfg: TrainingConfig, resume_from: Path | None) -> float:
     if cfg.model.from_ is not None:
         return load_model(cfg.model.from_).cutoff
     from mlpot.models import MODEL_CLASSES
-    from mlpot.train.config import _config_class
+    from mlpot.train.config import model_config_class
 
-    default = {
-        f.name: f.default for f in dataclasses.fields(_config_class(MODEL_CLASSES[cfg.model.kind]))
-    }
+    fields = dataclasses.fields(model_config_class(MODEL_CLASSES[cfg.model.kind]))
+    default = {f.name: f.default for f in fields}
     return float(cfg.model.params.get("cutoff", default.get("cutoff", 5.0)))
 
 
