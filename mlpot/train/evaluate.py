@@ -93,7 +93,7 @@ class _PerStructure:
 
 def structure_classes(atoms: ase.Atoms) -> list[str]:
     """Classes a structure is reported under: its data_id, charged, open-shell."""
-    out = [str(atoms.info.get("data_id") or "all")]
+    out = [str(atoms.info["data_id"])] if atoms.info.get("data_id") else []
     if int(atoms.info.get("charge", 0)) != 0:
         out.append("charged")
     if int(atoms.info.get("spin", 1)) > 1:
