@@ -202,5 +202,26 @@ def kernels(
         raise typer.Exit(1) from err
 
 
+@bench_app.command("train")
+def train(
+    structures: int = typer.Option(400, help="EMT metal structures generated (85/15 split)."),
+    epochs: int = typer.Option(4, help="Epochs (the same optimiser steps for both)."),
+    batch: int = typer.Option(4, help="Structures per batch."),
+    threads: int = typer.Option(1, help="torch threads per framework."),
+    mlpot_channels: int = typer.Option(16, help="mlpot channels (lmax 2, hidden_lmax 1)."),
+    mace_channels: int = typer.Option(16, help="MACE num_channels (max_L 1, max_ell 2)."),
+) -> None:
+    """Training: mlpot train vs mace_run_train on the same data, split and steps."""
+    from benchmarks.mace_env import MaceEnvError
+    from benchmarks.train_vs_mace import run
+
+    try:
+        run(structures=structures, epochs=epochs, batch=batch, threads=threads,
+            mlpot_channels=mlpot_channels, mace_channels=mace_channels)
+    except (MaceEnvError, RuntimeError) as err:
+        typer.echo(f"benchmarks train: {err}", err=True)
+        raise typer.Exit(1) from err
+
+
 if __name__ == "__main__":
     bench_app()

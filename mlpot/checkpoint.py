@@ -28,19 +28,40 @@ def _version() -> str:
     return __version__
 
 
+#: Models shipped inside the package: name → (file in ``mlpot/pretrained``, what it is).
+SHIPPED_MODELS: dict[str, tuple[str, str]] = {
+    "mlpot-metals-small": ("mlpot-metals-small.pt",
+                           "EMT labels; Al Ni Cu Pd Ag Pt Au bulk, defects, surfaces, MD, alloys"),
+    "mlpot-organic-small": ("mlpot-organic-small.pt",
+                            "GFN2-xTB labels; H C N O F P S Cl molecules, charged, open-shell"),
+}
+#: Old names that still load: ``emt-cuni-small`` (Cu/Ni only) is superseded by the
+#: seven-metal model, which covers Cu and Ni with the same EMT reference.
+ALIASES: dict[str, str] = {"emt-cuni-small": "mlpot-metals-small"}
+
+
 def shipped_models() -> dict[str, Path]:
-    """Names of the models shipped inside the package → their files."""
+    """Names of the models shipped inside the package (and aliases) → their files."""
     folder = resources.files("mlpot") / "pretrained"
     out = {}
-    if folder.is_dir():
-        for entry in folder.iterdir():
-            if entry.name.endswith(".pt"):
-                out[entry.name[:-3]] = Path(str(entry))
+    for name, (filename, _) in SHIPPED_MODELS.items():
+        entry = folder / filename
+        if entry.is_file():
+            out[name] = Path(str(entry))
+    for alias, target in ALIASES.items():
+        if target in out:
+            out[alias] = out[target]
     return dict(sorted(out.items()))
 
 
-def save_model(model: Potential | TrajCastForecaster, path: str | os.PathLike) -> Path:
-    """Write ``model`` to ``path`` atomically; returns the path."""
+def save_model(model: Potential | TrajCastForecaster, path: str | os.PathLike,
+               training_state: dict | None = None) -> Path:
+    """Write ``model`` to ``path`` atomically; returns the path.
+
+    ``training_state`` (optimiser, scheduler, EMA, RNG states, data position; tensors,
+    numbers, strings, lists and dicts only) makes the file a resumable training
+    checkpoint; :func:`load_model` ignores it and :func:`load_training_state` reads it.
+    """
     name = type(model).__name__
     if MODEL_CLASSES.get(name) is not type(model):
         raise TypeError(f"cannot save {name}: not one of mlpot's model classes "
@@ -57,7 +78,35 @@ def save_model(model: Potential | TrajCastForecaster, path: str | os.PathLike) -
         "dtype": str(model.dtype).removeprefix("torch."),
         "units": dict(UNITS),
     }
+    if training_state is not None:
+        payload["training_state"] = training_state
     return atomic_torch_save(payload, path)
+
+
+def load_training_state(path: str | os.PathLike) -> dict:
+    """The ``training_state`` of a resumable checkpoint (``weights_only`` loading).
+
+    Raises:
+        ValueError: unreadable file, or a model-only checkpoint.
+    """
+    payload = _read_payload(Path(path))
+    state = payload.get("training_state")
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: a model-only checkpoint, not a resumable training "
+                         f"checkpoint (no training state)")
+    return state
+
+
+def _read_payload(path: Path) -> dict:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for damaged files
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: not a readable mlpot checkpoint "
+                         f"(corrupt, truncated or foreign file: {first[:200]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an mlpot checkpoint (no '{FORMAT}' marker)")
+    return payload
 
 
 def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
@@ -87,14 +136,7 @@ def load_model(
         ValueError: the file is corrupt, truncated, or not an mlpot checkpoint.
     """
     path = resolve_model_path(name_or_path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for damaged files
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{path}: not a readable mlpot checkpoint "
-                         f"(corrupt, truncated or foreign file: {first[:200]})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an mlpot checkpoint (no '{FORMAT}' marker)")
+    payload = _read_payload(path)
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"{path}: checkpoint format {payload['format_version']} is newer "
                          f"than this mlpot understands ({FORMAT_VERSION}); upgrade mlpot")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import typer
 
 import mlpot
+from mlpot.cli import eval as eval_commands
 from mlpot.cli import md as md_commands
 from mlpot.cli import rollout as rollout_command
+from mlpot.cli import train as train_commands
 from mlpot.cli.data import data_app
 
 app = typer.Typer(
@@ -26,6 +28,8 @@ def _version_callback(value: bool) -> None:
 app.add_typer(data_app, name="data")
 md_commands.register(app)
 app.command("rollout")(rollout_command.rollout)
+train_commands.register(app)
+eval_commands.register(app)
 
 
 @app.callback()

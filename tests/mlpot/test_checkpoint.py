@@ -104,3 +104,35 @@ def test_saved_file_permissions_follow_umask(model, tmp_path):
     finally:
         os.umask(old)
     assert (path.stat().st_mode & 0o777) == 0o644
+
+
+def test_training_state_rides_along_and_model_only_files_refuse_resume(model, tmp_path):
+    from mlpot.checkpoint import load_training_state
+
+    state = {"progress": {"epoch": 2, "global_step": 17}, "rng": torch.get_rng_state(),
+             "optimizer": {"state": {0: {"exp_avg": torch.ones(3)}}, "param_groups": []}}
+    path = save_model(model, tmp_path / "resumable.pt", training_state=state)
+    loaded = load_training_state(path)
+    assert loaded["progress"] == {"epoch": 2, "global_step": 17}
+    assert torch.equal(loaded["rng"], state["rng"])
+    assert torch.equal(loaded["optimizer"]["state"][0]["exp_avg"], torch.ones(3))
+    assert load_model(path).config == model.config  # still an ordinary model checkpoint
+    plain = save_model(model, tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match="model-only checkpoint"):
+        load_training_state(plain)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable mlpot checkpoint"):
+        load_training_state(tmp_path / "junk.pt")
+
+
+def test_shipped_table_and_alias():
+    from mlpot.checkpoint import ALIASES, SHIPPED_MODELS, shipped_models
+
+    shipped = shipped_models()
+    for name, (filename, _) in SHIPPED_MODELS.items():
+        if name in shipped:
+            assert shipped[name].name == filename
+    for alias, target in ALIASES.items():
+        assert target in SHIPPED_MODELS
+        if target in shipped:
+            assert shipped[alias] == shipped[target]

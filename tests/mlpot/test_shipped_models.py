@@ -1,9 +1,13 @@
-"""The shipped model ``emt-cuni-small`` (``examples/train_shipped_emt.py``) against ASE EMT.
+"""The shipped models against their reference methods on structures they never saw.
 
-Bounds are set from the training script's measured validation errors with a margin
-(see the constants); test structures are generated with a seed the training set
-never used.
+``mlpot-metals-small`` (``examples/mlpot-metals-small.yaml``, EMT labels) and
+``mlpot-organic-small`` (``examples/mlpot-organic-small.yaml``, GFN2-xTB labels). Test
+structures are generated here with seed 12345 (training used seed 0). Bounds are the
+errors ``mlpot eval`` measured on the larger held-out sets (seed 1; numbers in the
+constants' comments) with a margin for the smaller samples here.
 """
+
+from __future__ import annotations
 
 import ase.build
 import ase.io
@@ -12,61 +16,86 @@ import pytest
 import torch
 from ase.calculators.emt import EMT
 from ase.filters import FrechetCellFilter
+from ase.md.verlet import VelocityVerlet
 from ase.optimize import FIRE
 from typer.testing import CliRunner
 
 import mlpot
-from mlpot.checkpoint import shipped_models
+from mlpot.checkpoint import ALIASES, shipped_models
 from mlpot.cli.main import app
 from mlpot.datasets import read
 from mlpot.datasets.reference.emt import emt_metals
-from mlpot.md import ForceField, MDState, VelocityVerlet, maxwell_boltzmann, run_md
 from mlpot.models import EquivariantPotential
+from mlpot.train.evaluate import evaluate
 
-NAME = "emt-cuni-small"
-# Measured validation errors (examples/train_shipped_emt.py, 70 structures): energy MAE
-# 3.00 meV/atom, force MAE 25.9 meV/Å (RMSE 64.4); bounds = 1.5x. Measured here on 40
-# unseen structures: 2.53 meV/atom, 18.0 meV/Å.
-ENERGY_MAE_BOUND = 0.0045  # eV/atom
-FORCE_MAE_BOUND = 0.039  # eV/Å
-# Relaxed fcc Cu: 3.5907 Å (model) vs 3.5898 Å (EMT) measured.
-LATTICE_TOLERANCE = 0.005  # Å
-# NVE, 32 Cu atoms, 600 K start, 200 x 2 fs, float64: drift 0.015 eV/atom/ns and
-# conserved-energy spread 0.074 meV/atom measured (kinetic energy ~ 39 meV/atom).
-DRIFT_BOUND = 0.05  # eV/atom/ns
-SPREAD_BOUND = 0.2e-3  # eV/atom
+METALS = "mlpot-metals-small"
+ORGANIC = "mlpot-organic-small"
+# Regression bounds (measured values x ~1.5), NOT the issue's accuracy goals, which
+# these small CPU-trained models miss (30 meV/Å and 3 meV/atom for metals, 80 meV/Å for
+# molecules). `mlpot eval mlpot-metals-small data/metals_test.h5` (700 structures,
+# seed 1): energy MAE 10.56 meV/atom, force MAE 56.0 meV/Å, stress MAE 3.34 meV/Å³;
+# here (40 structures, seed 12345): 9.2 meV/atom, 52.7 meV/Å.
+METALS_ENERGY_MAE = 0.015  # eV/atom
+METALS_FORCE_MAE = 0.080  # eV/Å
+# `mlpot eval mlpot-organic-small data/organic_test.h5` (600 molecules, seed 1): force
+# MAE 405 meV/Å (charged 774, open-shell 626); here (30, 40% charged): 585 meV/Å.
+ORGANIC_FORCE_MAE = 0.850  # eV/Å
+EQUIVARIANCE = 1e-4  # relative force error under rotation (issue requirement)
+LATTICE_TOLERANCE = 0.01  # Å, relaxed fcc Cu vs EMT
 
 
 @pytest.fixture(scope="module")
-def model() -> EquivariantPotential:
-    return mlpot.load_model(NAME)
+def metals() -> EquivariantPotential:
+    return mlpot.load_model(METALS)
 
 
-def test_loads_by_name_and_is_small(model):
-    path = shipped_models()[NAME]
-    assert path.stat().st_size < 2 * 1024**2
-    assert isinstance(model, EquivariantPotential)
-    assert sorted(model.species) == ["Cu", "Ni"]
-    assert NAME in mlpot.shipped_models()
-    assert model.dtype == torch.float32
+@pytest.fixture(scope="module")
+def organic() -> EquivariantPotential:
+    return mlpot.load_model(ORGANIC)
 
 
-def test_errors_on_unseen_emt_structures(model, tmp_path):
-    # seed 12345: the training script uses seed 0
-    emt_metals(tmp_path / "test.h5", count=40, seed=12345, metals=("Cu", "Ni"))
+def test_load_by_name_small_and_aliased(metals, organic):
+    shipped = shipped_models()
+    for name in (METALS, ORGANIC):
+        assert shipped[name].stat().st_size < 2 * 1024**2
+    assert metals.species == ["Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au"]
+    assert organic.species == ["H", "C", "N", "O", "F", "P", "S", "Cl"]
+    assert metals.dtype == organic.dtype == torch.float32
+    assert ALIASES["emt-cuni-small"] == METALS
+    alias = mlpot.load_model("emt-cuni-small")
+    assert torch.equal(alias.species_embedding, metals.species_embedding)
+
+
+def test_metals_on_unseen_emt_structures(metals, tmp_path):
+    emt_metals(tmp_path / "test.h5", count=40, seed=12345)
+    report = evaluate(metals, tmp_path / "test.h5", rotations=2, rotation_structures=4)
+    o = report.overall
+    print(
+        f"unseen EMT (40): E {o.energy_mae * 1e3:.2f} meV/atom, F {o.forces_mae * 1e3:.1f} "
+        f"meV/Å, S {o.stress_mae * 1e3:.3f} meV/Å³; equivariance {report.equivariance}"
+    )
+    assert o.energy_mae < METALS_ENERGY_MAE
+    assert o.forces_mae < METALS_FORCE_MAE
+    assert report.equivariance.forces_max < EQUIVARIANCE
+
+
+def test_organic_on_unseen_xtb_molecules(organic, tmp_path):
+    from mlpot.datasets.reference.xtb import xtb_molecules
+
+    xtb_molecules(tmp_path / "test.h5", count=30, seed=12345, charged_fraction=0.4)
     structures = list(read(tmp_path / "test.h5"))
-    graph = mlpot.AtomicGraph.from_atoms(structures, dtype=torch.float32)
-    out = model(graph)
-    n = graph.atoms_per_system.double()
-    energy_mae = float(((out.energy.detach().double() - graph.energy.double()) / n).abs().mean())
-    force_mae = float((out.forces.detach().double() - graph.forces.double()).abs().mean())
-    print(f"unseen EMT: energy MAE {energy_mae * 1e3:.2f} meV/atom, "
-          f"force MAE {force_mae * 1e3:.1f} meV/Å")
-    assert energy_mae < ENERGY_MAE_BOUND
-    assert force_mae < FORCE_MAE_BOUND
+    assert any(a.info["charge"] != 0 for a in structures)
+    assert any(a.info["spin"] > 1 for a in structures)
+    report = evaluate(organic, structures, rotations=2, rotation_structures=4)
+    print(
+        f"unseen xTB (30): F {report.overall.forces_mae * 1e3:.1f} meV/Å; "
+        f"equivariance {report.equivariance}"
+    )
+    assert report.overall.forces_mae < ORGANIC_FORCE_MAE
+    assert report.equivariance.forces_max < EQUIVARIANCE
 
 
-def relaxed_lattice_constant(calc) -> float:
+def _relaxed_a(calc) -> float:
     atoms = ase.build.bulk("Cu", "fcc", a=3.50, cubic=True)
     atoms.calc = calc
     FIRE(FrechetCellFilter(atoms), logfile=None).run(fmax=1e-4, steps=300)
@@ -74,38 +103,53 @@ def relaxed_lattice_constant(calc) -> float:
 
 
 def test_relaxed_cu_lattice_constant_matches_emt():
-    a_ml = relaxed_lattice_constant(mlpot.MLPotCalculator(NAME, dtype=torch.float64))
-    a_emt = relaxed_lattice_constant(EMT())
-    print(f"relaxed fcc Cu: a = {a_ml:.4f} Å (model), {a_emt:.4f} Å (EMT)")
-    assert abs(a_emt - 3.59) < 0.01
+    a_ml = _relaxed_a(mlpot.MLPotCalculator(METALS, dtype=torch.float64))
+    a_emt = _relaxed_a(EMT())
+    print(f"relaxed fcc Cu: {a_ml:.4f} Å (model), {a_emt:.4f} Å (EMT)")
     assert abs(a_ml - a_emt) < LATTICE_TOLERANCE
 
 
-def test_nve_conserves_energy():
-    model = mlpot.load_model(NAME, dtype=torch.float64)
-    atoms = ase.build.bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
-    ff = ForceField(model, skin=1.0)
-    state = ff.evaluate(maxwell_boltzmann(MDState.from_atoms(atoms, seed=3), 600.0))
-    summary = run_md(state, VelocityVerlet(2.0), ff, steps=200)
-    conserved = np.array(summary.conserved)[:, 0] / len(atoms)
-    print(f"NVE 32 Cu atoms, 200 x 2 fs: drift "
-          f"{summary.drift_per_atom_per_ns[0]:.2e} eV/atom/ns, conserved-energy spread "
-          f"{np.ptp(conserved) * 1e3:.3f} meV/atom")
-    assert summary.stop_reason == "completed"
-    assert abs(summary.drift_per_atom_per_ns[0]) < DRIFT_BOUND
-    assert np.ptp(conserved) < SPREAD_BOUND
+def test_ase_nve_with_shipped_model_conserves_energy():
+    atoms = ase.build.bulk("Au", "fcc", a=4.08, cubic=True).repeat(2)
+    atoms.rattle(0.05, seed=1)
+    atoms.calc = mlpot.MLPotCalculator(METALS, dtype=torch.float64)
+    dyn = VelocityVerlet(atoms, 2 * ase.units.fs)
+    energies = []
+    dyn.attach(lambda: energies.append(atoms.get_total_energy()), interval=5)
+    dyn.run(100)
+    spread = np.ptp(energies) / len(atoms)
+    print(f"NVE 32 Au atoms, 100 x 2 fs: total-energy spread {spread * 1e3:.3f} meV/atom")
+    assert spread < 1e-3
 
 
-def test_cli_lists_and_runs_shipped_model(tmp_path):
+def test_readme_first_command_runs_md_with_the_shipped_model(tmp_path):
     runner = CliRunner()
     listed = runner.invoke(app, ["models"])
-    assert listed.exit_code == 0, listed.output
-    assert NAME in listed.output
+    assert listed.exit_code == 0 and METALS in listed.output and ORGANIC in listed.output
     structure = tmp_path / "cu.extxyz"
     ase.io.write(structure, ase.build.bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2))
     log = tmp_path / "log.csv"
-    res = runner.invoke(app, ["md", str(structure), "--model", NAME, "--steps", "20",
-                              "--every", "10", "--temperature", "300", "--log", str(log),
-                              "--no-progress"])
+    res = runner.invoke(
+        app,
+        [
+            "md",
+            str(structure),
+            "--model",
+            METALS,
+            "--ensemble",
+            "nvt",
+            "--temperature",
+            "300",
+            "--timestep",
+            "2",
+            "--steps",
+            "20",
+            "--every",
+            "10",
+            "--log",
+            str(log),
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert len(log.read_text().strip().splitlines()) == 4  # header + steps 0, 10, 20

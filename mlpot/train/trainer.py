@@ -1,0 +1,403 @@
+"""``fit(config)``: the training loop, checkpoints and exact resume.
+
+One optimiser step: this rank's share of the global batch → energy, forces (and
+stress) → loss normalised by the global label counts → backward → gradients summed
+over ranks → clip → AdamW → EMA. Validation (EMA weights) after every epoch.
+
+A resumable checkpoint (``checkpoints/step-XXXXXXXX.pt``, written with
+:func:`mlpot.save_model`) holds the raw weights plus the optimiser, EMA, plateau
+state, torch RNG state and the data position (epoch, batches done in it); batches
+are a pure function of (seed, epoch), so a resumed run repeats the uninterrupted
+one step for step.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader
+
+from mlpot.checkpoint import load_model, load_training_state, save_model
+from mlpot.graph import AtomicGraph, collate
+from mlpot.models import Potential
+from mlpot.train.config import TrainingConfig
+from mlpot.train.distributed import (
+    World,
+    all_reduce_sum,
+    broadcast_parameters,
+    close_world,
+    init_world,
+    sum_gradients,
+)
+from mlpot.train.loss import ErrorSums, LabelCounts, loss_terms
+from mlpot.train.model_setup import freeze
+from mlpot.train.optim import EMA, Plateau, make_optimizer, scheduled_lr
+from mlpot.train.report import RunLog, SilentLog
+from mlpot.train.sampler import epoch_batches, shard_batch
+from mlpot.train.setup import RunData, build_model, model_cutoff, open_data
+
+
+@dataclass
+class Progress:
+    """Where the run stands (saved in resumable checkpoints)."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    best: float = float("inf")
+    seconds: float = 0.0
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` produced.
+
+    Attributes:
+        run_dir: the run folder.
+        best: ``best.pt`` (EMA weights with the lowest validation loss).
+        final: ``final.pt`` (EMA weights at the end).
+        model: the final model (EMA weights), in eval mode.
+        history: one metrics row per validation (as in ``metrics.csv``).
+        steps: optimiser steps done in total.
+    """
+
+    run_dir: Path
+    best: Path
+    final: Path
+    model: Potential
+    history: list[dict[str, float]] = field(default_factory=list)
+    steps: int = 0
+
+
+def latest_checkpoint(run_dir: Path) -> Path:
+    """The newest resumable checkpoint of a run."""
+    files = sorted((run_dir / "checkpoints").glob("step-*.pt"))
+    if not files:
+        raise FileNotFoundError(f"{run_dir}/checkpoints: no resumable checkpoint to resume from")
+    return files[-1]
+
+
+def fit(config: TrainingConfig, resume: bool | str | Path = False) -> TrainResult:
+    """Train as ``config`` says; ``resume``: True (the run's latest checkpoint) or a path.
+
+    Under ``torchrun`` every rank calls this; only rank 0 writes files.
+    """
+    device = _device(config.train.device)
+    world = init_world(device)
+    try:
+        return _Run(config, world, device, resume).run()
+    finally:
+        close_world(world)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is cuda but no CUDA device is available")
+    return torch.device(name)
+
+
+class _Run:
+    """State of one training run (built once, then :meth:`run`)."""
+
+    def __init__(
+        self, cfg: TrainingConfig, world: World, device: torch.device, resume: bool | str | Path
+    ) -> None:
+        self.cfg, self.world = cfg, world
+        if world.enabled and device.type == "cuda":
+            device = torch.device("cuda", world.local_rank)
+            torch.cuda.set_device(device)  # NCCL collectives run on the current device
+        self.device = device
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = cfg.train.tf32
+        self.dtype = getattr(torch, cfg.train.dtype)
+        self.run_dir = Path(cfg.run_dir)
+        resume_path = None
+        if resume:
+            resume_path = latest_checkpoint(self.run_dir) if resume is True else Path(resume)
+        state = load_training_state(resume_path) if resume_path else None
+        self.progress = Progress(**state["progress"]) if state else Progress()
+        if world.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(
+                yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True), sort_keys=False)
+            )
+            self.log = RunLog(
+                self.run_dir,
+                cfg.log.progress,
+                cfg.log.tensorboard,
+                cfg.train.epochs,
+                self.progress.epoch if state else 0,
+            )
+        else:
+            self.log = SilentLog()
+        torch.manual_seed(cfg.train.seed)
+        self.data: RunData = open_data(cfg, world, model_cutoff(cfg, resume_path), self.dtype)
+        if resume_path is not None:
+            self.model = load_model(resume_path, dtype=self.dtype).train()
+        else:
+            self.model = build_model(cfg, self.data, self.dtype, self.log).train()
+        self.model = self.model.to(device)
+        frozen = freeze(self.model, cfg.model.freeze)
+        if frozen:
+            self.log.message(
+                f"frozen: {len(frozen)} parameters ({', '.join(frozen[:6])}"
+                f"{', ...' if len(frozen) > 6 else ''})"
+            )
+        broadcast_parameters(self.model, world)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(self.params, cfg.optimizer)
+        o = cfg.optimizer
+        self.ema = EMA(self.model, o.ema_decay) if o.ema_decay else None
+        self.plateau = Plateau(o.plateau_patience, o.plateau_factor)
+        self.eval_model = copy.deepcopy(self.model).eval()
+        self.history: list[dict[str, float]] = []
+        if state is not None:
+            self._restore(state)
+            self.log.message(
+                f"resumed from {resume_path} (epoch {self.progress.epoch + 1}, "
+                f"step {self.progress.global_step})"
+            )
+        first = self._batches(0)
+        self.total_steps = cfg.train.max_steps or len(first) * cfg.train.epochs
+
+    # -- the loop -------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        cfg, p = self.cfg, self.progress
+        done = cfg.train.max_steps is not None and p.global_step >= cfg.train.max_steps
+        while p.epoch < cfg.train.epochs and not done:
+            batches = self._batches(p.epoch)
+            self.log.start_epoch(p.epoch, len(batches), p.step_in_epoch)
+            start, structures, steps = time.perf_counter(), 0, 0
+            sums = torch.zeros(4, dtype=torch.float64)
+            for step, graph in self._loader(batches, p.step_in_epoch):
+                sums += self._step(graph)
+                structures, steps = structures + len(batches[step]), steps + 1
+                p.step_in_epoch, p.global_step = step + 1, p.global_step + 1
+                rate = structures / max(time.perf_counter() - start, 1e-9)
+                self.log.step(
+                    {
+                        "step": p.global_step,
+                        "lr": self._lr(),
+                        "structures_per_s": rate,
+                        **dict(
+                            zip(
+                                ("loss", "energy", "forces", "stress"),
+                                (sums / steps).tolist(),
+                                strict=True,
+                            )
+                        ),
+                    }
+                )
+                every = cfg.checkpoint.every_steps
+                if every and p.global_step % every == 0:
+                    self._save_resumable()
+                if cfg.train.max_steps is not None and p.global_step >= cfg.train.max_steps:
+                    done = True
+                    break
+            p.seconds += time.perf_counter() - start
+            finished = p.step_in_epoch == len(batches)
+            if finished:
+                p.epoch, p.step_in_epoch = p.epoch + 1, 0
+            last = done or p.epoch == cfg.train.epochs
+            if last or (finished and p.epoch % cfg.train.valid_every == 0):
+                rate = structures / max(time.perf_counter() - start, 1e-9)
+                self._end_epoch(sums / max(steps, 1), rate)
+            if done or (finished and p.epoch % cfg.checkpoint.every_epochs == 0):
+                self._save_resumable()
+        return self._finish()
+
+    def _batches(self, epoch: int) -> list[np.ndarray]:
+        d = self.cfg.data
+        return epoch_batches(
+            self.data.train.indices,
+            self.data.train_atoms,
+            self.cfg.train.seed,
+            epoch,
+            d.batch_size,
+            d.max_atoms,
+        )
+
+    def _loader(self, batches: list[np.ndarray], first: int):
+        """(step, this rank's collated graph or None) for the batches from ``first`` on."""
+        w = self.world
+        local = [
+            shard_batch(b, self.data.train_atoms, w.world_size, w.rank) for b in batches[first:]
+        ]
+        nonempty = [x for x in local if len(x)]
+        loader = iter(
+            DataLoader(
+                self.data.train,
+                batch_sampler=nonempty,
+                collate_fn=collate,
+                num_workers=self.cfg.data.num_workers,
+            )
+        )
+        for k, idx in enumerate(local):
+            graph = next(loader).to(self.device) if len(idx) else None
+            yield first + k, graph
+
+    def _lr(self) -> float:
+        return scheduled_lr(
+            self.cfg.optimizer, self.progress.global_step, self.total_steps, self.plateau.scale
+        )
+
+    def _step(self, graph: AtomicGraph | None) -> torch.Tensor:
+        """One optimiser step; returns the global batch's (loss, energy, forces, stress)."""
+        cfg = self.cfg
+        w = (cfg.loss.energy, cfg.loss.forces, cfg.loss.stress)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr()
+        zeros = LabelCounts(0.0, 0.0, 0.0)
+        counts = all_reduce_sum(
+            (LabelCounts.of(graph) if graph is not None else zeros).as_tensor(), self.world
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        terms = torch.zeros(4, dtype=torch.float64)
+        if graph is not None:
+            out = self.model(graph, compute_forces=True, compute_stress=w[2] > 0, training=True)
+            t = loss_terms(
+                out, graph, LabelCounts.from_tensor(counts), w, cfg.loss.kind, cfg.loss.huber_delta
+            )
+            t.total.backward()
+            terms = torch.stack([t.total, t.energy, t.forces, t.stress]).detach().double().cpu()
+        sum_gradients(self.params, self.world)
+        if cfg.optimizer.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, cfg.optimizer.grad_clip)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return all_reduce_sum(terms, self.world)
+
+    # -- validation, checkpoints ------------------------------------------------------
+    def _deployed(self) -> Potential:
+        """The weights to validate and ship: EMA when enabled."""
+        self.eval_model.load_state_dict(self.model.state_dict())
+        if self.ema is not None:
+            self.ema.copy_to(self.eval_model)
+        return self.eval_model
+
+    def validate(self) -> dict[str, float]:
+        """Errors of the deployed weights on the validation set (summed over ranks)."""
+        ds = self.data.valid
+        if len(ds) == 0:
+            return {}
+        model, sums = self._deployed(), ErrorSums.zeros()
+        d, w = self.cfg.data, self.world
+        batches = epoch_batches(
+            ds.indices, self.data.valid_atoms, 0, 0, d.batch_size, d.max_atoms, shuffle=False
+        )[w.rank :: w.world_size]
+        weights = (self.cfg.loss.energy, self.cfg.loss.forces, self.cfg.loss.stress)
+        loader = DataLoader(
+            ds, batch_sampler=batches, collate_fn=collate, num_workers=self.cfg.data.num_workers
+        )
+        for graph in loader:
+            graph = graph.to(self.device)
+            stress = bool(torch.isfinite(graph.stress).any())
+            out = model(graph, compute_forces=True, compute_stress=stress)
+            terms = loss_terms(
+                out,
+                graph,
+                LabelCounts.of(graph),
+                weights,
+                self.cfg.loss.kind,
+                self.cfg.loss.huber_delta,
+            )
+            sums.add(out, graph, float(terms.total))
+        all_reduce_sum(sums.values, w)
+        return sums.metrics()
+
+    def _end_epoch(self, train: torch.Tensor, rate: float) -> None:
+        p = self.progress
+        valid = self.validate()
+        score = valid.get("loss", float(train[0]))
+        if self.cfg.optimizer.schedule == "plateau":
+            self.plateau.update(score)
+        row = {
+            "epoch": p.epoch + (p.step_in_epoch > 0),
+            "step": p.global_step,
+            "lr": self._lr(),
+            "seconds": p.seconds,
+            "structures_per_s": rate,
+            **{
+                f"train_{k}": float(v)
+                for k, v in zip(("loss", "energy", "forces", "stress"), train, strict=True)
+            },
+            **{
+                f"valid_{k}": valid.get(k, float("nan"))
+                for k in (
+                    "loss",
+                    "energy_mae",
+                    "energy_rmse",
+                    "forces_mae",
+                    "forces_rmse",
+                    "stress_mae",
+                    "stress_rmse",
+                )
+            },
+        }
+        self.history.append(row)
+        self.log.end_epoch(row)
+        if score < p.best:
+            p.best = score
+            if self.world.is_main:
+                save_model(self._deployed(), self.run_dir / "best.pt")
+
+    def _training_state(self) -> dict:
+        return {
+            "progress": vars(self.progress).copy(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None,
+            "plateau": self.plateau.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "history": list(self.history),
+        }
+
+    def _restore(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.plateau.load_state_dict(state["plateau"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.history = list(state["history"])
+
+    def _save_resumable(self) -> None:
+        if not self.world.is_main:
+            return
+        folder = self.run_dir / "checkpoints"
+        save_model(
+            self.model,
+            folder / f"step-{self.progress.global_step:08d}.pt",
+            training_state=self._training_state(),
+        )
+        for old in sorted(folder.glob("step-*.pt"))[: -self.cfg.checkpoint.keep_last]:
+            old.unlink()
+
+    def _finish(self) -> TrainResult:
+        final = self._deployed()
+        best = self.run_dir / "best.pt"
+        if self.world.is_main:
+            save_model(final, self.run_dir / "final.pt")
+            if not best.exists():
+                save_model(final, best)
+        self.log.close()
+        return TrainResult(
+            self.run_dir,
+            best,
+            self.run_dir / "final.pt",
+            copy.deepcopy(final).eval(),
+            self.history,
+            self.progress.global_step,
+        )
