@@ -38,6 +38,7 @@ from ase.md.verlet import VelocityVerlet as AseVelocityVerlet
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks import timing
 from mlpot.calculator import MLPotCalculator
 from mlpot.md import ForceField, Langevin, MDState, VelocityVerlet, maxwell_boltzmann, run_md
 from mlpot.models import LennardJones, Potential
@@ -87,16 +88,7 @@ class MLPotRun:
 
 def interleaved_times(fns: dict, repeats: int, warmup: int = 1) -> dict[str, list[float]]:
     """CPU times (s) of several callables, run round-robin ``repeats`` times."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.process_time()
-            fn()
-            times[name].append(time.process_time() - start)
-    return times
+    return timing.interleaved_times(fns, repeats, warmup, clock=time.process_time)
 
 
 def per_step_ms(times: list[float], steps: int) -> float:

@@ -57,23 +57,35 @@ class MDRunConfig:
     progress: bool = True
 
 
-def _validate(cfg: MDRunConfig) -> None:
-    cfg.ensemble.validate()
-    if cfg.steps < 0:
-        raise ValueError(f"--steps must be >= 0, got {cfg.steps}")
-    if cfg.every < 1:
-        raise ValueError(f"--every must be >= 1, got {cfg.every}")
-    if cfg.traj is not None:
+def check_run_options(steps: int, every: int, traj: Path | None) -> None:
+    """Options every MD-like run shares (``mlpot md``, ``mlpot rollout``): clear errors."""
+    if steps < 0:
+        raise ValueError(f"--steps must be >= 0, got {steps}")
+    if every < 1:
+        raise ValueError(f"--every must be >= 1, got {every}")
+    if traj is not None:
         from mlpot.md.reporters.trajectory import trajectory_format
 
-        trajectory_format(cfg.traj)
+        trajectory_format(traj)
+
+
+def restart_path_for(restart_out: Path | None, traj: Path | None, log: Path | None,
+                     stem: str) -> Path:
+    """Where a run writes its restart file: ``restart_out``, else beside the trajectory
+    or log (``NAME.restart.pt``), else ``STEM.restart.pt``."""
+    if restart_out is not None:
+        return restart_out
+    base = traj or log or Path(stem)
+    return base.with_name(base.stem + ".restart.pt")
+
+
+def _validate(cfg: MDRunConfig) -> None:
+    cfg.ensemble.validate()
+    check_run_options(cfg.steps, cfg.every, cfg.traj)
 
 
 def default_restart_path(cfg: MDRunConfig) -> Path:
-    if cfg.restart_out is not None:
-        return cfg.restart_out
-    base = cfg.traj or cfg.log or Path("md")
-    return base.with_name(base.stem + ".restart.pt")
+    return restart_path_for(cfg.restart_out, cfg.traj, cfg.log, "md")
 
 
 class _Progress:

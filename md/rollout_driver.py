@@ -18,7 +18,7 @@ from ase.data import chemical_symbols
 from rich.console import Console
 
 from mlpot.md.config import DTYPES, read_structures
-from mlpot.md.driver import _Progress
+from mlpot.md.driver import _Progress, check_run_options, restart_path_for
 from mlpot.md.reporters import ThermoReporter, TrajectoryReporter, load_restart
 from mlpot.md.rollout import ForecastField, ForecastState, ForecastStep
 from mlpot.md.simulate import RestartSchedule, RunSummary, SafetyLimits, run_md
@@ -88,23 +88,13 @@ def load_forecaster(
 
 
 def _validate(cfg: RolloutConfig) -> None:
-    if cfg.steps < 0:
-        raise ValueError(f"--steps must be >= 0, got {cfg.steps}")
-    if cfg.every < 1:
-        raise ValueError(f"--every must be >= 1, got {cfg.every}")
+    check_run_options(cfg.steps, cfg.every, cfg.traj)
     if not cfg.temperature >= 0:
         raise ValueError(f"--temperature must be >= 0 K, got {cfg.temperature}")
-    if cfg.traj is not None:
-        from mlpot.md.reporters.trajectory import trajectory_format
-
-        trajectory_format(cfg.traj)
 
 
 def restart_path(cfg: RolloutConfig) -> Path:
-    if cfg.restart_out is not None:
-        return cfg.restart_out
-    base = cfg.traj or cfg.log or Path("rollout")
-    return base.with_name(base.stem + ".restart.pt")
+    return restart_path_for(cfg.restart_out, cfg.traj, cfg.log, "rollout")
 
 
 def _initial_state(
