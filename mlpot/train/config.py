@@ -1,8 +1,8 @@
 """Typed training configuration: YAML → pydantic objects with errors that name the key.
 
 A config has one section per concern (``data``, ``model``, ``loss``, ``optimizer``,
-``train``, ``checkpoint``, ``log``). Unknown keys, wrong types and missing files are
-reported together, one line each, as ``section.key: problem``. ``--set key=value``
+``train``, ``checkpoint``, ``log``, ``equivariance``). Unknown keys, wrong types and
+missing files are reported together, one line each, as ``section.key: problem``. ``--set key=value``
 overrides (dotted keys, YAML values) are applied before validation.
 """
 

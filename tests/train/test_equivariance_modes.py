@@ -10,6 +10,7 @@ import ase.io
 import numpy as np
 import pytest
 import torch
+import yaml
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
@@ -156,3 +157,12 @@ def test_contrastive_resume_is_exact(tmp_path, molecules):
     state_b = load_training_state(latest_checkpoint(resumed_dir))["equivariance"]
     for key in state_a:
         torch.testing.assert_close(state_a[key], state_b[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_example_config_is_valid(tmp_path, molecules):
+    raw = yaml.safe_load(
+        (Path(__file__).parents[2] / "examples" / "train_transip.yaml").read_text()
+    )
+    raw["data"]["train"], raw["run_dir"] = str(molecules), str(tmp_path)
+    cfg = parse_config(raw)
+    assert cfg.equivariance.mode == "contrastive" and cfg.model.kind == "TransIPPotential"
