@@ -1,8 +1,8 @@
 """Typed training configuration: YAML → pydantic objects with errors that name the key.
 
 A config has one section per concern (``data``, ``model``, ``loss``, ``optimizer``,
-``train``, ``checkpoint``, ``log``). Unknown keys, wrong types and missing files are
-reported together, one line each, as ``section.key: problem``. ``--set key=value``
+``train``, ``checkpoint``, ``log``, ``equivariance``). Unknown keys, wrong types and
+missing files are reported together, one line each, as ``section.key: problem``. ``--set key=value``
 overrides (dotted keys, YAML values) are applied before validation.
 """
 
@@ -204,6 +204,33 @@ class LogConfig(_Section):
     tensorboard: Literal["auto"] | bool = "auto"
 
 
+class EquivarianceConfig(_Section):
+    """How a non-equivariant model (TransIP) is taught rotational symmetry
+    (see :mod:`mlpot.models.transip_equivariance`).
+
+    Attributes:
+        mode: ``none`` (batches as given), ``augment`` (every structure of every batch
+            turned by a uniformly random rotation, labels included) or ``contrastive``
+            (``augment`` plus ``weight`` × the contrastive embedding loss; needs a
+            model with ``embed``, i.e. ``TransIPPotential``). Rotations are drawn from
+            a generator seeded by (``train.seed``, step), so resume is exact.
+        weight: λ, weight of the contrastive term (nats) added to the loss.
+        temperature: τ of the InfoNCE softmax.
+        rotation_negatives: wrong-rotation candidates per structure (collapse guard).
+        variance_floor: per-dimension embedding spread the variance hinge keeps.
+        variance_weight: weight of the variance hinge inside the contrastive term.
+        hidden: hidden width of the rotation-conditioned transform (default 2·dim).
+    """
+
+    mode: Literal["none", "augment", "contrastive"] = "none"
+    weight: float = Field(0.1, ge=0.0)
+    temperature: float = Field(0.1, gt=0.0)
+    rotation_negatives: int = Field(2, ge=0)
+    variance_floor: float = Field(0.1, ge=0.0)
+    variance_weight: float = Field(1.0, ge=0.0)
+    hidden: int | None = Field(None, ge=1)
+
+
 class TrainingConfig(_Section):
     """A whole training run (the YAML file's top level)."""
 
@@ -215,6 +242,7 @@ class TrainingConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    equivariance: EquivarianceConfig = Field(default_factory=EquivarianceConfig)
 
     def model_params_check(self) -> None:
         """Unknown model hyper-parameters raise (the model's config dataclass is the list)."""
@@ -227,6 +255,22 @@ class TrainingConfig(_Section):
                 f"model.params: unknown key(s) {unknown} for {self.model.kind}; "
                 f"known: {sorted(known)}"
             )
+
+
+    def equivariance_check(self) -> None:
+        """``contrastive`` needs embeddings (``embed``); a fine-tuned model is checked
+        when it is loaded (:func:`require_embed`)."""
+        if self.equivariance.mode == "contrastive" and self.model.from_ is None:
+            require_embed(MODEL_CLASSES[self.model.kind], self.model.kind)
+
+
+def require_embed(model: Any, name: str) -> None:
+    """Raise :class:`ConfigError` unless ``model`` (class or instance) has ``embed``."""
+    if not callable(getattr(model, "embed", None)):
+        raise ConfigError(
+            f"equivariance.mode: contrastive needs a model with embeddings (embed), "
+            f"e.g. TransIPPotential; {name} has none (use augment or none)"
+        )
 
 
 def model_config_class(cls: type) -> type:
@@ -274,6 +318,7 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> TrainingConfig:
             lines.append(f"  {where}: {message}")
         raise ConfigError(f"{source}: invalid training config\n" + "\n".join(lines)) from None
     config.model_params_check()
+    config.equivariance_check()
     return config
 
 

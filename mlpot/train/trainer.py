@@ -9,6 +9,11 @@ A resumable checkpoint (``checkpoints/step-XXXXXXXX.pt``, written with
 state, torch RNG state and the data position (epoch, batches done in it); batches
 are a pure function of (seed, epoch), so a resumed run repeats the uninterrupted
 one step for step.
+
+``equivariance:`` (:mod:`mlpot.train.equivariance`) rotates each batch (``augment``,
+``contrastive``) and adds the contrastive term; the logged training ``loss`` then
+includes it, the validation loss never does. The contrastive transform is trained
+alongside and kept in the training state only.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from mlpot.train.distributed import (
     init_world,
     sum_gradients,
 )
+from mlpot.train.equivariance import EquivarianceTraining
 from mlpot.train.loss import ErrorSums, LabelCounts, loss_terms
 from mlpot.train.model_setup import freeze
 from mlpot.train.optim import EMA, Plateau, make_optimizer, scheduled_lr
@@ -154,7 +160,13 @@ class _Run:
                 f"{', ...' if len(frozen) > 6 else ''})"
             )
         broadcast_parameters(self.model, world)
+        self.equivariance = EquivarianceTraining(
+            cfg.equivariance, self.model, cfg.train.seed, world.rank
+        )
+        if self.equivariance.transform is not None:
+            broadcast_parameters(self.equivariance.transform, world)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.params += self.equivariance.parameters()
         self.optimizer = make_optimizer(self.params, cfg.optimizer)
         o = cfg.optimizer
         self.ema = EMA(self.model, o.ema_decay) if o.ema_decay else None
@@ -257,19 +269,30 @@ class _Run:
         w = (cfg.loss.energy, cfg.loss.forces, cfg.loss.stress)
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr()
-        zeros = LabelCounts(0.0, 0.0, 0.0)
-        counts = all_reduce_sum(
-            (LabelCounts.of(graph) if graph is not None else zeros).as_tensor(), self.world
-        )
+        local = LabelCounts.of(graph) if graph is not None else LabelCounts(0.0, 0.0, 0.0)
+        systems = torch.tensor([float(graph.num_systems) if graph is not None else 0.0])
+        counts = all_reduce_sum(torch.cat([local.as_tensor(), systems.double()]), self.world)
         self.optimizer.zero_grad(set_to_none=True)
         terms = torch.zeros(4, dtype=torch.float64)
         if graph is not None:
+            rng = self.equivariance.generator(self.progress.global_step)
+            graph = self.equivariance.batch(graph, rng)
             out = self.model(graph, compute_forces=True, compute_stress=w[2] > 0, training=True)
             t = loss_terms(
-                out, graph, LabelCounts.from_tensor(counts), w, cfg.loss.kind, cfg.loss.huber_delta
+                out,
+                graph,
+                LabelCounts.from_tensor(counts[:3]),
+                w,
+                cfg.loss.kind,
+                cfg.loss.huber_delta,
             )
-            t.total.backward()
-            terms = torch.stack([t.total, t.energy, t.forces, t.stress]).detach().double().cpu()
+            total = t.total
+            share = graph.num_systems / float(counts[3])
+            extra = self.equivariance.extra_loss(self.model, graph, rng, share)
+            if extra is not None:
+                total = total + extra
+            total.backward()
+            terms = torch.stack([total, t.energy, t.forces, t.stress]).detach().double().cpu()
         sum_gradients(self.params, self.world)
         if cfg.optimizer.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.params, cfg.optimizer.grad_clip)
@@ -361,9 +384,11 @@ class _Run:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "history": list(self.history),
+            "equivariance": self.equivariance.state_dict(),
         }
 
     def _restore(self, state: dict) -> None:
+        self.equivariance.load_state_dict(state.get("equivariance"))
         self.optimizer.load_state_dict(state["optimizer"])
         if self.ema is not None and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
