@@ -37,15 +37,15 @@ def fit_e0(numbers: Sequence[Sequence[int] | np.ndarray], energies: Sequence[flo
         fixed stoichiometry) the minimum-norm solution is returned.
     """
     numbers = list(numbers)
-    energies = np.asarray(energies, dtype=float)
-    if len(numbers) != len(energies):
-        raise ValueError(f"{len(numbers)} structures but {len(energies)} energies")
+    energy = np.asarray(energies, dtype=float)
+    if len(numbers) != len(energy):
+        raise ValueError(f"{len(numbers)} structures but {len(energy)} energies")
     if len(numbers) == 0:
         raise ValueError("fit_e0: no structures")
     if species is None:
         species = sorted({int(z) for nums in numbers for z in np.asarray(nums)})
     A = composition_matrix(numbers, species)
-    solution, *_ = np.linalg.lstsq(A, energies, rcond=None)
+    solution, *_ = np.linalg.lstsq(A, energy, rcond=None)
     return {int(z): float(e) for z, e in zip(species, solution, strict=True)}
 
 

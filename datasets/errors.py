@@ -8,9 +8,10 @@ record is skipped instead, logged, and counted in a :class:`ReadReport`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import ase
 
@@ -56,7 +57,15 @@ def handle_invalid(error: DataFormatError, skip_invalid: bool, report: ReadRepor
     report.skip(error)
 
 
-def iter_indexed(reader: Sequence[ase.Atoms], skip_invalid: bool, report: ReadReport
+class IndexedReader(Protocol):
+    """A reader with ``len`` and ``reader[i] -> ase.Atoms``."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> ase.Atoms: ...
+
+
+def iter_indexed(reader: IndexedReader, skip_invalid: bool, report: ReadReport
                  ) -> Iterator[ase.Atoms]:
     """Yield ``reader[0..len-1]``; invalid records raise or are counted in ``report``."""
     for index in range(len(reader)):

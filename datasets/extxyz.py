@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 import ase
 import ase.io
@@ -85,7 +86,8 @@ class ExtxyzReader:
             fh.seek(self.offsets[index])
             text = b"".join(fh.readline() for _ in range(self.counts[index] + 2))
         try:
-            atoms = ase.io.read(io.StringIO(text.decode()), format="extxyz")
+            # no index: ase returns the single frame as one Atoms
+            atoms = cast(ase.Atoms, ase.io.read(io.StringIO(text.decode()), format="extxyz"))
         except Exception as exc:  # ase raises many types for malformed frames
             raise DataFormatError(self.path, record, f"cannot parse frame ({exc!r})") from None
         return validate_atoms(atoms, str(self.path), record, self.require)

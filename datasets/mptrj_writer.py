@@ -15,7 +15,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import ase
 import numpy as np
@@ -57,7 +57,7 @@ def frame_dict(atoms: ase.Atoms, mp_id: str) -> dict[str, Any]:
     voigt = np.asarray(labels["stress"], dtype=float)
     xx, yy, zz, yz, xz, xy = voigt
     sigma = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-    energy = float(labels["energy"])
+    energy = float(labels["energy"])  # type: ignore[arg-type]  # checked above: not None
     return {
         "structure": structure_dict(atoms),
         "uncorrected_total_energy": energy,
@@ -80,7 +80,7 @@ class MPtrjWriter:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        self._fh = None
+        self._fh: TextIO | None = None
         self.materials = self.frames = 0
 
     def __enter__(self) -> MPtrjWriter:
@@ -89,22 +89,28 @@ class MPtrjWriter:
         self._fh.write("{")
         return self
 
+    def _file(self) -> TextIO:
+        if self._fh is None:
+            raise RuntimeError("MPtrjWriter is not open: use it in a `with` block")
+        return self._fh
+
     def add_material(self, mp_id: str, frames: Sequence[ase.Atoms]) -> None:
         """Write one material: its frames get ids ``<mp_id>-<k>-<k>``-style task ids."""
         body = {f"{mp_id}-0-{k}": frame_dict(a, mp_id) for k, a in enumerate(frames)}
-        self._fh.write(
+        self._file().write(
             ("," if self.materials else "") + "\n" + json.dumps(mp_id) + ": " + json.dumps(body)
         )
         self.materials += 1
         self.frames += len(frames)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        fh = self._file()
         if exc_type is not None:
-            self._fh.close()
+            fh.close()
             self._tmp.unlink(missing_ok=True)
             return
-        self._fh.write("\n}\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        fh.write("\n}\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
         os.replace(self._tmp, self.path)

@@ -24,15 +24,14 @@ def group_split(groups: Sequence[str] | np.ndarray, fractions: Sequence[float] =
     Returns:
         One sorted int64 index array per split.
     """
-    fractions = np.asarray(fractions, dtype=float)
-    if fractions.ndim != 1 or len(fractions) == 0 or (fractions < 0).any() or \
-            fractions.sum() <= 0:
+    weights = np.asarray(fractions, dtype=float)
+    if weights.ndim != 1 or len(weights) == 0 or (weights < 0).any() or weights.sum() <= 0:
         raise ValueError(f"fractions must be non-negative with a positive sum, got {fractions}")
     labels = np.asarray([str(g) if str(g) else f"\0{k}" for k, g in enumerate(groups)],
                         dtype=object)
     uniques, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     order = np.random.default_rng(seed).permutation(len(uniques))
-    targets = np.cumsum(fractions / fractions.sum()) * len(labels)
+    targets = np.cumsum(weights / weights.sum()) * len(labels)
     assignment = np.empty(len(uniques), dtype=np.int64)
     filled, split = 0, 0
     for g in order:

@@ -41,8 +41,8 @@ def neighbor_statistics(structures: Iterable[ase.Atoms], cutoffs: Sequence[float
     for atoms in structures:
         graph = with_neighbors(AtomicGraph.from_atoms(atoms, dtype=torch.float64,
                                                       read_labels=False), cutoffs[-1])
-        i, j = graph.edge_index
-        dist = (graph.positions[j] - graph.positions[i] + graph.shifts).norm(dim=1).numpy()
+        (i, j), shifts = graph.require_edges()
+        dist = (graph.positions[j] - graph.positions[i] + shifts).norm(dim=1).numpy()
         centres = i.numpy()
         for k, rc in enumerate(cutoffs):
             counts[k].append(np.bincount(centres[dist < rc], minlength=len(atoms)))

@@ -61,11 +61,12 @@ VERSION = 1
 ATOM_CHUNK = 1024
 STRUCT_CHUNK = 256
 _STR = h5py.string_dtype()
+_Field = tuple[str, type, tuple[int, ...]]
 #: (name, dtype, trailing shape) of the per-atom datasets.
-_ATOM_FIELDS = (("atomic_numbers", np.uint8, ()), ("positions", np.float64, (3,)),
-                ("forces", np.float64, (3,)))
+_ATOM_FIELDS: tuple[_Field, ...] = (
+    ("atomic_numbers", np.uint8, ()), ("positions", np.float64, (3,)), ("forces", np.float64, (3,)))
 _OPTIONAL_ATOM_FIELDS = (("velocities", np.float64, (3,)), ("magmoms", np.float64, ()))
-_STRUCT_FIELDS = (("energy", np.float64, ()), ("stress", np.float64, (6,)),
+_STRUCT_FIELDS: tuple[_Field, ...] = (("energy", np.float64, ()), ("stress", np.float64, (6,)),
                   ("cell", np.float64, (3, 3)), ("pbc", np.uint8, (3,)),
                   ("charge", np.int32, ()), ("spin", np.int32, ()),
                   ("group", np.int64, ()), ("data_id", np.int64, ()))
@@ -105,9 +106,11 @@ def atoms_to_record(atoms: ase.Atoms) -> StoreRecord:
     magmoms = atoms.arrays.get("magmoms")
     return StoreRecord(
         atomic_numbers=atoms.numbers.astype(np.uint8), positions=atoms.positions,
-        forces=np.full((n, 3), np.nan) if labels["forces"] is None else labels["forces"],
+        forces=np.full((n, 3), np.nan) if labels["forces"] is None else np.asarray(
+            labels["forces"]),
         energy=np.nan if labels["energy"] is None else float(labels["energy"]),
-        stress=np.full(6, np.nan) if labels["stress"] is None else labels["stress"],
+        stress=np.full(6, np.nan) if labels["stress"] is None else np.asarray(
+            labels["stress"]),
         cell=np.asarray(atoms.cell[:]), pbc=np.asarray(atoms.pbc, dtype=bool),
         charge=int(info.get("charge", 0)), spin=int(info.get("spin", 0)),
         group=group, data_id=str(info.get("data_id", "")), velocities=velocities,
@@ -206,6 +209,7 @@ class PackedStoreWriter:
         if not self._buffer:
             return
         f = self._file
+        assert f is not None  # opened by __enter__
         recs, self._buffer = self._buffer, []
         n_old, b_old = int(f.attrs["num_atoms"]), int(f.attrs["num_structures"])
         sizes = np.array([len(r.atomic_numbers) for r in recs], dtype=np.int64)

@@ -120,7 +120,11 @@ def build_model(name_or_path: str, structures: list[ase.Atoms], lj: LJParameters
     else:
         from mlpot.checkpoint import load_model
 
-        model = load_model(name_or_path, dtype=DTYPES[dtype] if dtype else None)
+        loaded = load_model(name_or_path, dtype=DTYPES[dtype] if dtype else None)
+        if not isinstance(loaded, Potential):
+            raise ValueError(f"{name_or_path}: a {type(loaded).__name__} predicts trajectories, "
+                             "not forces; run it with `mlpot rollout`")
+        model = loaded
     known = set(model.species_numbers.tolist())
     missing = [chemical_symbols[z] for z in elements if z not in known]
     if missing:

@@ -24,7 +24,7 @@ from mlpot.md.config import (
 from mlpot.md.forces import ForceField
 from mlpot.md.relax import FIRE, RelaxResult
 from mlpot.md.reporters import ThermoReporter, TrajectoryReporter, load_restart
-from mlpot.md.simulate import RestartSchedule, RunSummary, SafetyLimits, run_md
+from mlpot.md.simulate import Reporter, RestartSchedule, RunSummary, SafetyLimits, run_md
 from mlpot.md.state import MDState, maxwell_boltzmann
 from mlpot.md.units import FS_PER_NS, GPA, gpa_to_ev_per_a3
 
@@ -176,7 +176,8 @@ def _run_part(cfg, state, model, console, restart_data, first_index, total, rest
     resume_step = None
     if restart_data is not None:
         if restart_data.verlet_reference is not None:
-            ff.rebuild_from(*restart_data.verlet_reference, state.graph)
+            ref_positions, ref_cell = restart_data.verlet_reference
+            ff.rebuild_from(ref_positions, ref_cell, state.graph)
         resume_step = state.step
         saved = restart_data.extra.get("ensemble")
         if saved is not None and saved != asdict(cfg.ensemble):
@@ -184,7 +185,7 @@ def _run_part(cfg, state, model, console, restart_data, first_index, total, rest
                              f"not {asdict(cfg.ensemble)}; pass the original options")
     else:  # with a log, the stress gives the pressure of the first row
         state = integrator.init(ff.evaluate(state, compute_stress=cfg.log is not None))
-    reporters = []
+    reporters: list[Reporter] = []
     if cfg.log is not None:
         reporters.append(ThermoReporter(cfg.log, cfg.every, resume_step, append_log, first_index))
     if cfg.traj is not None:

@@ -57,6 +57,7 @@ class ForceField:
     def min_distance(self, graph: AtomicGraph) -> float | None:
         """Shortest pair distance (Å) closer than the cutoff, or None when there is none."""
         self.edges(graph)
+        assert self.verlet is not None  # edges() built it
         return closest_pair(self.verlet, graph)
 
     def rebuild_from(self, ref_positions: torch.Tensor, ref_cell: torch.Tensor,

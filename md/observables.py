@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import ase.io
 import ase.units
@@ -42,7 +43,8 @@ def load_frames(path: str | Path) -> Frames:
     """Read a DCD/XTC (with the PDB beside it), HDF5 or extxyz trajectory."""
     fmt = trajectory_format(path)
     if fmt == "extxyz":
-        images = ase.io.read(path, index=":", format="extxyz")
+        # index ":" makes ase return a list of frames
+        images = cast("list[ase.Atoms]", ase.io.read(path, index=":", format="extxyz"))
         vel = None
         if all(a.has("momenta") for a in images):
             vel = np.stack([a.get_velocities() * ase.units.fs for a in images])
@@ -140,5 +142,6 @@ def vdos(vacf_values: np.ndarray, dt_fs: float) -> tuple[np.ndarray, np.ndarray]
     window = np.hanning(2 * len(c))[len(c):]
     spectrum = np.abs(np.fft.rfft(np.concatenate([c * window, (c * window)[-2:0:-1]])))
     freq = np.fft.rfftfreq(2 * len(c) - 2, d=dt_fs) * 1e3
-    area = np.trapezoid(spectrum, freq) if hasattr(np, "trapezoid") else np.trapz(spectrum, freq)
+    trapezoid = getattr(np, "trapezoid", None) or np.trapz  # type: ignore[attr-defined]  # numpy >= 2 | < 2
+    area = trapezoid(spectrum, freq)
     return freq, spectrum / area

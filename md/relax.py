@@ -72,6 +72,7 @@ class FIRE:
         fu = torch.einsum("ni,nji->nj", state.forces, deform[idx])
         c = state.graph.atoms_per_system.to(u.dtype)[:, None, None]
         eye = torch.eye(3, dtype=u.dtype, device=u.device)
+        assert state.stress is not None  # the cell filter evaluates stress
         fc = -state.volume()[:, None, None] * inv.transpose(1, 2) @ (
             state.stress + self.pressure * eye) / c
         return torch.cat([u, (c * deform).reshape(-1, 3)]), torch.cat([fu, fc.reshape(-1, 3)])

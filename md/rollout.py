@@ -80,7 +80,7 @@ class ForecastField(ForceField):
         """(Δx ``[N, 3]`` Å, v(t+Δt) ``[N, 3]`` Å/fs) of ``state``."""
         graph = self.edges(state.graph).replace(velocities=state.velocities)
         try:
-            out = self.model.forecast(graph, state.masses)
+            out = self.model.forecast(graph, state.masses)  # type: ignore[operator]  # self.model is the TrajCastForecaster given to __init__
         except (RuntimeError, MemoryError) as err:
             if not is_out_of_memory(err):
                 raise
@@ -162,7 +162,7 @@ class ForecastStep(Integrator):
         )
 
     def step(
-        self, state: MDState, forces_fn: ForecastField, compute_stress: bool = False
+        self, state: MDState, forces_fn: ForecastField, compute_stress: bool = False  # type: ignore[override]  # steps with a ForecastField, not a ForcesFn
     ) -> ForecastState:
         """Forecast, move, thermostat; ``compute_stress`` is ignored (no stress)."""
         state = self.init(state)

@@ -21,7 +21,7 @@ from mlpot.md.config import DTYPES, read_structures
 from mlpot.md.driver import _Progress, check_run_options, restart_path_for
 from mlpot.md.reporters import ThermoReporter, TrajectoryReporter, load_restart
 from mlpot.md.rollout import ForecastField, ForecastState, ForecastStep
-from mlpot.md.simulate import RestartSchedule, RunSummary, SafetyLimits, run_md
+from mlpot.md.simulate import Reporter, RestartSchedule, RunSummary, SafetyLimits, run_md
 from mlpot.md.state import MDState, maxwell_boltzmann
 from mlpot.models.trajcast import TrajCastForecaster
 
@@ -150,9 +150,9 @@ def run_rollout_command(
     step = ForecastStep.for_forecaster(model, cfg.temperature if cfg.thermostat else None, cfg.tau)
     field = ForecastField(model, skin=cfg.skin)
     if data is not None and data.verlet_reference is not None:
-        field.rebuild_from(*data.verlet_reference, state.graph)
+        field.rebuild_from(*data.verlet_reference, state.graph)  # type: ignore[call-arg]  # mypy miscounts the unpacked (positions, cell) pair
     state = step.init(state)
-    reporters = []
+    reporters: list[Reporter] = []
     if cfg.log is not None:
         reporters.append(
             ThermoReporter(cfg.log, cfg.every, None if data is None else state.step, pressure=False)

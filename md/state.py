@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import ase
 import numpy as np
@@ -94,7 +94,7 @@ class MDState:
         """``[N, 3]`` Å/fs."""
         return self.momenta / self.masses[:, None]
 
-    def replace(self: S, **changes: object) -> S:
+    def replace(self: S, **changes: Any) -> S:
         """A copy with some fields replaced (the tensors themselves are shared)."""
         return dataclasses.replace(self, **changes)
 
@@ -184,8 +184,9 @@ class MDState:
 
 def extend_state(state: MDState, cls: type[S], **variables: torch.Tensor) -> S:
     """``state`` as an ensemble state ``cls`` with its extra ``variables``."""
-    common = {f.name: getattr(state, f.name) for f in fields(MDState)}
-    return cls(**common, **variables)
+    values: dict[str, Any] = {f.name: getattr(state, f.name) for f in fields(MDState)}
+    values.update(variables)
+    return cls(**values)
 
 
 def remove_total_momentum(state: MDState, momenta: torch.Tensor) -> torch.Tensor:

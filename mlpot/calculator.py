@@ -47,7 +47,11 @@ class MLPotCalculator(Calculator):
         if not isinstance(model, Potential):
             from mlpot.checkpoint import load_model
 
-            model = load_model(model)
+            loaded = load_model(model)
+            if not isinstance(loaded, Potential):
+                raise ValueError(f"{model}: a {type(loaded).__name__} predicts trajectories, "
+                                 "not energies and forces; it cannot be an ASE calculator")
+            model = loaded
         if device is not None or dtype is not None:
             model = model.to(device=device, dtype=dtype)
         self.model = model.eval()

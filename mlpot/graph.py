@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import ase
 import numpy as np
@@ -91,7 +92,7 @@ class AtomicGraph:
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> AtomicGraph:
         """Copy to ``device``; floating tensors are cast to ``dtype`` when given."""
-        changes = {}
+        changes: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if value is None:
@@ -103,9 +104,18 @@ class AtomicGraph:
             changes[f.name] = value
         return replace(self, **changes)
 
+    def require_edges(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(edge_index [2, E], shifts [E, 3])``; ``ValueError`` when the graph has no
+        neighbour list (build one with :func:`mlpot.with_neighbors`)."""
+        if self.edge_index is None or self.shifts is None:
+            raise ValueError("AtomicGraph has no neighbour list (edge_index/shifts); "
+                             "build one with mlpot.with_neighbors(graph, cutoff)")
+        return self.edge_index, self.shifts
+
     def replace(self, **changes: torch.Tensor | None) -> AtomicGraph:
         """A copy with some fields replaced (validated again)."""
-        return replace(self, **changes)
+        fields_changed: dict[str, Any] = dict(changes)
+        return replace(self, **fields_changed)
 
     def with_positions(self, positions: torch.Tensor, cell: torch.Tensor | None = None
                        ) -> AtomicGraph:
@@ -227,7 +237,7 @@ class AtomicGraph:
             if self.velocities is not None:
                 atoms.set_velocities(
                     self.velocities[mask].detach().cpu().double().numpy() * _ASE_PER_FS)
-            results = {}
+            results: dict[str, Any] = {}
             if self.energy is not None:
                 results["energy"] = float(self.energy[b])
             if self.forces is not None:
@@ -249,7 +259,7 @@ def collate(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
         raise ValueError("collate: got no graphs")
     atom_offsets = np.cumsum([0] + [g.num_atoms for g in graphs])
     sys_offsets = np.cumsum([0] + [g.num_systems for g in graphs])
-    values: dict[str, torch.Tensor | None] = {}
+    values: dict[str, Any] = {}
     for f in fields(AtomicGraph):
         items = [getattr(g, f.name) for g in graphs]
         if any(v is None for v in items):
@@ -320,6 +330,7 @@ def _validate(g: AtomicGraph) -> None:
     b = g.cell.shape[0]
     if g.cell.shape != (b, 3, 3):
         raise ValueError(f"AtomicGraph.cell must be [B, 3, 3], got {tuple(g.cell.shape)}")
+    shape: tuple[int, ...]
     for name, shape in (("pbc", (b, 3)), ("charge", (b,)), ("spin", (b,))):
         t = getattr(g, name)
         if tuple(t.shape) != shape:
@@ -331,7 +342,7 @@ def _validate(g: AtomicGraph) -> None:
             raise ValueError(f"AtomicGraph.{name} must be {list(shape)}, got {tuple(t.shape)}")
     if (g.edge_index is None) != (g.shifts is None):
         raise ValueError("AtomicGraph.edge_index and shifts must be given together")
-    if g.edge_index is not None and (
+    if g.edge_index is not None and g.shifts is not None and (
         g.edge_index.ndim != 2 or g.edge_index.shape[0] != 2
         or g.shifts.shape != (g.edge_index.shape[1], 3)
     ):

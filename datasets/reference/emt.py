@@ -35,7 +35,7 @@ _PER_BATCH = {"md": _MD_SNAPSHOTS}
 
 def fcc_lattice_constant(symbol: str) -> float:
     """Experimental fcc lattice constant, Å (ASE's reference states)."""
-    return float(reference_states[atomic_numbers[symbol]]["a"])
+    return float(reference_states[atomic_numbers[symbol]]["a"])  # type: ignore[index,arg-type]  # fcc entries of ase.data.reference_states all hold "a"
 
 
 def bulk_cell(symbol: str, structure: str, a_fcc: float, rng: np.random.Generator

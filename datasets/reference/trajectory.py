@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import ase
 import ase.build
@@ -137,7 +138,7 @@ def copper_emt_reference(
     temperatures: Sequence[float] = (300.0, 450.0, 600.0),
     forecast_fs: float = 10.0,
     frames: int = 50,
-    **kw: object,
+    **kw: Any,
 ) -> GenerationResult:
     """fcc Cu (``size``³ conventional cells, periodic) with ASE's EMT, 1 fs reference step."""
     from ase.calculators.emt import EMT
@@ -155,7 +156,7 @@ def argon_lj_reference(
     temperatures: Sequence[float] = (90.0, 120.0),
     forecast_fs: float = 20.0,
     frames: int = 50,
-    **kw: object,
+    **kw: Any,
 ) -> GenerationResult:
     """Liquid argon (fcc start, ``size``³ cells at the given density) with mlpot's
     Lennard-Jones (ε 0.0104 eV, σ 3.40 Å, r_c 8.5 Å), 2 fs reference step."""

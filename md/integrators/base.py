@@ -25,7 +25,7 @@ from typing import Protocol
 import torch
 
 from mlpot.graph import AtomicGraph
-from mlpot.md.state import MDState
+from mlpot.md.state import MDState, S
 from mlpot.md.units import MVV2E
 from mlpot.models.base import PotentialOutput
 
@@ -36,21 +36,22 @@ class ForcesFn(Protocol):
     def __call__(self, graph: AtomicGraph, compute_stress: bool = False) -> PotentialOutput: ...
 
 
-def kick(state: MDState, dt: float) -> MDState:
+def kick(state: S, dt: float) -> S:
     """B: p ← p + Δt·F / MVV2E (F in eV/Å, Δt in fs)."""
     return state.replace(momenta=torch.add(state.momenta, state.forces, alpha=dt / MVV2E))
 
 
-def drift(state: MDState, dt: float) -> MDState:
+def drift(state: S, dt: float) -> S:
     """A: r ← r + Δt·p/m."""
     return state.with_positions(torch.addcmul(state.positions, state.momenta,
                                               (1.0 / state.masses)[:, None], value=dt))
 
 
-def update_forces(state: MDState, forces_fn: ForcesFn, compute_stress: bool = False
-                  ) -> MDState:
+def update_forces(state: S, forces_fn: ForcesFn, compute_stress: bool = False) -> S:
     """Evaluate ``forces_fn`` at the state's positions and store energy/forces/stress."""
     out = forces_fn(state.graph, compute_stress)
+    if out.forces is None:
+        raise ValueError("the forces function returned no forces")
     dtype = state.momenta.dtype
     return state.replace(energy=_plain(out.energy, dtype), forces=_plain(out.forces, dtype),
                          stress=None if out.stress is None else _plain(out.stress, dtype))
@@ -63,7 +64,7 @@ def _plain(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return t if t.dtype == dtype else t.to(dtype)
 
 
-def advance_clock(state: MDState, dt: float) -> MDState:
+def advance_clock(state: S, dt: float) -> S:
     """Count one step of length ``dt`` fs."""
     return state.replace(step=state.step + 1, time=state.time + dt)
 

@@ -18,7 +18,7 @@ from mlpot.md.integrators.base import (
     zeros_per_system,
 )
 from mlpot.md.noise import normals
-from mlpot.md.state import MDState, extend_state, system_sum
+from mlpot.md.state import MDState, S, extend_state, system_sum
 from mlpot.md.units import KB
 
 
@@ -53,8 +53,8 @@ def csvr_kinetic_energy(K: torch.Tensor, kbar: torch.Tensor, nf: torch.Tensor, c
     return torch.clamp(k_new, min=0), torch.where(sign == 0, 1.0, sign)
 
 
-def csvr_rescale(state: MDState, temperature: torch.Tensor, tau: float, dt: float,
-                 stream: int) -> tuple[MDState, torch.Tensor]:
+def csvr_rescale(state: S, temperature: torch.Tensor, tau: float, dt: float,
+                 stream: int) -> tuple[S, torch.Tensor]:
     """T(dt): momenta scaled by α = ±sqrt(K'/K) (:func:`csvr_kinetic_energy`);
     returns (state, ΔK [B] eV). Systems with K = 0 or T = 0 are left alone."""
     K = state.kinetic_energy()

@@ -184,6 +184,7 @@ class NPTStochasticCellRescaling(Integrator):
         state = drift(kick(self.thermostat(state, stream=1), half), self.dt)
         state, de, virial = self.barostat(state, self.dt)
         state = update_forces(state, forces_fn, True)
+        assert state.stress is not None  # asked for above
         virial = 0.5 * (virial + state.volume() * (state.stress * de).sum((1, 2)))
         state = state.replace(barostat_work=state.barostat_work + virial)
         return advance_clock(self.thermostat(kick(state, half), stream=2), self.dt)

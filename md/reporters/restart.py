@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import torch
 
@@ -86,7 +87,7 @@ def load_restart(path: str | Path, device: torch.device | str = "cpu") -> Restar
     if cls is None:
         raise ValueError(f"{path}: unknown state type {payload['state_type']!r}")
 
-    def move(v: object) -> object:
+    def move(v: Any) -> Any:
         return v.to(device) if isinstance(v, torch.Tensor) else v
 
     graph = AtomicGraph(**{k: move(v) for k, v in payload["graph"].items()})

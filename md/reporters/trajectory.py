@@ -13,6 +13,7 @@ import os
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import ase
 import ase.geometry
@@ -80,7 +81,7 @@ class _SystemWriter:
                  keep_frames: int | None = None) -> None:
         self.path, self.numbers, self.fmt = path, numbers, trajectory_format(path)
         self.keep_frames = keep_frames
-        self.handle = None
+        self.handle: Any = None  # an mdtraj file object (untyped library)
         self._cellpar: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.append = append and path.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +93,8 @@ class _SystemWriter:
         """Append one frame (``velocities`` Å/fs are needed by extxyz only)."""
         if self.fmt == "extxyz":
             atoms = ase.Atoms(numbers=self.numbers, positions=pos, cell=cell, pbc=pbc)
-            atoms.set_velocities(velocities / ase.units.fs)
+            if velocities is not None:
+                atoms.set_velocities(velocities / ase.units.fs)
             atoms.info.update(step=int(step), time_fs=float(time_fs))
             ase.io.write(self.path, atoms, format="extxyz", append=True)
             return
@@ -139,7 +141,7 @@ class _SystemWriter:
             frames = [None if x is None else x[:self.keep_frames] for x in old.read()]
         tmp = self.path.with_name(f".tmp_{self.path.name}")
         self.handle = cls(str(tmp), "w")
-        if len(frames[0]):
+        if frames[0] is not None and len(frames[0]):
             if self.fmt == "dcd":
                 self.handle.write(*frames)
             else:

@@ -38,6 +38,9 @@ def evaluate(
 
     try:
         potential = mlpot.load_model(model, dtype=getattr(torch, dtype) if dtype else None)
+        if not isinstance(potential, mlpot.models.Potential):
+            raise ValueError(f"{model}: a {type(potential).__name__} has no energies or forces "
+                             "to evaluate")
         report = run_eval(
             potential,
             data,

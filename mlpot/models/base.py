@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from ase.data import atomic_numbers as _symbol_to_z
@@ -69,7 +70,12 @@ class Potential(torch.nn.Module):
         scale, shift: scalars applied to the learned per-atom energy, eV.
     """
 
-    config: object
+    config: Any  # a dataclass (saved in checkpoints); subclasses name its type
+    species_numbers: torch.Tensor
+    species_lookup: torch.Tensor
+    e0: torch.Tensor
+    scale: torch.Tensor
+    shift: torch.Tensor
 
     def __init__(self, species: Sequence[int | str], cutoff: float) -> None:
         super().__init__()
@@ -163,16 +169,17 @@ def energy_forces_stress(
     strain = torch.zeros(graph.num_systems, 3, 3, dtype=graph.dtype, device=graph.device,
                          requires_grad=compute_stress)
     sym = 0.5 * (strain + strain.transpose(1, 2))
-    shifts, cell = graph.shifts, graph.cell
+    edge_index, shifts = graph.require_edges()
+    cell = graph.cell
     if compute_stress:
         positions_s = positions + torch.einsum("ni,nij->nj", positions, sym[graph.system_index])
-        edge_sys = graph.system_index[graph.edge_index[0]]
+        edge_sys = graph.system_index[edge_index[0]]
         shifts = shifts + torch.einsum("ei,eij->ej", shifts, sym[edge_sys])
         cell = cell + cell @ sym
     else:
         positions_s = positions
     g = graph.replace(positions=positions_s, shifts=shifts, cell=cell)
-    i, j = g.edge_index
+    i, j = g.require_edges()[0]
     # index_select: the same values as positions_s[j], about 20 % faster for a cheap model
     edge_vectors = positions_s.index_select(0, j) - positions_s.index_select(0, i) + shifts
     learned = model.atomic_energies(g, edge_vectors, species)
@@ -184,8 +191,8 @@ def energy_forces_stress(
     if inputs:
         grads = torch.autograd.grad(energy.sum(), inputs, create_graph=training,
                                     allow_unused=True)
-        grads = [torch.zeros_like(x) if gr is None else gr for x, gr in zip(inputs, grads,
-                                                                          strict=True)]
+        grads = tuple(torch.zeros_like(x) if gr is None else gr for x, gr in zip(inputs, grads,
+                                                                          strict=True))
         if compute_forces:
             forces = -grads[0]
         if compute_stress:

@@ -117,6 +117,8 @@ class EquivariantPotential(Potential):
     MLP aliasing for ~1.5× node-update cost), 5 Å cutoff.
     """
 
+    config: EquivariantPotentialConfig
+
     def __init__(
         self,
         species: Sequence[int | str],
@@ -175,7 +177,7 @@ class EquivariantPotential(Potential):
             requested_backend(kernels)  # validates the name
         self.kernels = kernels
         for layer in self.layers:
-            layer.kernels = kernels
+            layer.kernels = kernels  # type: ignore[assignment]  # nn.Module.__setattr__
 
     def embed(self, graph: AtomicGraph, species: torch.Tensor) -> torch.Tensor:
         """``[N, 1, C]`` initial scalar features from species, charge and spin."""
@@ -208,7 +210,7 @@ class EquivariantPotential(Potential):
         n = graph.num_atoms
         first = torch.full_like(unique, n).scatter_reduce_(
             0, inverse, torch.arange(n, device=key.device), reduce="amin")
-        edges = EdgeFeatures.build(graph.edge_index, edge_vectors, n + len(unique), c.lmax,
+        edges = EdgeFeatures.build(graph.require_edges()[0], edge_vectors, n + len(unique), c.lmax,
                                    c.num_knots, self.cutoff, self.kernels)
         energy = self._energy_chain(torch.cat([h, h[first]]), edges,
                                     torch.cat([species, species[first]]))

@@ -97,6 +97,12 @@ class EquivariantLayer(nn.Module):
     temporaries stay ≲ BLOCK_BYTES (same result; avoids page-faulting large buffers).
     """
 
+    l_of_m: torch.Tensor
+    to_grid: torch.Tensor
+    from_grid: torch.Tensor
+    radial_features: nn.Parameter | None
+    skip: nn.Parameter | None
+
     def __init__(
         self,
         num_species: int,
@@ -121,10 +127,11 @@ class EquivariantLayer(nn.Module):
         self.cutoff, self.backend = cutoff, backend
         self.inv_avg_neighbors = 1.0 / avg_num_neighbors
         self.radial = _normal(num_knots, num_l, c, std=1.0)
-        self.radial_features = None if first else _normal(num_knots, lmax_in + 1, c, std=1.0)
+        self.radial_features = (None if lmax_in is None
+                                else _normal(num_knots, lmax_in + 1, c, std=1.0))
         self.up = _normal(c, c, std=1.0 / math.sqrt(c))
         self.mix = _normal(num_l, c, correlation * c, std=1.0 / math.sqrt(c))
-        self.self_mix = _normal(1 if first else lmax_in + 1, c, correlation * c,
+        self.self_mix = _normal(1 if lmax_in is None else lmax_in + 1, c, correlation * c,
                                 std=1.0 / math.sqrt(c))
         self.coupling = nn.Parameter(torch.ones(num_species, correlation, c)
                                      / torch.arange(1, correlation + 1)[:, None] ** 2)

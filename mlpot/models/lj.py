@@ -40,6 +40,8 @@ class LennardJones(Potential):
     (ε = 0.0104 eV, σ = 3.40 Å, r_c = 2.5σ).
     """
 
+    config: LennardJonesConfig
+
     def __init__(
         self,
         species: Sequence[int | str],
@@ -61,6 +63,7 @@ class LennardJones(Potential):
     def pair_energy(self, r2: torch.Tensor) -> torch.Tensor:
         """Switched pair energy, eV, from squared distances ``r2`` (Å²)."""
         c = self.config
+        assert c.onset is not None  # the constructor always sets it
         sc, so = c.cutoff**2, c.onset**2
         inside = r2 < sc
         r2_safe = torch.where(inside, r2, torch.full_like(r2, sc))
@@ -76,4 +79,4 @@ class LennardJones(Potential):
         r2 = (edge_vectors * edge_vectors).sum(-1)
         pair = self.pair_energy(r2)
         out = torch.zeros(graph.num_atoms, dtype=edge_vectors.dtype, device=edge_vectors.device)
-        return out.index_add(0, graph.edge_index[0], 0.5 * pair)
+        return out.index_add(0, graph.require_edges()[0][0], 0.5 * pair)

@@ -111,6 +111,12 @@ class TrajCastForecaster(nn.Module):
     input transforms the forecast the same way (tested at 1e-10 in float64).
     """
 
+    species_numbers: torch.Tensor
+    species_lookup: torch.Tensor
+    displacement_rms: torch.Tensor
+    velocity_rms: torch.Tensor
+    config: TrajCastForecasterConfig
+
     def __init__(
         self,
         species: Sequence[int | str],
@@ -241,6 +247,7 @@ class TrajCastForecaster(nn.Module):
             )
         if graph.edge_index is None:
             graph = with_neighbors(graph, self.cutoff)
+        assert graph.edge_index is not None and graph.shifts is not None  # built above
         i, j = graph.edge_index
         edge_vectors = graph.positions[j] - graph.positions[i] + graph.shifts
         raw = self._raw(graph, species, v, edge_vectors)
@@ -260,6 +267,7 @@ class TrajCastForecaster(nn.Module):
         scalars = self.species_embedding[species] + basis @ self.speed_scalars
         vectors = math.sqrt(3.0) * v_norm[:, :, None] * (basis @ self.speed_vectors)[:, None]
         h = torch.cat([scalars[:, None], vectors], dim=1)
+        assert graph.edge_index is not None  # forecast() built the neighbour list
         edges = EdgeFeatures.build(
             graph.edge_index, edge_vectors, graph.num_atoms, c.lmax, c.num_knots, self.cutoff
         )

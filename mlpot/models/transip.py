@@ -153,6 +153,8 @@ class TransIPPotential(Potential):
     bond lengths to molecular size.
     """
 
+    config: TransIPPotentialConfig
+
     def __init__(
         self,
         species: Sequence[int | str],
@@ -246,6 +248,7 @@ class TransIPPotential(Potential):
         if len(periodic):
             if graph.edge_index is None:
                 graph = with_neighbors(graph, self.cutoff)
+            assert graph.edge_index is not None and graph.shifts is not None  # built above
             i, j = graph.edge_index
             vectors = graph.positions[j] - graph.positions[i] + graph.shifts
             features = features.index_copy(
@@ -311,6 +314,7 @@ class TransIPPotential(Potential):
         """Final features ``[P, d]`` of the atoms of periodic systems (neighbour attention)."""
         local = torch.full((graph.num_atoms,), -1, dtype=torch.int64, device=atoms.device)
         local[atoms] = torch.arange(len(atoms), device=atoms.device)
+        assert graph.edge_index is not None  # the caller built the neighbour list
         centre_local = local[graph.edge_index[0]]
         keep = centre_local >= 0
         edges = torch.stack([centre_local[keep], local[graph.edge_index[1][keep]]])

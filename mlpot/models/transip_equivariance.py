@@ -101,7 +101,7 @@ def rotate_graph(graph: AtomicGraph, rotations: torch.Tensor) -> AtomicGraph:
         "forces": turn(graph.forces, per_atom),
         "cell": torch.einsum("bij,bkj->bki", rot, graph.cell),
     }
-    if graph.shifts is not None:
+    if graph.shifts is not None and graph.edge_index is not None:
         changes["shifts"] = turn(graph.shifts, rot[graph.system_index[graph.edge_index[0]]])
     if graph.stress is not None:
         changes["stress"] = rot @ graph.stress @ rot.transpose(1, 2)
@@ -136,8 +136,8 @@ class RotationConditionedTransform(nn.Module):
             nn.SiLU(),
             nn.Linear(hidden, dim),
         )
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
+        nn.init.zeros_(self.net[-1].weight)  # type: ignore[arg-type]  # net[-1] is a Linear
+        nn.init.zeros_(self.net[-1].bias)  # type: ignore[arg-type]  # net[-1] is a Linear
 
     def forward(self, embedding: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
         """``[B, d]`` predictions from ``embedding [B, d]`` and ``rotations [B, 3, 3]``."""

@@ -53,7 +53,7 @@ def prepare_inputs(
             if not target.exists():
                 cache_dir.mkdir(parents=True, exist_ok=True)
                 options = {"energy_key": energy_key} if energy_key else {}
-                convert([path], target, format="mptrj", **options)
+                convert([path], target, format="mptrj", **options)  # type: ignore[arg-type]  # options holds only energy_key
             out.append(target)
         else:
             out.append(path)
@@ -149,7 +149,7 @@ class ConcatSource:
             else:
                 atoms = r[local]
                 numbers = atoms.numbers
-                e = atoms_labels(atoms)["energy"]
+                e = atoms_labels(atoms)["energy"]  # type: ignore[assignment]  # energy label is a float or None
                 e = np.nan if e is None else float(e)
             cols = col[numbers]
             if (cols < 0).any():
@@ -225,10 +225,10 @@ def sample_statistics(dataset: GraphDataset, seed: int) -> DataStatistics:
     sq, comps, edges, atoms = 0.0, 0, 0, 0
     for index in pick:
         g = dataset[int(index)]
-        f = g.forces[torch.isfinite(g.forces)]
+        f = g.forces[torch.isfinite(g.forces)]  # type: ignore[arg-type,index]  # labels are present (NaN where missing) in the packed store
         sq += float((f.double() ** 2).sum())
         comps += f.numel()
-        edges += g.edge_index.shape[1]
+        edges += g.edge_index.shape[1]  # type: ignore[union-attr]  # the dataset builds neighbour lists
         atoms += g.num_atoms
     rms = (sq / comps) ** 0.5 if comps else 1.0
     return DataStatistics(

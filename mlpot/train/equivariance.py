@@ -53,7 +53,7 @@ class EquivarianceTraining:
                 variance_weight=cfg.variance_weight,
             )
             first = next(model.parameters())
-            self.transform = RotationConditionedTransform(model.config.dim, cfg.hidden).to(
+            self.transform = RotationConditionedTransform(model.config.dim, cfg.hidden).to(  # type: ignore[arg-type]  # the config check admits only models with a TransIP config/embedding
                 device=first.device, dtype=first.dtype
             )
 
@@ -78,7 +78,7 @@ class EquivarianceTraining:
         None unless ``contrastive``."""
         if self.transform is None:
             return None
-        terms = contrastive_loss(model, self.transform, graph, self.contrastive, generator)
+        terms = contrastive_loss(model, self.transform, graph, self.contrastive, generator)  # type: ignore[arg-type]  # the config check admits only models with a TransIP config/embedding
         return self.weight * share * terms.loss
 
     def state_dict(self) -> dict | None:

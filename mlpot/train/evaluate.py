@@ -178,7 +178,7 @@ def _accumulate(model: Potential, chunk: list[ase.Atoms], sums: _PerStructure) -
         else:
             _append_zero(sums.force_abs, sums.force_sq, sums.force_n)
         if has_stress and graph.volume()[b] > 0:
-            err = (out.stress[b].detach().cpu().double() - graph.stress[b].double()).numpy()
+            err = (out.stress[b].detach().cpu().double() - graph.stress[b].double()).numpy()  # type: ignore[index]  # has_stress checked above
             sums.stress_abs.append(float(np.abs(err).sum()))
             sums.stress_sq.append(float((err**2).sum()))
             sums.stress_n.append(9)

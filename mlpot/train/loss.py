@@ -31,9 +31,9 @@ class LabelCounts:
     @classmethod
     def of(cls, graph: AtomicGraph) -> LabelCounts:
         return cls(
-            float(torch.isfinite(graph.energy).sum()),
-            float(torch.isfinite(graph.forces).sum()),
-            float(torch.isfinite(graph.stress).sum()),
+            float(torch.isfinite(graph.energy).sum()),  # type: ignore[arg-type]  # training batches carry every label, NaN where missing
+            float(torch.isfinite(graph.forces).sum()),  # type: ignore[arg-type]  # training batches carry every label, NaN where missing
+            float(torch.isfinite(graph.stress).sum()),  # type: ignore[arg-type]  # training batches carry every label, NaN where missing
         )
 
     def as_tensor(self) -> torch.Tensor:
@@ -81,16 +81,16 @@ def loss_terms(
     """
     zero = out.energy.new_zeros(())
     n = graph.atoms_per_system.to(out.energy.dtype)
-    e_err = (out.energy - graph.energy) / n
+    e_err = (out.energy - graph.energy) / n  # type: ignore[operator]  # training batches carry every label, NaN where missing
     e_mask = torch.isfinite(e_err)
     energy = _penalty(e_err[e_mask], kind, delta) / max(counts.energy, 1.0)
     forces = zero
     if out.forces is not None:
-        f_err = out.forces - graph.forces
+        f_err = out.forces - graph.forces  # type: ignore[operator]  # training batches carry every label, NaN where missing
         forces = _penalty(f_err[torch.isfinite(f_err)], kind, delta) / max(counts.forces, 1.0)
     stress = zero
     if out.stress is not None:
-        s_err = out.stress - graph.stress
+        s_err = out.stress - graph.stress  # type: ignore[operator]  # training batches carry every label, NaN where missing
         stress = _penalty(s_err[torch.isfinite(s_err)], kind, delta) / max(counts.stress, 1.0)
     total = weights[0] * energy + weights[1] * forces + weights[2] * stress
     return LossTerms(total=total, energy=energy, forces=forces, stress=stress)
@@ -113,11 +113,11 @@ class ErrorSums:
     def add(self, out: PotentialOutput, graph: AtomicGraph, loss: float) -> None:
         v = self.values
         n = graph.atoms_per_system.double()
-        e = (out.energy.detach().double() - graph.energy.double()) / n
+        e = (out.energy.detach().double() - graph.energy.double()) / n  # type: ignore[union-attr]  # training batches carry every label, NaN where missing
         for offset, err in (
             (0, e),
-            (3, _diff(out.forces, graph.forces)),
-            (6, _diff(out.stress, graph.stress)),
+            (3, _diff(out.forces, graph.forces)),  # type: ignore[arg-type]  # training batches carry every label, NaN where missing
+            (6, _diff(out.stress, graph.stress)),  # type: ignore[arg-type]  # training batches carry every label, NaN where missing
         ):
             err = err[torch.isfinite(err)]
             v[offset] += err.abs().sum()

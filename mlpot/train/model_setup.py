@@ -19,7 +19,7 @@ def fresh_model(cfg: ModelConfig, species: Sequence[int], avg_neighbors: float) 
     params = dict(cfg.params)
     if params.get("avg_num_neighbors") == "auto":
         params["avg_num_neighbors"] = round(avg_neighbors, 3)
-    return MODEL_CLASSES[cfg.kind](species=list(species), **params)
+    return MODEL_CLASSES[cfg.kind](species=list(species), **params)  # type: ignore[return-value]  # the kind names a Potential class (config-checked)
 
 
 def finetune_model(cfg: ModelConfig, data_species: Sequence[int]) -> tuple[Potential, list[int]]:
@@ -30,19 +30,19 @@ def finetune_model(cfg: ModelConfig, data_species: Sequence[int]) -> tuple[Poten
     Hyper-parameters come from the checkpoint; ``params`` may not change them.
     Returns the model and the atomic numbers that are new.
     """
-    base = load_model(cfg.from_)
+    base = load_model(cfg.from_)  # type: ignore[arg-type]  # cfg.model.from_ is set on the fine-tuning path
     changed = sorted(set(cfg.params) - set(REBUILDABLE))
     if changed:
         raise ValueError(f"model.params cannot change a fine-tuned model's architecture "
                          f"(got {changed}; only {list(REBUILDABLE)} may change); it comes "
                          f"from {cfg.from_}")
     if cfg.params:
-        base = rebuild_model(base, **cfg.params)
+        base = rebuild_model(base, **cfg.params)  # type: ignore[arg-type]  # load_model may return a forecaster; training takes Potentials (issue 16 extends this)
     old = [int(z) for z in base.species_numbers]
-    wanted = species_to_numbers(list(cfg.species or []) + list(data_species) + old)
+    wanted = species_to_numbers(list(cfg.species or []) + list(data_species) + old)  # type: ignore[operator]  # species symbols or numbers
     new = [z for z in wanted if z not in old]
     if not new:
-        return base.train(), []
+        return base.train(), []  # type: ignore[return-value]  # load_model may return a forecaster; training takes Potentials (issue 16 extends this)
     config = dataclasses.replace(base.config, species=tuple(wanted))
     model = type(base)(**dataclasses.asdict(config)).to(base.dtype)
     rows = torch.tensor([wanted.index(z) for z in old])
@@ -52,7 +52,7 @@ def finetune_model(cfg: ModelConfig, data_species: Sequence[int]) -> tuple[Poten
             if name in ("species_numbers", "species_lookup"):
                 continue
             _copy_widened(target[name], value, rows, name)
-    return model.train(), new
+    return model.train(), new  # type: ignore[return-value]  # load_model may return a forecaster; training takes Potentials (issue 16 extends this)
 
 
 #: Hyper-parameters that change no parameter's shape or meaning (only derived buffers).

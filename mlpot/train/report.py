@@ -16,6 +16,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -88,7 +89,7 @@ class RunLog(SilentLog):
             disable=not live,
             transient=False,
         )
-        self.task = None
+        self.task: TaskID | None = None
         self.csv_path = run_dir / "metrics.csv"
         _truncate_csv(self.csv_path, resume_epoch)
         self.writer = _tensorboard(run_dir, tensorboard)
@@ -108,7 +109,7 @@ class RunLog(SilentLog):
             f" S {values['stress']:.3g})  lr {values['lr']:.2e}  "
             f"{values['structures_per_s']:.1f} struct/s"
         )
-        self.progress.update(self.task, advance=1, info=info)
+        self.progress.update(self.task, advance=1, info=info)  # type: ignore[arg-type]  # start_epoch() creates the task first
         if self.writer is not None:
             for key in ("loss", "energy", "forces", "stress", "lr"):
                 self.writer.add_scalar(f"train/{key}", values[key], int(values["step"]))

@@ -40,7 +40,9 @@ def epoch_batches(
         order = order[np.random.default_rng([seed, epoch]).permutation(len(order))]
     if max_atoms is None:
         return [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
-    batches, current, atoms = [], [], 0
+    batches: list[np.ndarray] = []
+    current: list[int] = []
+    atoms = 0
     for index in order:
         n = int(num_atoms[index])
         if current and atoms + n > max_atoms:

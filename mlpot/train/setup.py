@@ -23,6 +23,7 @@ from mlpot.train.data import (
 )
 from mlpot.train.distributed import World, barrier
 from mlpot.train.model_setup import finetune_model, fresh_model, symbols
+from mlpot.train.report import SilentLog
 
 
 @dataclass
@@ -92,7 +93,9 @@ def model_cutoff(cfg: TrainingConfig, resume_from: Path | None) -> float:
     return float(cfg.model.params.get("cutoff", default.get("cutoff", 5.0)))
 
 
-def build_model(cfg: TrainingConfig, data: RunData, dtype: torch.dtype, log: object) -> Potential:
+def build_model(
+    cfg: TrainingConfig, data: RunData, dtype: torch.dtype, log: SilentLog
+) -> Potential:
     """A fresh or fine-tuned model with E0 and scale set from the training data."""
     m = cfg.model
     src = data.train.source
@@ -141,7 +144,7 @@ def build_model(cfg: TrainingConfig, data: RunData, dtype: torch.dtype, log: obj
 
 
 def _set_e0(
-    model: Potential, cfg: TrainingConfig, data: RunData, fixed: dict[int, float], log: object
+    model: Potential, cfg: TrainingConfig, data: RunData, fixed: dict[int, float], log: SilentLog
 ) -> None:
     species = [int(z) for z in model.species_numbers]
     if isinstance(cfg.data.e0, dict):

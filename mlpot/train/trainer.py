@@ -137,7 +137,7 @@ class _Run:
             (self.run_dir / "config.yaml").write_text(
                 yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True), sort_keys=False)
             )
-            self.log = RunLog(
+            self.log: SilentLog = RunLog(
                 self.run_dir,
                 cfg.log.progress,
                 cfg.log.tensorboard,
@@ -153,7 +153,7 @@ class _Run:
         else:
             self.model = build_model(cfg, self.data, self.dtype, self.log).train()
         self.model = self.model.to(device)
-        frozen = freeze(self.model, cfg.model.freeze)
+        frozen = freeze(self.model, cfg.model.freeze)  # type: ignore[arg-type]  # load_model may return a forecaster; training takes Potentials (issue 16 extends this)
         if frozen:
             self.log.message(
                 f"frozen: {len(frozen)} parameters ({', '.join(frozen[:6])}"
@@ -249,7 +249,7 @@ class _Run:
         loader = iter(
             DataLoader(
                 self.data.train,
-                batch_sampler=nonempty,
+                batch_sampler=nonempty,  # type: ignore[arg-type]  # index arrays are batches of indices
                 collate_fn=collate,
                 num_workers=self.cfg.data.num_workers,
             )
@@ -307,7 +307,7 @@ class _Run:
         self.eval_model.load_state_dict(self.model.state_dict())
         if self.ema is not None:
             self.ema.copy_to(self.eval_model)
-        return self.eval_model
+        return self.eval_model  # type: ignore[return-value]  # load_model may return a forecaster; training takes Potentials (issue 16 extends this)
 
     def validate(self) -> dict[str, float]:
         """Errors of the deployed weights on the validation set (summed over ranks)."""
@@ -321,7 +321,7 @@ class _Run:
         )[w.rank :: w.world_size]
         weights = (self.cfg.loss.energy, self.cfg.loss.forces, self.cfg.loss.stress)
         loader = DataLoader(
-            ds, batch_sampler=batches, collate_fn=collate, num_workers=self.cfg.data.num_workers
+            ds, batch_sampler=batches, collate_fn=collate, num_workers=self.cfg.data.num_workers  # type: ignore[arg-type]  # index arrays are batches of indices
         )
         for graph in loader:
             graph = graph.to(self.device)
