@@ -13,13 +13,19 @@ data_app = typer.Typer(help="Datasets: convert to the packed HDF5 store, inspect
 
 @data_app.command("convert")
 def convert(
-    paths: Annotated[list[Path], typer.Argument(help="INPUT... OUTPUT.h5")],
+    paths: Annotated[list[Path], typer.Argument(
+        help="INPUT... OUTPUT.h5: input files or directories (OMol25 folders are searched "
+             "for .aselmdb shards), then the store to write.")],
     format: str | None = typer.Option(None, help="Input format (omol25, mptrj, extxyz, "
-                                                 "store or an ase.io name); default: detect."),
-    energy_key: str | None = typer.Option(None, help="MPTrj energy label "
-                                                     "(default uncorrected_total_energy)."),
-    append: bool = typer.Option(False, help="Append to an existing store."),
-    skip_invalid: bool = typer.Option(False, help="Skip (count, log) invalid records."),
+                                                 "store or an ase.io name). Default: from "
+                                                 "the suffix/contents."),
+    energy_key: str | None = typer.Option(None, help="MPTrj energy label, e.g. "
+                                                     "corrected_total_energy. Default: "
+                                                     "uncorrected_total_energy."),
+    append: bool = typer.Option(False, help="Append to an existing store (atomically: an "
+                                "interrupted append leaves the old contents)."),
+    skip_invalid: bool = typer.Option(False, help="Skip invalid records (counted and logged) "
+                                      "instead of stopping at the first one."),
 ) -> None:
     """Stream INPUT files/directories into the store OUTPUT.h5 (written atomically)."""
     from mlpot.datasets import DataFormatError
@@ -43,11 +49,13 @@ def convert(
 @data_app.command("inspect")
 def inspect(
     path: Annotated[Path, typer.Argument(help="A dataset file or OMol25 directory.")],
-    format: str | None = typer.Option(None, help="Format override."),
+    format: str | None = typer.Option(None, help="Input format (as for convert). Default: "
+                                                 "detect."),
     bins: int = typer.Option(10, help="Histogram bins for atoms per structure."),
     cutoffs: str = typer.Option("", help="Comma-separated cutoffs (Å) for neighbour counts, "
                                          "e.g. 4,5,6 (on the first --sample structures)."),
-    sample: int = typer.Option(1000, help="Structures used for neighbour counts."),
+    sample: int = typer.Option(1000, help="Structures (the first N) used for neighbour "
+                                          "counts."),
 ) -> None:
     """Print counts, elements, an atoms-per-structure histogram and label statistics."""
     from itertools import islice

@@ -14,20 +14,30 @@ import typer
 def evaluate(
     model: Annotated[str, typer.Argument(help="A checkpoint file or a shipped model name.")],
     data: Annotated[Path, typer.Argument(help="Labelled structures (store, extxyz, ...).")],
-    batch_size: int = typer.Option(16, help="Structures per model call."),
+    batch_size: int = typer.Option(16, help="Structures per model call (lower it if memory "
+                                   "runs out)."),
     rotations: int = typer.Option(
         4, help="Random rotations per structure for the equivariance error (0: skip)."
     ),
-    rotation_structures: int = typer.Option(16, help="Structures in the equivariance test."),
-    parity: Annotated[Path | None, typer.Option(help="Write a parity plot (PNG).")] = None,
+    rotation_structures: int = typer.Option(
+        16, help="Structures (the first N) in the equivariance test."
+    ),
+    parity: Annotated[
+        Path | None,
+        typer.Option(help="Write energy/force/stress parity plots (PNG). Default: none."),
+    ] = None,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the report as JSON.")
+        Path | None,
+        typer.Option("--json", help="Write the report as JSON (errors in eV, eV/Å, eV/Å³)."),
     ] = None,
     dtype: str | None = typer.Option(None, help="float32 | float64 (default: the model's)."),
-    seed: int = typer.Option(0, help="Seed of the rotations."),
+    seed: int = typer.Option(0, help="Seed of the random rotations."),
 ) -> None:
     """Energy/force/stress MAE and RMSE per structure class, per-element force MAE and the
-    equivariance error of MODEL on DATA."""
+    equivariance error of MODEL on DATA.
+
+    Printed in meV/atom, meV/Å and meV/Å³; the equivariance error is the relative change of
+    energy and forces under random rotations, in float64."""
     import torch
     from rich.console import Console
     from rich.table import Table

@@ -14,6 +14,8 @@ from mlpot.cli.data import data_app
 app = typer.Typer(
     name="mlpot",
     help="Molecular simulation with machine-learned interatomic potentials.",
+    epilog="Units: energies eV, lengths Å, time fs, temperature K, pressure GPa (stress "
+    "eV/Å³ in files). Models: 'lj', a shipped name (mlpot models) or a checkpoint path.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -43,7 +45,7 @@ def main(
 
 @app.command("models")
 def models() -> None:
-    """List the models shipped with mlpot."""
+    """List the models shipped with mlpot (name, then the checkpoint file)."""
     shipped = mlpot.shipped_models()
     if not shipped:
         typer.echo("no shipped models in this installation")

@@ -56,40 +56,67 @@ def _fail(message: str) -> None:
 def md(
     structure: Annotated[Path, typer.Argument(help="Structure file (anything ase.io reads; "
                                               "several frames run as one batch).")],
-    model: str = typer.Option(..., "--model", "-m", help="'lj', a shipped model name or a "
-                              "checkpoint path."),
-    ensemble: str = typer.Option("nve", help="nve | nvt | npt."),
-    thermostat: str = typer.Option("csvr", help="csvr | langevin | nose-hoover."),
-    temperature: float = typer.Option(300.0, help="Target/initial temperature, K."),
-    pressure: float = typer.Option(0.0, help="Target pressure, GPa (npt)."),
+    model: str = typer.Option(..., "--model", "-m", help="'lj' (Lennard-Jones, see --lj-*), a "
+                              "shipped model name (`mlpot models`) or a checkpoint path (.pt)."),
+    ensemble: str = typer.Option("nve", help="nve (Velocity Verlet) | nvt (see --thermostat) | "
+                                "npt (stochastic cell rescaling + CSVR)."),
+    thermostat: str = typer.Option("csvr", help="NVT thermostat: csvr (Bussi) | langevin "
+                                  "(BAOAB) | nose-hoover (chains); npt always uses csvr."),
+    temperature: float = typer.Option(300.0, help="Thermostat target, K; also the "
+                                     "Maxwell-Boltzmann initial velocities when the structure "
+                                     "has none (all ensembles)."),
+    pressure: float = typer.Option(0.0, help="Target pressure, GPa (npt only; 1 GPa = "
+                                  "0.00624 eV/Å³)."),
     timestep: float = typer.Option(1.0, help="Time step, fs."),
-    steps: int = typer.Option(1000, help="Run until this step (resumed runs continue to it)."),
-    traj: Annotated[Path | None, typer.Option(help="Trajectory: .dcd .xtc .h5 .extxyz.")
-                    ] = None,
-    log: Annotated[Path | None, typer.Option(help="Thermo log CSV.")] = None,
-    every: int = typer.Option(10, help="Report every N steps."),
-    seed: int = typer.Option(0, help="Random seed (system b uses seed + b)."),
+    steps: int = typer.Option(1000, help="Run until this step number (a resumed run "
+                             "continues to it, it does not add N more)."),
+    traj: Annotated[Path | None, typer.Option(
+        help="Trajectory file, format from the suffix: .dcd, .xtc, .h5 (written by mdtraj; "
+             "DCD stores Å, XTC and H5 nm, as those formats define) or .extxyz (with "
+             "velocities). Default: none.")] = None,
+    log: Annotated[Path | None, typer.Option(
+        help="Thermo log CSV (step, time fs, energies eV, T K, pressure GPa, volume Å³, "
+             "per system). Default: none.")] = None,
+    every: int = typer.Option(10, help="Write a trajectory frame and a log row every N "
+                              "steps."),
+    seed: int = typer.Option(0, help="Random seed of velocities and thermostat noise "
+                          "(system b of a batch uses seed + b)."),
     device: str = typer.Option("cpu", help="cpu | cuda | cuda:N."),
-    dtype: str | None = typer.Option(None, help="float32 | float64 (default: the model's)."),
-    restart: Annotated[Path | None, typer.Option(help="Resume from this restart file.")
-                       ] = None,
+    dtype: str | None = typer.Option(None, help="float32 | float64. Default: the model's "
+                                     "(float64 for --model lj)."),
+    restart: Annotated[Path | None, typer.Option(
+        help="Resume bit for bit from this restart file (written at the end of every run, "
+             "and every --restart-every steps).")] = None,
     restart_out: Annotated[Path | None, typer.Option(
-        help="Where to write restarts (default: next to --traj/--log).")] = None,
-    restart_every: int | None = typer.Option(None, help="Also write a restart every N steps."),
-    tau_t: float = typer.Option(100.0, help="Thermostat time constant, fs."),
-    tau_p: float = typer.Option(1000.0, help="Barostat time constant, fs."),
-    compressibility: float = typer.Option(0.5, help="Barostat compressibility, 1/GPa."),
-    cell_mode: str = typer.Option("isotropic", help="isotropic | anisotropic | full (npt)."),
-    skin: float = typer.Option(1.0, help="Neighbour-list skin, Å."),
-    max_temperature: float = typer.Option(1.0e5, help="Stop if any system gets hotter, K."),
-    max_batch_atoms: int | None = typer.Option(None, help="Split batches above this many "
-                                               "atoms (default: estimated on GPU)."),
-    lj_epsilon: float = typer.Option(0.0104, help="--model lj: ε, eV."),
-    lj_sigma: float = typer.Option(3.40, help="--model lj: σ, Å."),
-    lj_cutoff: float = typer.Option(8.5, help="--model lj: cutoff, Å."),
-    progress: bool = typer.Option(True, help="Show the live progress bar."),
+        help="Where to write restarts. Default: beside --traj (else --log) as "
+             "NAME.restart.pt, else ./md.restart.pt.")] = None,
+    restart_every: int | None = typer.Option(None, help="Also write a restart every N "
+                                             "steps. Default: only at the end."),
+    tau_t: float = typer.Option(100.0, help="Thermostat time constant, fs (Langevin: 1/γ)."),
+    tau_p: float = typer.Option(1000.0, help="Barostat time constant, fs (npt)."),
+    compressibility: float = typer.Option(0.5, help="Barostat compressibility, 1/GPa (npt; "
+                                          "sets the coupling strength, not the physics)."),
+    cell_mode: str = typer.Option("isotropic", help="npt cell shape: isotropic (one length) | "
+                                  "anisotropic (3 lengths) | full (all 9 components)."),
+    skin: float = typer.Option(1.0, help="Verlet neighbour-list skin, Å (list rebuilt when an "
+                               "atom moved more than skin/2)."),
+    max_temperature: float = typer.Option(1.0e5, help="Stop (exit 2) if any system gets "
+                                          "hotter, K."),
+    max_batch_atoms: int | None = typer.Option(None, help="Split the frames into batches of at "
+                                               "most this many atoms. Default: estimated from "
+                                               "free memory on GPU, one batch on CPU."),
+    lj_epsilon: float = typer.Option(0.0104, help="--model lj: well depth ε, eV (argon)."),
+    lj_sigma: float = typer.Option(3.40, help="--model lj: σ, Å (argon)."),
+    lj_cutoff: float = typer.Option(8.5, help="--model lj: cutoff, Å (smoothly switched off "
+                                    "from 0.66 of it)."),
+    progress: bool = typer.Option(True, help="Show the live progress bar (steps/s, ns/day, "
+                                  "ETA)."),
 ) -> None:
-    """Molecular dynamics (NVE, NVT, NPT) of one or many systems."""
+    """Molecular dynamics (NVE, NVT, NPT) of one or many systems.
+
+    Every frame of STRUCTURE runs as one batch. Exit status: 0 done, 1 bad input, 2 blow-up
+    or out of memory (the last good state is kept), 130 Ctrl-C (trajectory flushed, restart
+    written)."""
     from mlpot.md.driver import MDRunConfig, run_md_command
 
     cfg = MDRunConfig(
@@ -116,20 +143,29 @@ def md(
 
 def relax(
     structure: Annotated[Path, typer.Argument(help="Structure file (anything ase.io reads).")],
-    model: str = typer.Option(..., "--model", "-m", help="'lj', a shipped name or a path."),
-    out: Annotated[Path, typer.Option(help="Output (extxyz).")] = Path("relaxed.extxyz"),
-    fmax: float = typer.Option(0.05, help="Force convergence, eV/Å."),
-    steps: int = typer.Option(1000, help="Maximum FIRE steps."),
-    cell: bool = typer.Option(False, "--cell/--no-cell", help="Relax the cell too."),
+    model: str = typer.Option(..., "--model", "-m", help="'lj' (see --lj-*), a shipped model "
+                              "name (`mlpot models`) or a checkpoint path (.pt)."),
+    out: Annotated[Path, typer.Option(help="Relaxed structures (extxyz, with energy, forces "
+                                      "and stress).")] = Path("relaxed.extxyz"),
+    fmax: float = typer.Option(0.05, help="Converged when every force is below this, eV/Å "
+                               "(with --cell also the cell's generalized force, V·σ/N)."),
+    steps: int = typer.Option(1000, help="Maximum FIRE steps (exit 3 if not converged)."),
+    cell: bool = typer.Option(False, "--cell/--no-cell", help="Relax the cell too (Fréchet "
+                              "cell filter)."),
     pressure: float = typer.Option(0.0, help="External pressure with --cell, GPa."),
-    device: str = typer.Option("cpu", help="cpu | cuda."),
-    dtype: str | None = typer.Option(None, help="float32 | float64."),
-    lj_epsilon: float = typer.Option(0.0104, help="--model lj: ε, eV."),
-    lj_sigma: float = typer.Option(3.40, help="--model lj: σ, Å."),
-    lj_cutoff: float = typer.Option(8.5, help="--model lj: cutoff, Å."),
+    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N."),
+    dtype: str | None = typer.Option(None, help="float32 | float64. Default: the model's "
+                                     "(float64 for --model lj)."),
+    lj_epsilon: float = typer.Option(0.0104, help="--model lj: well depth ε, eV (argon)."),
+    lj_sigma: float = typer.Option(3.40, help="--model lj: σ, Å (argon)."),
+    lj_cutoff: float = typer.Option(8.5, help="--model lj: cutoff, Å (smoothly switched off "
+                                    "from 0.66 of it)."),
     progress: bool = typer.Option(True, help="Show the live progress bar."),
 ) -> None:
-    """Relax positions (and with --cell the cell) with batched FIRE."""
+    """Relax positions (and with --cell the cell) with batched FIRE.
+
+    Every frame of STRUCTURE relaxes in one batch. Exit status: 0 converged, 1 bad input,
+    3 not converged within --steps (the structures are written anyway)."""
     from mlpot.md.driver import RelaxConfig, run_relax_command
 
     cfg = RelaxConfig(structure=structure, model=model, out=out, fmax=fmax, steps=steps,

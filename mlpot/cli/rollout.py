@@ -19,29 +19,45 @@ def rollout(
         ),
     ],
     forecaster: str = typer.Option(
-        ..., "--forecaster", "-f", help="A TrajCast forecaster: shipped name or checkpoint path."
+        ...,
+        "--forecaster",
+        "-f",
+        help="A TrajCast forecaster: shipped name or checkpoint path (.pt).",
     ),
     steps: int = typer.Option(
-        1000, help="Run until this forecast step (resumed runs continue to it)."
+        1000, help="Run until this forecast step (one step = the forecaster's interval, "
+        "several MD time steps; a resumed run continues to it)."
     ),
-    temperature: float = typer.Option(300.0, help="Initial and thermostat temperature, K."),
+    temperature: float = typer.Option(300.0, help="Thermostat target, K; also the "
+                                     "Maxwell-Boltzmann initial velocities when the structure "
+                                     "has none."),
     thermostat: bool = typer.Option(
-        True, "--thermostat/--no-thermostat", help="CSVR on the predicted velocities."
+        True,
+        "--thermostat/--no-thermostat",
+        help="CSVR thermostat on the predicted velocities (off: NVE-like rollout).",
     ),
     tau: float = typer.Option(100.0, help="Thermostat time constant, fs."),
-    traj: Annotated[Path | None, typer.Option(help="Trajectory: .dcd .xtc .h5 .extxyz.")] = None,
-    log: Annotated[Path | None, typer.Option(help="Thermo log CSV.")] = None,
-    every: int = typer.Option(1, help="Report every N forecast steps."),
-    seed: int = typer.Option(0, help="Random seed (system b uses seed + b)."),
+    traj: Annotated[Path | None, typer.Option(
+        help="Trajectory file, format from the suffix: .dcd .xtc .h5 .extxyz. Default: none."
+    )] = None,
+    log: Annotated[Path | None, typer.Option(
+        help="Thermo log CSV (as mlpot md; epot is 0: a forecaster has no energy). "
+             "Default: none.")] = None,
+    every: int = typer.Option(1, help="Write a frame and a log row every N forecast steps."),
+    seed: int = typer.Option(0, help="Random seed of velocities and thermostat noise "
+                             "(system b uses seed + b)."),
     device: str = typer.Option("cpu", help="cpu | cuda | cuda:N."),
-    dtype: str | None = typer.Option(None, help="float32 | float64 (default: the model's)."),
-    restart: Annotated[Path | None, typer.Option(help="Resume from this restart file.")] = None,
-    restart_out: Annotated[
-        Path | None, typer.Option(help="Where to write restarts (default: next to --traj/--log).")
-    ] = None,
-    restart_every: int | None = typer.Option(None, help="Also write a restart every N steps."),
-    skin: float = typer.Option(1.0, help="Neighbour-list skin, Å."),
-    max_temperature: float = typer.Option(1.0e5, help="Stop if any system gets hotter, K."),
+    dtype: str | None = typer.Option(None, help="float32 | float64. Default: the model's."),
+    restart: Annotated[Path | None, typer.Option(
+        help="Resume bit for bit from this restart file.")] = None,
+    restart_out: Annotated[Path | None, typer.Option(
+        help="Where to write restarts. Default: beside --traj (else --log) as "
+             "NAME.restart.pt, else ./rollout.restart.pt.")] = None,
+    restart_every: int | None = typer.Option(None, help="Also write a restart every N "
+                                             "forecast steps. Default: only at the end."),
+    skin: float = typer.Option(1.0, help="Verlet neighbour-list skin, Å."),
+    max_temperature: float = typer.Option(1.0e5, help="Stop (exit 2) if any system gets "
+                                          "hotter, K."),
     progress: bool = typer.Option(True, help="Show the live progress bar."),
 ) -> None:
     """Force-free MD: autoregressive rollout of a TrajCast forecaster."""

@@ -16,17 +16,23 @@ def train(
     set_: Annotated[
         list[str] | None,
         typer.Option(
-            "--set", help="Override a config value: key.sub=value (YAML value); repeatable."
+            "--set", help="Override a config value: section.key=value (the value is parsed as "
+            "YAML, e.g. optimizer.lr=2e-3); repeatable."
         ),
     ] = None,
     resume: bool = typer.Option(
-        False, "--resume", help="Continue from the run folder's latest checkpoint."
+        False, "--resume", help="Continue bit for bit from the latest checkpoint in the "
+        "config's run_dir."
     ),
     resume_from: Annotated[
-        Path | None, typer.Option(help="Continue from this resumable checkpoint.")
+        Path | None,
+        typer.Option(help="Continue from this resumable checkpoint (a step-*.pt file)."),
     ] = None,
 ) -> None:
-    """Train a model as CONFIG says (checkpoints, metrics.csv under its run_dir)."""
+    """Train a model as CONFIG says (checkpoints, metrics.csv under its run_dir).
+
+    Many processes: torchrun --nproc_per_node N -m mlpot.cli.main train CONFIG. Exit status:
+    0 done, 1 bad data or files, 2 invalid config (every problem listed, one per line)."""
     from mlpot.train import ConfigError, fit, load_config
 
     try:
