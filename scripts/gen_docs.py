@@ -44,8 +44,19 @@ API_MODULES = (
     "mlpot.train",
     "mlpot.kernels.dispatch",
 )
-_SECTIONS = ("Args", "Arguments", "Attributes", "Buffers", "Returns", "Yields", "Raises",
-             "Example", "Examples", "Note", "Notes")
+_SECTIONS = (
+    "Args",
+    "Arguments",
+    "Attributes",
+    "Buffers",
+    "Returns",
+    "Yields",
+    "Raises",
+    "Example",
+    "Examples",
+    "Note",
+    "Notes",
+)
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc):`~?([^`]+)`")
 
@@ -100,15 +111,18 @@ def _command_markdown(name: str, command: Any, level: int) -> list[str]:
     options = [p for p in command.params if _is_option(p)]
     if arguments:
         lines += ["| argument | type | help |", "|---|---|---|"]
-        lines += [f"| `{p.name.upper()}` | {_type_text(p, ctx)} | "
-                  f"{_cell(getattr(p, 'help', ''))} |" for p in arguments]
+        lines += [
+            f"| `{p.name.upper()}` | {_type_text(p, ctx)} | {_cell(getattr(p, 'help', ''))} |"
+            for p in arguments
+        ]
         lines.append("")
     if options:
         lines += ["| option | type | default | help |", "|---|---|---|---|"]
         for p in options:
             names = ", ".join(f"`{o}`" for o in (*p.opts, *p.secondary_opts))
-            lines.append(f"| {names} | {_type_text(p, ctx)} | {_default_text(p)} | "
-                         f"{_cell(p.help)} |")
+            lines.append(
+                f"| {names} | {_type_text(p, ctx)} | {_default_text(p)} | {_cell(p.help)} |"
+            )
         lines.append("")
     if hasattr(command, "list_commands"):
         for sub_name in command.list_commands(ctx):
@@ -123,9 +137,15 @@ def cli_markdown() -> str:
     from mlpot.cli.main import app
 
     root = typer.main.get_command(app)
-    lines = [HEADER.rstrip("\n"), "", "# Command-line reference", "",
-             "Each section is what `--help` prints for that command (units are in the help "
-             "texts). Run `mlpot COMMAND --help` for the same on a terminal.", ""]
+    lines = [
+        HEADER.rstrip("\n"),
+        "",
+        "# Command-line reference",
+        "",
+        "Each section is what `--help` prints for that command (units are in the help "
+        "texts). Run `mlpot COMMAND --help` for the same on a terminal.",
+        "",
+    ]
     lines += _command_markdown("mlpot", root, 2)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -182,9 +202,13 @@ def _public_names(module: ModuleType) -> list[str]:
     names = getattr(module, "__all__", None)
     if names is not None:
         return [n for n in names if not n.startswith("__")]
-    return sorted(n for n, v in vars(module).items()
-                  if not n.startswith("_") and (inspect.isfunction(v) or inspect.isclass(v))
-                  and getattr(v, "__module__", None) == module.__name__)
+    return sorted(
+        n
+        for n, v in vars(module).items()
+        if not n.startswith("_")
+        and (inspect.isfunction(v) or inspect.isclass(v))
+        and getattr(v, "__module__", None) == module.__name__
+    )
 
 
 def _member_markdown(qualname: str, obj: object) -> list[str]:
@@ -192,9 +216,10 @@ def _member_markdown(qualname: str, obj: object) -> list[str]:
         lines = [f"### class `{qualname}{_signature(obj)}`", ""]
         lines += _docstring_markdown(inspect.getdoc(obj) or "(no docstring)")
         for name, member in vars(obj).items():
-            if name.startswith("_") or not (inspect.isfunction(member)
-                                             or isinstance(member, (classmethod, staticmethod,
-                                                                    property))):
+            if name.startswith("_") or not (
+                inspect.isfunction(member)
+                or isinstance(member, (classmethod, staticmethod, property))
+            ):
                 continue
             func = member.fget if isinstance(member, property) else getattr(obj, name)
             doc = inspect.getdoc(func)
@@ -213,9 +238,15 @@ def _member_markdown(qualname: str, obj: object) -> list[str]:
 
 def api_markdown() -> str:
     """The API reference: the public names of :data:`API_MODULES`."""
-    lines = [HEADER.rstrip("\n"), "", "# Python API reference", "",
-             "The public names of each package, with signatures and docstrings (shapes and "
-             "units are in the docstrings). Modules:", ""]
+    lines = [
+        HEADER.rstrip("\n"),
+        "",
+        "# Python API reference",
+        "",
+        "The public names of each package, with signatures and docstrings (shapes and "
+        "units are in the docstrings). Modules:",
+        "",
+    ]
     lines += [f"- [`{m}`](#{m.replace('.', '')})" for m in API_MODULES]
     lines.append("")
     for module_name in API_MODULES:
@@ -250,8 +281,7 @@ def main(argv: list[str]) -> int:
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path.relative_to(ROOT)}")
     for path in stale:
-        print(f"{path.relative_to(ROOT)} is stale: run python scripts/gen_docs.py",
-              file=sys.stderr)
+        print(f"{path.relative_to(ROOT)} is stale: run python scripts/gen_docs.py", file=sys.stderr)
     return 1 if stale else 0
 
 

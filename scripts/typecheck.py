@@ -41,8 +41,15 @@ def main(argv: list[str]) -> int:
     """Run mypy on the linked tree; return its exit status."""
     with tempfile.TemporaryDirectory(prefix="mlpot-typecheck-") as tmp:
         build_link_tree(Path(tmp))
-        command = [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
-                   "-p", PACKAGE]
+        command = [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "-p",
+            PACKAGE,
+        ]
         return subprocess.call([*command, *argv], cwd=tmp)
 
 

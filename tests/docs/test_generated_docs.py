@@ -26,7 +26,8 @@ GENERATED = GEN.generated()
 def test_committed_reference_equals_generated(path: Path) -> None:
     assert path.exists(), f"{path} missing: run python scripts/gen_docs.py"
     assert path.read_text(encoding="utf-8") == GENERATED[path], (
-        f"{path.relative_to(ROOT)} is stale: run python scripts/gen_docs.py")
+        f"{path.relative_to(ROOT)} is stale: run python scripts/gen_docs.py"
+    )
 
 
 def test_cli_reference_lists_every_command_and_option() -> None:
@@ -65,6 +66,9 @@ def test_every_option_has_help() -> None:
             command = group.get_command(ctx, name)
             if hasattr(command, "list_commands"):
                 groups.append((f"{prefix}{name} ", command))
-            missing += [f"mlpot {prefix}{name} {p.name}" for p in command.params
-                        if not (getattr(p, "help", None) or "").strip()]
+            missing += [
+                f"mlpot {prefix}{name} {p.name}"
+                for p in command.params
+                if not (getattr(p, "help", None) or "").strip()
+            ]
     assert not missing, missing
