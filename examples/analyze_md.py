@@ -31,13 +31,16 @@ def read_log(path: Path) -> dict[str, np.ndarray]:
     return {key: np.array([float(r[key]) for r in rows]) for key in rows[0]}
 
 
-def radial_distribution(dcd: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(r Å, g(r)) over the second half of the trajectory (periodic, minimum image)."""
+def load_second_half(dcd: Path) -> mdtraj.Trajectory:
+    """The second half of a DCD trajectory (topology from the PDB beside it)."""
     traj = mdtraj.load(str(dcd), top=str(dcd.with_suffix(".pdb")))
-    traj = traj[len(traj) // 2 :]
+    return traj[len(traj) // 2 :]
+
+
+def radial_distribution(traj: mdtraj.Trajectory, r_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """(r Å, g(r)) up to ``r_max`` Å (periodic, minimum image)."""
     pairs = traj.topology.select_pairs("all", "all")
-    half_box = 0.5 * float(traj.unitcell_lengths.min())
-    r, g = mdtraj.compute_rdf(traj, pairs, r_range=(0.1, min(0.6, half_box)), bin_width=0.005)
+    r, g = mdtraj.compute_rdf(traj, pairs, r_range=(0.1, r_max / NM), bin_width=0.005)
     return r * NM, g
 
 
@@ -48,6 +51,9 @@ def main() -> None:
     args = parser.parse_args()
     fig, axes = plt.subplots(3, 1, figsize=(6, 8), sharex=True)
     rdf_fig, rdf_ax = plt.subplots(figsize=(6, 4))
+    trajectories = {name: load_second_half(args.out_dir / f"{name}.dcd") for name in args.names}
+    # one r grid for all runs: up to half the smallest box (minimum image), at most 6 Å
+    r_max = min(6.0, *(0.5 * NM * float(t.unitcell_lengths.min()) for t in trajectories.values()))
     table = {}
     for name in args.names:
         log = read_log(args.out_dir / f"{name}.csv")
@@ -56,7 +62,7 @@ def main() -> None:
         axes[0].plot(t_ps, log["temperature_K"], label=name)
         axes[1].plot(t_ps, per_atom, label=name)
         axes[2].plot(t_ps, log["volume_A3"], label=name)
-        r, g = radial_distribution(args.out_dir / f"{name}.dcd")
+        r, g = radial_distribution(trajectories[name], r_max)
         rdf_ax.plot(r, g, label=name)
         table[name] = g
         drift = (log["conserved_eV"][-1] - log["conserved_eV"][0]) / max(t_ps[-1], 1e-12)

@@ -90,7 +90,7 @@ def test_trajcast_rollout_compares_rdf_and_msd(tmp_path: Path) -> None:
     assert 0.0 <= error < 1.0  # an untrained forecaster still keeps a liquid's structure
     assert d_ref > 0 and np.isfinite(d_roll)
     table = np.loadtxt(folder / "comparison.csv", delimiter=",", skiprows=1)
-    assert table.shape == (11, 3) and table[0, 1] == 0.0
+    assert table.shape == (11, 3) and abs(table[0, 1]) < 1e-9  # MSD(0) = 0
 
 
 def test_relax_argon_lattice_constant_and_nve(tmp_path: Path) -> None:
