@@ -58,9 +58,9 @@ def main() -> None:
     for name in args.names:
         log = read_log(args.out_dir / f"{name}.csv")
         t_ps = log["time_fs"] / 1000
-        per_atom = log["etot_eV"] - log["etot_eV"][0]
+        de_tot = log["etot_eV"] - log["etot_eV"][0]
         axes[0].plot(t_ps, log["temperature_K"], label=name)
-        axes[1].plot(t_ps, per_atom, label=name)
+        axes[1].plot(t_ps, de_tot, label=name)
         axes[2].plot(t_ps, log["volume_A3"], label=name)
         r, g = radial_distribution(trajectories[name], r_max)
         rdf_ax.plot(r, g, label=name)
