@@ -164,6 +164,7 @@ class PackedStoreWriter:
 
     def __enter__(self) -> PackedStoreWriter:
         if self.mode == "w":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = h5py.File(self._tmp, "w")
             _create_layout(self._file, self.layout)
         else:
