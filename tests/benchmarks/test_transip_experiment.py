@@ -79,3 +79,19 @@ def test_experiment_end_to_end(tmp_path, capsys):
     assert (cfg.out / "results.csv").read_text().count("\n") == 9
     out = capsys.readouterr().out
     assert "contrastive vs augment" in out and "equivariant force MAE" in out
+
+
+def test_random_orientation_turns_positions_and_forces_together():
+    import ase.build
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    atoms = ase.build.molecule("CH3CH2OH")
+    forces = np.random.default_rng(0).normal(size=(len(atoms), 3))
+    atoms.calc = SinglePointCalculator(atoms, energy=-3.5, forces=forces)
+    out = next(exp.randomly_oriented([atoms], seed=3))
+    rot, *_ = np.linalg.lstsq(atoms.positions - atoms.positions.mean(0),
+                              out.positions - out.positions.mean(0), rcond=None)
+    assert np.allclose(rot.T @ rot, np.eye(3), atol=1e-10)  # a rotation ...
+    assert np.isclose(np.linalg.det(rot), 1.0) and not np.allclose(rot, np.eye(3))
+    np.testing.assert_allclose(out.get_forces(), forces @ rot, atol=1e-10)  # ... of both
+    assert out.get_potential_energy() == -3.5
