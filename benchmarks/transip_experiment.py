@@ -90,7 +90,7 @@ class ExperimentConfig:
     valid: int = 100
     test: int = 200
     steps: int = 600
-    batch_size: int = 8
+    batch_size: int = 16
     lr: float = 2e-3
     warmup: int = 50
     seed: int = 0
@@ -103,7 +103,7 @@ class ExperimentConfig:
                                  "avg_num_neighbors": "auto"}
     )
     equivariance: dict = field(
-        default_factory=lambda: {"weight": 0.05, "temperature": 0.1, "rotation_negatives": 2,
+        default_factory=lambda: {"weight": 0.03, "temperature": 0.1, "rotation_negatives": 2,
                                  "variance_floor": 0.1}
     )
     rotation_structures: int = 16
