@@ -13,8 +13,10 @@ its energy surface is arbitrary).
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import ase
 import ase.build
@@ -108,8 +110,10 @@ def run(
     temperature: float = 300.0,
     every: int = 20,
     threads: int = 1,
+    json_out: str | None = None,
 ) -> list[DriftResult]:
-    """Run NVE with and without frame averaging; print and return both results."""
+    """Run NVE with and without frame averaging; print and return both results
+    (also written to ``json_out`` with the run's settings when given)."""
     torch.set_num_threads(threads)
     if model_path is None:
         torch.manual_seed(0)
@@ -140,4 +144,10 @@ def run(
             f"{r.energy_excursion:>16.2e} {r.angular_momentum_change:>10.2e} "
             f"{r.angular_momentum:>10.2e} {r.seconds:>7.1f}"
         )
+        if json_out:
+            settings = {"model": model_path, "molecule": molecule, "atoms": len(atoms),
+                        "time_ps": time_ps, "steps": steps, "timestep_fs": timestep,
+                        "temperature_K": temperature, "dtype": "float64"}
+            runs = [dataclasses.asdict(x) for x in results]
+            Path(json_out).write_text(json.dumps({**settings, "runs": runs}, indent=2))
     return results

@@ -62,15 +62,23 @@ class SpeedRow:
     times_ms: dict[str, float]
 
 
-def build_models(dtype: torch.dtype, device: str, frame_averaging: bool) -> dict[str, Potential]:
-    """The compared models at their default sizes (seeded random weights)."""
+def build_models(
+    dtype: torch.dtype,
+    device: str,
+    frame_averaging: bool,
+    transip: dict | None = None,
+    equivariant: dict | None = None,
+) -> dict[str, Potential]:
+    """The compared models (seeded random weights): default sizes unless ``transip`` /
+    ``equivariant`` give hyper-parameters."""
     torch.manual_seed(0)
+    transip, equivariant = transip or {}, equivariant or {}
     models: dict[str, Potential] = {
-        "transip": TransIPPotential(list(SPECIES)),
-        "equivariant": EquivariantPotential(list(SPECIES)),
+        "transip": TransIPPotential(list(SPECIES), **transip),
+        "equivariant": EquivariantPotential(list(SPECIES), **equivariant),
     }
     if frame_averaging:
-        models["transip+fa"] = TransIPPotential(list(SPECIES), frame_averaging=True)
+        models["transip+fa"] = TransIPPotential(list(SPECIES), frame_averaging=True, **transip)
     return {k: m.to(device=device, dtype=dtype).eval() for k, m in models.items()}
 
 
@@ -101,10 +109,15 @@ def run(
     device: str = "cpu",
     dtype: str = "float32",
     frame_averaging: bool = True,
+    transip: dict | None = None,
+    equivariant: dict | None = None,
 ) -> list[SpeedRow]:
-    """Print the table (ms and equivariant/transip ratios) and return the rows."""
+    """Print the table (ms and equivariant/transip ratios) and return the rows.
+
+    ``transip`` / ``equivariant``: hyper-parameters of the two models (default sizes
+    when None)."""
     torch.set_num_threads(threads)
-    models = build_models(getattr(torch, dtype), device, frame_averaging)
+    models = build_models(getattr(torch, dtype), device, frame_averaging, transip, equivariant)
     params = ", ".join(f"{k} {parameter_count(m) / 1e3:.0f}k" for k, m in models.items())
     print(
         f"energy+forces, {device}, {dtype}, {threads} threads, median of {repeats}; "

@@ -32,9 +32,15 @@ def test_md_benchmark_smoke(tmp_path, capsys):
     model = TransIPPotential(["H", "C", "N", "O"], dim=16, heads=2, num_layers=1)
     path = save_model(model, tmp_path / "transip.pt")
     plain, framed = run_md(
-        model_path=str(path), molecule="H2O", time_ps=0.005, timestep=0.5, every=2
+        model_path=str(path), molecule="H2O", time_ps=0.005, timestep=0.5, every=2,
+        json_out=str(tmp_path / "nve.json"),
     )
     assert not plain.frame_averaging and framed.frame_averaging
     assert framed.angular_momentum_change < 1e-10 * max(framed.angular_momentum, 1.0)
     assert torch.isfinite(torch.tensor(plain.energy_drift))
     assert "4 (FA)" in capsys.readouterr().out
+    import json
+
+    saved = json.loads((tmp_path / "nve.json").read_text())
+    assert saved["steps"] == 10 and [r["frame_averaging"] for r in saved["runs"]] == [
+        False, True]

@@ -1,0 +1,344 @@
+"""TransIP equivariance experiment on an OMol25 stand-in (issue 15, acceptance 2 and 3).
+
+``python -m benchmarks transip-experiment``. One command:
+
+1. **Labels.** GFN2-xTB (tblite) energies and forces of small organic molecules, neutral,
+   charged and open-shell (:func:`mlpot.datasets.reference.xtb.xtb_molecules`): a
+   training pool (seed ``seed``) whose first ``max(sizes)`` structures are the training
+   sets (nested: the first 100 ⊂ the first 300 ⊂ ...) and whose next ``valid``
+   structures are the validation set (model selection and any tuning), and a test set
+   generated with another seed (``seed + 1``: other geometries, other MD runs), used only
+   for the final numbers. Every structure is turned by a random rotation (OMol25's
+   structures have no common orientation; ASE's G2 geometries do). Each set is written
+   as an ``.aselmdb`` shard in OMol25's layout
+   (:func:`mlpot.datasets.omol25_writer.write_aselmdb`) and cached under
+   ``cache``: a rerun with the same counts and seed does not call xTB again.
+2. **Training.** Every variant (``contrastive``, ``augment``, ``none`` TransIP and the
+   ``EquivariantPotential`` of similar parameter count) at every training-set size is
+   trained by :func:`mlpot.train.fit` from the ``.aselmdb`` files (the OMol25 reader,
+   ``mlpot train``'s data path) with the same steps, batch size, optimiser, seed and
+   validation set. The checkpoint with the lowest validation loss is kept.
+3. **Evaluation** on the test set with :func:`mlpot.train.evaluate.evaluate` (the numbers
+   ``mlpot eval`` prints): energy MAE (meV/atom), force MAE (meV/Å) and the equivariance
+   error, the mean relative change ‖F(Rx) − R F(x)‖/‖F(x)‖ of the forces under random
+   rotations (float64).
+4. **Speed** (optional): :mod:`benchmarks.transip_speed`'s energy+forces table for the
+   two architectures at the sizes trained here.
+
+The table is printed and saved as ``results.json`` and ``results.csv`` in ``out``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ase
+import numpy as np
+import torch
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from mlpot.checkpoint import load_model
+from mlpot.datasets import read
+from mlpot.datasets.omol25_writer import write_aselmdb
+from mlpot.models import EquivariantPotential, TransIPPotential
+from mlpot.train import fit, parse_config
+from mlpot.train.evaluate import evaluate, random_rotation
+
+SPECIES = ("H", "C", "N", "O", "F", "P", "S", "Cl")
+VARIANTS = ("contrastive", "augment", "none", "equivariant")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything one experiment run uses (all variants share it).
+
+    Attributes:
+        cache: where the labelled ``.aselmdb`` shards are kept between runs.
+        out: run folders and the result files.
+        sizes: training-set sizes (structures).
+        valid: validation structures (model selection, tuning).
+        test: held-out test structures (another generation seed).
+        steps: optimiser steps per training (the budget, equal for all variants).
+        batch_size: structures per batch.
+        lr: peak learning rate (cosine schedule, ``warmup`` linear warm-up steps).
+        seed: model initialisation and batch order; labels use ``seed`` (train/valid)
+            and ``seed + 1`` (test).
+        variants: which of :data:`VARIANTS` to train.
+        transip: TransIPPotential hyper-parameters.
+        equivariant: EquivariantPotential hyper-parameters.
+        equivariance: the ``equivariance:`` settings of the contrastive variant
+            (``mode`` is set per variant).
+        rotation_structures: test structures the equivariance error is measured on
+            (4 random rotations each).
+        speed_sizes: molecule sizes of the speed table (empty: no table).
+        threads: torch threads of training and timing.
+        report_on: ``test`` (the experiment) or ``valid`` (a tuning pilot: the errors are
+            measured on the validation set, the test set is not used).
+    """
+
+    cache: Path = Path("runs/transip-experiment/labels")
+    out: Path = Path("runs/transip-experiment")
+    sizes: tuple[int, ...] = (100, 300, 1000)
+    valid: int = 100
+    test: int = 200
+    steps: int = 600
+    batch_size: int = 16
+    lr: float = 2e-3
+    warmup: int = 50
+    seed: int = 0
+    variants: tuple[str, ...] = VARIANTS
+    transip: dict = field(
+        default_factory=lambda: {"dim": 64, "heads": 4, "num_layers": 3, "head_hidden": 64}
+    )
+    equivariant: dict = field(
+        default_factory=lambda: {"channels": 48, "lmax": 2, "num_layers": 2,
+                                 "avg_num_neighbors": "auto"}
+    )
+    equivariance: dict = field(
+        default_factory=lambda: {"weight": 0.03, "temperature": 0.1, "rotation_negatives": 2,
+                                 "variance_floor": 0.1}
+    )
+    rotation_structures: int = 16
+    speed_sizes: tuple[int, ...] = (20, 100, 500)
+    threads: int = 1
+    report_on: str = "test"
+
+
+@dataclass(frozen=True)
+class LabelFiles:
+    """The cached ``.aselmdb`` shards: ``train[size]``, ``valid``, ``test``."""
+
+    train: dict[int, Path]
+    valid: Path
+    test: Path
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """Test-set errors of one trained model.
+
+    Attributes:
+        variant: ``contrastive``, ``augment``, ``none`` or ``equivariant``.
+        size: training structures.
+        parameters: trainable parameters of the deployed model.
+        steps: optimiser steps done.
+        energy_mae: meV/atom.
+        forces_mae: meV/Å per component.
+        equivariance: mean relative rotation error of the forces.
+        train_seconds: wall time of the training.
+    """
+
+    variant: str
+    size: int
+    parameters: int
+    steps: int
+    energy_mae: float
+    forces_mae: float
+    equivariance: float
+    train_seconds: float
+
+
+def randomly_oriented(structures: Iterable[ase.Atoms], seed: int) -> Iterator[ase.Atoms]:
+    """Each structure turned by its own uniformly random rotation (positions and force
+    labels; the energy is unchanged).
+
+    The generator builds molecules in ASE's G2 orientation; OMol25 structures come in
+    arbitrary orientations, and a model without built-in symmetry must not be tested on
+    data that share one frame.
+    """
+    rng = np.random.default_rng([seed, 7])
+    for atoms in structures:
+        rot = random_rotation(rng)
+        out = atoms.copy()
+        out.positions = atoms.positions @ rot.T
+        out.calc = SinglePointCalculator(out, energy=atoms.get_potential_energy(),
+                                         forces=atoms.get_forces() @ rot.T)
+        yield out
+
+
+def xtb_shard(path: Path, count: int, seed: int) -> list[ase.Atoms]:
+    """``count`` xTB-labelled molecules of generation seed ``seed``, cached in ``path``.
+
+    Generated (into a temporary packed store, then randomly oriented into an
+    ``.aselmdb``) only when ``path`` does not exist yet; the structures always come
+    back through the OMol25 reader.
+    """
+    if not path.is_file():
+        from mlpot.datasets.reference.xtb import xtb_molecules
+
+        tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.h5")
+        start = time.perf_counter()
+        try:
+            result = xtb_molecules(tmp, count=count, seed=seed)
+            write_aselmdb(path, randomly_oriented(read(tmp), seed))
+        finally:
+            tmp.unlink(missing_ok=True)
+        print(f"  xTB labels: {result.structures} structures (seed {seed}) in "
+              f"{time.perf_counter() - start:.0f} s, {result.kinds}, "
+              f"{result.failed} failed, {result.rejected} rejected -> {path}")
+    return list(read(path))
+
+
+def label_files(cfg: ExperimentConfig) -> LabelFiles:
+    """Generate (or find) the pool and test shards; write the per-size training shards."""
+    cfg.cache.mkdir(parents=True, exist_ok=True)
+    largest = max(cfg.sizes)
+    prefix = f"seed{cfg.seed}-n{largest + cfg.valid}"
+    pool = xtb_shard(cfg.cache / f"pool-{prefix}.aselmdb", largest + cfg.valid, cfg.seed)
+    test = cfg.cache / f"test-seed{cfg.seed + 1}-n{cfg.test}.aselmdb"
+    xtb_shard(test, cfg.test, cfg.seed + 1)
+    train = {}
+    for size in cfg.sizes:
+        train[size] = cfg.cache / f"train-{prefix}-first{size}.aselmdb"
+        if not train[size].is_file():
+            write_aselmdb(train[size], pool[:size])
+    valid = cfg.cache / f"valid-{prefix}-last{cfg.valid}.aselmdb"
+    if not valid.is_file():
+        write_aselmdb(valid, pool[largest:])
+    return LabelFiles(train, valid, test)
+
+
+def training_config(cfg: ExperimentConfig, variant: str, size: int, files: LabelFiles,
+                    run_dir: Path) -> dict:
+    """The ``mlpot train`` config (as a raw dict) of one variant at one size."""
+    per_epoch = math.ceil(size / cfg.batch_size)
+    epochs = math.ceil(cfg.steps / per_epoch)
+    transip = variant != "equivariant"
+    return {
+        "run_dir": str(run_dir),
+        "data": {"train": [str(files.train[size])], "valid": [str(files.valid)],
+                 "batch_size": cfg.batch_size},
+        "model": {"kind": "TransIPPotential" if transip else "EquivariantPotential",
+                  "species": list(SPECIES),
+                  "params": dict(cfg.transip if transip else cfg.equivariant)},
+        "loss": {"energy": 1.0, "forces": 10.0},
+        "optimizer": {"lr": cfg.lr, "warmup_steps": cfg.warmup, "schedule": "cosine",
+                      "ema_decay": 0.99},
+        "train": {"epochs": epochs, "max_steps": cfg.steps, "dtype": "float32",
+                  "device": "cpu", "seed": cfg.seed, "threads": cfg.threads,
+                  "valid_every": max(1, epochs // 5)},
+        "checkpoint": {"every_epochs": epochs, "keep_last": 1},
+        "log": {"progress": False, "tensorboard": False},
+        "equivariance": {**cfg.equivariance,
+                         "mode": variant if transip else "none"},
+    }
+
+
+def train_and_test(cfg: ExperimentConfig, variant: str, size: int, files: LabelFiles,
+                   test: list[ase.Atoms]) -> ResultRow:
+    """Train one variant at one size and measure it on the test set."""
+    run_dir = cfg.out / f"{variant}-{size}"
+    config = parse_config(training_config(cfg, variant, size, files, run_dir),
+                          f"{variant}-{size}")
+    start = time.perf_counter()
+    result = fit(config)
+    seconds = time.perf_counter() - start
+    model = load_model(result.best)
+    report = evaluate(model, test, rotation_structures=cfg.rotation_structures, seed=cfg.seed)
+    return ResultRow(
+        variant=variant,
+        size=size,
+        parameters=sum(p.numel() for p in model.parameters()),
+        steps=result.steps,
+        energy_mae=1e3 * report.overall.energy_mae,
+        forces_mae=1e3 * report.overall.forces_mae,
+        equivariance=report.equivariance.forces_mean,
+        train_seconds=seconds,
+    )
+
+
+def parameter_counts(cfg: ExperimentConfig) -> dict[str, int]:
+    """Parameters of the two architectures as configured (before training)."""
+    equivariant = {k: v for k, v in cfg.equivariant.items() if v != "auto"}
+    models = {"transip": TransIPPotential(list(SPECIES), **cfg.transip),
+              "equivariant": EquivariantPotential(list(SPECIES), **equivariant)}
+    return {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()}
+
+
+def print_table(rows: list[ResultRow]) -> None:
+    print(f"{'variant':>12} {'train':>6} {'params':>8} {'steps':>6} {'E MAE meV/at':>13} "
+          f"{'F MAE meV/A':>12} {'rot. err F':>11} {'train s':>8}")
+    for r in rows:
+        print(f"{r.variant:>12} {r.size:>6} {r.parameters:>8} {r.steps:>6} "
+              f"{r.energy_mae:>13.2f} {r.forces_mae:>12.1f} {r.equivariance:>11.2e} "
+              f"{r.train_seconds:>8.0f}")
+
+
+def print_targets(rows: list[ResultRow]) -> None:
+    """The issue's targets, from the rows (PASS/FAIL with the numbers)."""
+    force = {(r.variant, r.size): r.forces_mae for r in rows}
+    for size in sorted({r.size for r in rows}):
+        c, a = force.get(("contrastive", size)), force.get(("augment", size))
+        if c is not None and a is not None:
+            gain = 1 - c / a
+            print(f"  size {size}: contrastive vs augment force MAE {c:.1f} vs {a:.1f} meV/A: "
+                  f"{100 * gain:+.0f} % lower (target >= 30 %: "
+                  f"{'PASS' if gain >= 0.3 else 'FAIL'})")
+    largest = max(r.size for r in rows)
+    c, e = force.get(("contrastive", largest)), force.get(("equivariant", largest))
+    if c is not None and e is not None:
+        print(f"  size {largest}: contrastive / equivariant force MAE {c / e:.2f} "
+              f"(target <= 1.20: {'PASS' if c / e <= 1.2 else 'FAIL'})")
+
+
+def save(rows: list[ResultRow], cfg: ExperimentConfig, counts: dict[str, int],
+         speed: list | None) -> None:
+    """``results.json`` (config, parameter counts, rows, speed) and ``results.csv``."""
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "config": {k: (str(v) if isinstance(v, Path) else v)
+                   for k, v in dataclasses.asdict(cfg).items()},
+        "parameters": counts,
+        "rows": [dataclasses.asdict(r) for r in rows],
+        "speed": [dataclasses.asdict(s) for s in speed] if speed else [],
+    }
+    (cfg.out / "results.json").write_text(json.dumps(payload, indent=2))
+    with open(cfg.out / "results.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[f.name for f in dataclasses.fields(ResultRow)])
+        writer.writeheader()
+        writer.writerows(dataclasses.asdict(r) for r in rows)
+
+
+def run(cfg: ExperimentConfig) -> list[ResultRow]:
+    """Labels, the training grid, the table, the targets, the speed table; saved."""
+    unknown = sorted(set(cfg.variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; known: {list(VARIANTS)}")
+    torch.set_num_threads(cfg.threads)
+    counts = parameter_counts(cfg)
+    print(f"TransIP experiment: sizes {list(cfg.sizes)}, valid {cfg.valid}, test {cfg.test}, "
+          f"{cfg.steps} steps of {cfg.batch_size}, seed {cfg.seed}; parameters: "
+          + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if cfg.report_on not in ("test", "valid"):
+        raise ValueError(f"report_on must be 'test' or 'valid', got {cfg.report_on!r}")
+    files = label_files(cfg)
+    test = list(read(files.test if cfg.report_on == "test" else files.valid))
+    rows = []
+    for size in cfg.sizes:
+        for variant in cfg.variants:
+            rows.append(train_and_test(cfg, variant, size, files, test))
+            print_table(rows[-1:])
+            save(rows, cfg, counts, None)
+    print(f"\nErrors on the {cfg.report_on} set (force MAE per component; rotation error "
+          "of the forces):")
+    print_table(rows)
+    print_targets(rows)
+    speed = None
+    if cfg.speed_sizes:
+        from benchmarks.transip_speed import run as speed_run
+
+        print("\nSpeed (the same two architectures as trained above):")
+        speed = speed_run(sizes=cfg.speed_sizes, threads=cfg.threads,
+                          transip=cfg.transip,
+                          equivariant={k: v for k, v in cfg.equivariant.items() if v != "auto"})
+    save(rows, cfg, counts, speed)
+    print(f"saved {cfg.out / 'results.json'} and {cfg.out / 'results.csv'}")
+    return rows

@@ -1,0 +1,97 @@
+"""The TransIP experiment end to end at a tiny size: xTB labels → .aselmdb → fit → table."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from benchmarks import transip_experiment as exp
+from mlpot.datasets import OMol25Reader, read
+
+pytest.importorskip("tblite")
+
+
+
+def _tiny(tmp_path, **changes) -> exp.ExperimentConfig:
+    cfg = exp.ExperimentConfig(
+        cache=tmp_path / "labels", out=tmp_path / "out", sizes=(6, 12), valid=4, test=6,
+        steps=3, batch_size=4, lr=1e-3, warmup=0,
+        transip={"dim": 16, "heads": 2, "num_layers": 1, "head_hidden": 8},
+        equivariant={"channels": 4, "lmax": 1, "num_layers": 1, "avg_num_neighbors": 4.0},
+        rotation_structures=2, speed_sizes=())
+    return exp.ExperimentConfig(**{**cfg.__dict__, **changes})
+
+
+def test_labels_are_cached_nested_and_disjoint_from_validation(tmp_path, monkeypatch):
+    cfg = _tiny(tmp_path)
+    files = exp.label_files(cfg)
+    pool = list(read(next(cfg.cache.glob("pool-*.aselmdb"))))
+    assert len(pool) == 12 + 4
+    small, large = (list(OMol25Reader(files.train[n])) for n in (6, 12))
+    valid, test = list(read(files.valid)), list(read(files.test))
+    assert (len(small), len(large), len(valid), len(test)) == (6, 12, 4, 6)
+    key = lambda a: a.positions.tobytes()  # noqa: E731
+    assert [key(a) for a in small] == [key(a) for a in large[:6]]  # nested sizes
+    assert not {key(a) for a in large} & {key(a) for a in valid}
+    assert not {key(a) for a in pool} & {key(a) for a in test}  # another seed
+    for atoms in large + test:
+        assert {"charge", "spin"} <= set(atoms.info)
+    # a second call reuses the shards: no xTB call at all
+    import mlpot.datasets.reference.xtb as xtb
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("labels regenerated although cached")
+
+    monkeypatch.setattr(xtb, "xtb_molecules", refuse)
+    again = exp.label_files(cfg)
+    assert np.array_equal(next(iter(read(again.test))).positions, test[0].positions)
+
+
+def test_every_variant_gets_the_same_budget_and_data(tmp_path):
+    cfg = _tiny(tmp_path)
+    files = exp.label_files(cfg)
+    configs = {v: exp.training_config(cfg, v, 12, files, tmp_path / v) for v in exp.VARIANTS}
+    for v, c in configs.items():
+        assert c["train"]["max_steps"] == 3 and c["train"]["seed"] == 0
+        assert c["data"] == configs["none"]["data"]
+        assert c["optimizer"] == configs["none"]["optimizer"]
+        mode = c["equivariance"]["mode"]
+        assert mode == ("none" if v == "equivariant" else v)
+    assert configs["equivariant"]["model"]["kind"] == "EquivariantPotential"
+
+
+def test_experiment_end_to_end(tmp_path, capsys):
+    cfg = _tiny(tmp_path)
+    rows = exp.run(cfg)
+    assert [(r.variant, r.size) for r in rows] == [
+        (v, n) for n in (6, 12) for v in exp.VARIANTS]
+    for r in rows:
+        assert r.steps == 3
+        assert all(math.isfinite(x) and x > 0 for x in (r.energy_mae, r.forces_mae))
+    rot = {r.variant: r.equivariance for r in rows if r.size == 12}
+    assert rot["equivariant"] < 1e-8  # exact by construction
+    assert rot["none"] > 1e-4  # learned, not built in
+    saved = json.loads((cfg.out / "results.json").read_text())
+    assert len(saved["rows"]) == 8 and saved["parameters"]["transip"] > 0
+    assert (cfg.out / "results.csv").read_text().count("\n") == 9
+    out = capsys.readouterr().out
+    assert "contrastive vs augment" in out and "equivariant force MAE" in out
+
+
+def test_random_orientation_turns_positions_and_forces_together():
+    import ase.build
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    atoms = ase.build.molecule("CH3CH2OH")
+    forces = np.random.default_rng(0).normal(size=(len(atoms), 3))
+    atoms.calc = SinglePointCalculator(atoms, energy=-3.5, forces=forces)
+    out = next(exp.randomly_oriented([atoms], seed=3))
+    rot, *_ = np.linalg.lstsq(atoms.positions - atoms.positions.mean(0),
+                              out.positions - out.positions.mean(0), rcond=None)
+    assert np.allclose(rot.T @ rot, np.eye(3), atol=1e-10)  # a rotation ...
+    assert np.isclose(np.linalg.det(rot), 1.0) and not np.allclose(rot, np.eye(3))
+    np.testing.assert_allclose(out.get_forces(), forces @ rot, atol=1e-10)  # ... of both
+    assert out.get_potential_energy() == -3.5
