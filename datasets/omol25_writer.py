@@ -62,8 +62,10 @@ def write_aselmdb(path: str | Path, structures: Iterable[ase.Atoms]) -> int:
                     raise ValueError(f"{where}: periodic; OMol25 rows are molecules")
                 labels = atoms_labels(atoms)
                 row = ase.Atoms(numbers=atoms.numbers, positions=atoms.positions)
+                energy = labels["energy"]  # validate_atoms checked it is present and finite
+                assert energy is not None
                 row.calc = SinglePointCalculator(
-                    row, energy=float(labels["energy"]), forces=np.asarray(labels["forces"])
+                    row, energy=float(np.asarray(energy)), forces=np.asarray(labels["forces"])
                 )
                 db.write(row, data=row_data(atoms, where))
                 count += 1
