@@ -99,10 +99,10 @@ class EquivariantPotential(Potential):
     host synchronisation, but the model as a whole is not capturable yet: the padded
     neighbour layout reads K_max (the largest neighbour count) on the host
     (:func:`~mlpot.kernels.neighbors.neighbor_slots`), ``torch.unique`` picks the
-    isolated-atom references (elements present), and the charge/spin range check reads a boolean — each a
-    device → host sync with a data-dependent shape. Capture needs static shapes per
-    bucket (N and K_max padded to bucket sizes, the reference keys computed once per
-    set of systems), which is not built.
+    isolated-atom references (elements present), and the charge/spin range check
+    reads a boolean — each a device → host sync with a data-dependent shape. Capture
+    needs static shapes per bucket (N and K_max padded to bucket sizes, the reference
+    keys computed once per set of systems), which is not built.
 
     Parity: all features have natural parity (Y_l has parity (−1)^l) and products
     only create natural-parity terms (Gaunt coefficients vanish for odd l₁+l₂+l₃), so
