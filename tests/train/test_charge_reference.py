@@ -18,8 +18,15 @@ from mlpot.models import EquivariantPotential
 
 def _model() -> EquivariantPotential:
     torch.manual_seed(0)
-    model = EquivariantPotential(["H", "C", "O"], cutoff=4.0, channels=8, lmax=2,
-                                 num_layers=2, num_knots=8, avg_num_neighbors=3.0).double()
+    model = EquivariantPotential(
+        ["H", "C", "O"],
+        cutoff=4.0,
+        channels=8,
+        lmax=2,
+        num_layers=2,
+        num_knots=8,
+        avg_num_neighbors=3.0,
+    ).double()
     torch.nn.init.normal_(model.charge_embedding)
     torch.nn.init.normal_(model.spin_embedding)
     model.set_reference_energies({"H": -13.6, "C": -57.3, "O": -109.5})
@@ -42,8 +49,9 @@ def test_isolated_neutral_atom_has_exactly_e0():
 def test_charge_and_spin_shift_the_energy_of_an_isolated_atom():
     model = _model()
     atom = ase.Atoms("O", positions=[[0, 0, 0]])
-    energies = [float(model(_graph(atom, q, m)).energy) for q, m in ((0, 1), (1, 2), (-1, 2),
-                                                                      (0, 3))]
+    energies = [
+        float(model(_graph(atom, q, m)).energy) for q, m in ((0, 1), (1, 2), (-1, 2), (0, 3))
+    ]
     assert len({round(e, 9) for e in energies}) == 4
     # the shift is learnable: its gradient reaches the charge embedding
     out = model(_graph(atom, 1, 2), compute_forces=False, training=True)
@@ -54,8 +62,9 @@ def test_charge_and_spin_shift_the_energy_of_an_isolated_atom():
 def test_batched_ion_and_molecule_match_separate_evaluations():
     model = _model()
     water = ase.Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
-    methyl = ase.Atoms("CH3", positions=[[0, 0, 0], [1.08, 0, 0], [-0.54, 0.94, 0],
-                                         [-0.54, -0.94, 0]])
+    methyl = ase.Atoms(
+        "CH3", positions=[[0, 0, 0], [1.08, 0, 0], [-0.54, 0.94, 0], [-0.54, -0.94, 0]]
+    )
     graphs = [_graph(water, 1, 2), _graph(methyl, 0, 2), _graph(water, 0, 1)]
     batch = model(collate(graphs))
     for k, g in enumerate(graphs):

@@ -18,8 +18,7 @@ from mlpot.datasets.reference.xtb import relax  # noqa: E402
 
 def _max_force(atoms: ase.Atoms, charge: int, mult: int) -> float:
     atoms = atoms.copy()
-    atoms.calc = tblite.TBLite(method="GFN2-xTB", charge=charge, multiplicity=mult,
-                               verbosity=0)
+    atoms.calc = tblite.TBLite(method="GFN2-xTB", charge=charge, multiplicity=mult, verbosity=0)
     return float(np.linalg.norm(atoms.get_forces(), axis=1).max())
 
 
