@@ -260,7 +260,8 @@ def train(
     epochs: int = typer.Option(4, help="Epochs (the same optimiser steps for both)."),
     batch: int = typer.Option(4, help="Structures per batch."),
     threads: int = typer.Option(1, help="torch threads per framework."),
-    mlpot_channels: int = typer.Option(16, help="mlpot channels (lmax 2, hidden_lmax 1)."),
+    mlpot_channels: int = typer.Option(
+        0, help="mlpot channels (lmax 2, hidden_lmax 1); 0: match MACE's parameter count."),
     mace_channels: int = typer.Option(16, help="MACE num_channels (max_L 1, max_ell 2)."),
 ) -> None:
     """Training: mlpot train vs mace_run_train on the same data, split and steps."""
@@ -269,7 +270,7 @@ def train(
 
     try:
         run(structures=structures, epochs=epochs, batch=batch, threads=threads,
-            mlpot_channels=mlpot_channels, mace_channels=mace_channels)
+            mlpot_channels=mlpot_channels or None, mace_channels=mace_channels)
     except (MaceEnvError, RuntimeError) as err:
         typer.echo(f"benchmarks train: {err}", err=True)
         raise typer.Exit(1) from err

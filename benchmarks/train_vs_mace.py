@@ -7,6 +7,10 @@ run as a subprocess and timed end to end (start-up, E0/statistics, training and 
 validation pass each). Reported: validation energy MAE (meV/atom) and force MAE
 (meV/Å) of the saved (EMA) models, predicted by each framework on the same file, and
 training throughput in structures/s = steps × batch / wall time; ratios mlpot/MACE.
+
+Model sizes: MACE runs at ``mace_channels``; mlpot's width is then chosen so that its
+parameter count is the closest to the trained MACE model's (both counts printed; a
+run whose counts differ by more than ``PARAMS_TOLERANCE`` says so).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from mlpot.datasets.reference.emt import emt_metals
 
 WORKER = Path(__file__).with_name("mace_train_worker.py")
 METALS = ("Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au")
+PARAMS_TOLERANCE = 0.2  # relative difference of the parameter counts called "similar"
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,29 @@ def _errors(
     return float(np.mean(de)), float(df.mean())
 
 
+def mlpot_params(channels: int) -> dict:
+    """mlpot's hyper-parameters in this benchmark (MACE's max_L 1, max_ell 2 analogue)."""
+    return {
+        "cutoff": 5.0,
+        "channels": channels,
+        "lmax": 2,
+        "hidden_lmax": 1,
+        "correlation": 3,
+        "num_layers": 2,
+    }
+
+
+def matching_channels(target_params: int, species: tuple[str, ...] = METALS) -> int:
+    """mlpot width (4-128 channels) whose parameter count is closest to ``target_params``."""
+    from mlpot.models import EquivariantPotential
+
+    def count(channels: int) -> int:
+        model = EquivariantPotential(list(species), **mlpot_params(channels))
+        return sum(p.numel() for p in model.parameters())
+
+    return min(range(4, 129), key=lambda c: abs(count(c) - target_params))
+
+
 def run_mlpot(
     work: Path,
     train: Path,
@@ -84,17 +112,7 @@ def run_mlpot(
     config = {
         "run_dir": str(work / "mlpot-run"),
         "data": {"train": [str(train)], "valid": [str(valid)], "batch_size": batch},
-        "model": {
-            "params": {
-                "cutoff": 5.0,
-                "channels": channels,
-                "lmax": 2,
-                "hidden_lmax": 1,
-                "correlation": 3,
-                "num_layers": 2,
-                "avg_num_neighbors": "auto",
-            }
-        },
+        "model": {"params": {**mlpot_params(channels), "avg_num_neighbors": "auto"}},
         "loss": {"energy": 10.0, "forces": 1.0, "stress": 0.0},
         "optimizer": {"lr": 5e-3, "ema_decay": 0.99, "grad_clip": 10.0},
         "train": {
@@ -253,11 +271,14 @@ def run(
     epochs: int = 4,
     batch: int = 4,
     threads: int = 1,
-    mlpot_channels: int = 16,
+    mlpot_channels: int | None = None,
     mace_channels: int = 16,
     seed: int = 0,
 ) -> None:
-    """Generate data, train both, print the side-by-side table."""
+    """Generate data, train both, print the side-by-side table.
+
+    ``mlpot_channels`` None: the width matching the trained MACE model's parameter count.
+    """
     python = ensure_mace_venv()
     with tempfile.TemporaryDirectory(prefix="mlpot-train-bench-") as tmp:
         work = Path(tmp)
@@ -275,31 +296,38 @@ def run(
             f"{epochs} epochs x batch {batch} = {steps} steps; float32, {threads} thread(s)",
             flush=True,
         )
-        results = [
-            run_mlpot(
-                work,
-                work / "train.xyz",
-                work / "valid.xyz",
-                valid_set,
-                steps,
-                epochs,
-                batch,
-                threads,
-                mlpot_channels,
-            ),
-            run_mace(
-                python,
-                work,
-                work / "train.xyz",
-                work / "valid.xyz",
-                valid_set,
-                epochs,
-                steps,
-                batch,
-                threads,
-                mace_channels,
-            ),
-        ]
+        mace = run_mace(
+            python,
+            work,
+            work / "train.xyz",
+            work / "valid.xyz",
+            valid_set,
+            epochs,
+            steps,
+            batch,
+            threads,
+            mace_channels,
+        )
+        channels = mlpot_channels or matching_channels(mace.params)
+        mlpot = run_mlpot(
+            work,
+            work / "train.xyz",
+            work / "valid.xyz",
+            valid_set,
+            steps,
+            epochs,
+            batch,
+            threads,
+            channels,
+        )
+        results = [mlpot, mace]
+    ratio = mlpot.params / mace.params
+    similar = abs(ratio - 1) <= PARAMS_TOLERANCE
+    print(
+        f"parameters: mlpot {mlpot.params} ({channels} channels), MACE {mace.params} "
+        f"({mace_channels} channels): ratio {ratio:.2f}"
+        + ("" if similar else f" -- NOT within {PARAMS_TOLERANCE:.0%}, not comparable")
+    )
     print(
         f"{'':8s}{'params':>9s}{'wall s':>9s}{'struct/s':>10s}{'E MAE meV/atom':>16s}"
         f"{'F MAE meV/Å':>13s}"

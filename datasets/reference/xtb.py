@@ -33,6 +33,7 @@ ORGANIC = frozenset({"H", "C", "N", "O", "F", "P", "S", "Cl"})
 #: Recipe weights (target fraction of structures) and structures per batch.
 _RECIPES = {"rattled": 0.4, "conformer": 0.25, "md": 0.35}
 _PER_BATCH = {"md": 4}
+_MD_EQUILIBRATION = 20  # steps (10 fs) before the first snapshot
 
 
 def organic_molecules() -> list[tuple[str, ase.Atoms, int]]:
@@ -96,6 +97,29 @@ def _too_close(atoms: ase.Atoms, minimum: float = 0.7) -> bool:
     return bool((d[np.triu_indices(len(atoms), 1)] < minimum).any())
 
 
+def relax(atoms: ase.Atoms, charge: int, mult: int, fmax: float = 0.05, steps: int = 100
+          ) -> ase.Atoms:
+    """GFN2-xTB minimum near ``atoms`` for this charge and multiplicity (BFGS).
+
+    G2 geometries are (MP2) minima of the neutral molecules: an ion at them sits far
+    from its own minimum (forces of several eV/Å), and even a neutral molecule is
+    off the GFN2-xTB minimum, so every recipe starts from this geometry.
+    Returns a copy of ``atoms`` when the optimisation fails.
+    """
+    from ase.optimize import BFGS
+    from tblite.ase import TBLite
+
+    out = atoms.copy()
+    out.calc = TBLite(method="GFN2-xTB", charge=charge, multiplicity=mult, verbosity=0)
+    try:
+        BFGS(out, logfile=None).run(fmax=fmax, steps=steps)
+    except Exception as exc:  # tblite raises on SCF failure
+        logger.warning("xtb relaxation failed (q=%d m=%d): %s", charge, mult, exc)
+        return atoms.copy()
+    out.calc = None
+    return out
+
+
 def _variants(kind: str, atoms: ase.Atoms, charge: int, mult: int, rng: np.random.Generator
               ) -> list[ase.Atoms]:
     seed = int(rng.integers(2**31))
@@ -117,6 +141,7 @@ def _variants(kind: str, atoms: ase.Atoms, charge: int, mult: int, rng: np.rando
     maxwell_boltzmann(start, temperature, np.random.default_rng(seed))
     dyn = Langevin(start, 0.5 * units.fs, temperature_K=temperature, friction=0.02, fixcm=False,
                    rng=np.random.default_rng(seed + 1))
+    dyn.run(_MD_EQUILIBRATION)
     snapshots = []
     for _ in range(_PER_BATCH["md"]):
         dyn.run(10)
@@ -128,6 +153,7 @@ def _batches(rng: np.random.Generator, charged_fraction: float
              ) -> Iterator[tuple[str, list[ase.Atoms]]]:
     molecules = organic_molecules()
     flexible = [m for m in molecules if rotate_random_torsion(m[1], rng) is not None]
+    minima: dict[tuple[str, int, int], ase.Atoms] = {}
     names = list(_RECIPES)
     weights = np.array([_RECIPES[n] / _PER_BATCH.get(n, 1) for n in names])
     run = 0
@@ -139,8 +165,10 @@ def _batches(rng: np.random.Generator, charged_fraction: float
         if rng.uniform() < charged_fraction:
             charge = int(rng.choice([-1, 1]))
             mult = ion_multiplicity(atoms, charge)
+        if (name, charge, mult) not in minima:
+            minima[name, charge, mult] = relax(atoms, charge, mult)
         try:
-            structures = _variants(kind, atoms, charge, mult, rng)
+            structures = _variants(kind, minima[name, charge, mult], charge, mult, rng)
         except Exception as exc:  # an MD run whose xTB calculation failed
             logger.warning("xtb %s %s q=%d m=%d failed: %s", kind, name, charge, mult, exc)
             structures = []
@@ -173,9 +201,11 @@ def xtb_molecules(path: str | Path, count: int = 2000, seed: int = 0,
     Molecules: the organic subset of ASE's G2 set, neutral with their G2
     multiplicity (radicals such as CH3, OH, NO2; triplets such as O2, CH2) or,
     with probability ``charged_fraction``, as a cation/anion (multiplicity 1 or
-    2 from the electron count). Geometries: rattled (0.01-0.06 Å), random
-    torsion rotations (conformers) and Langevin MD snapshots (300-1000 K,
-    0.5 fs steps, every 10 steps). Labels: energy (eV), forces (eV/Å);
+    2 from the electron count). Each (molecule, charge, multiplicity) is first
+    relaxed with GFN2-xTB (:func:`relax`); from that minimum: rattled
+    (0.01-0.06 Å), random torsion rotations (conformers) and Langevin MD
+    snapshots (300-1000 K, 0.5 fs steps, 10 fs of equilibration, then every
+    10 steps). Labels: energy (eV), forces (eV/Å);
     ``info`` holds ``charge`` and ``spin`` (multiplicity). Structures with a
     force above ``max_force`` (eV/Å; e.g. clashes after a torsion) are dropped.
     """

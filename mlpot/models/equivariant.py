@@ -76,8 +76,9 @@ class EquivariantPotential(Potential):
     back (backend "grid"), or with exact Gaunt/CG contractions and a gated MLP (backend
     "cg"). Features passed on keep l ≤ hidden_lmax; the last layer keeps l = 0. Per-atom
     energy = Σ_t readout_t(h_t[l=0]) (linear; the last an MLP) minus the same for the
-    atom without neighbours (so an isolated atom has exactly E0); the base class adds
-    scale/shift and E0. h_0 = species + charge + spin embeddings (scalars).
+    element's neutral singlet atom without neighbours (so an isolated neutral atom has
+    exactly E0, and an ion's charge/spin embedding can shift its energy); the base
+    class adds scale/shift and E0. h_0 = species + charge + spin embeddings (scalars).
 
     Grid rule: res_β = ⌈(D+1)/2⌉, res_α = D + 1 with
     D = correlation·lmax + lmax_out + grid_oversample. For any grid_oversample ≥ 0 the
@@ -98,10 +99,10 @@ class EquivariantPotential(Potential):
     host synchronisation, but the model as a whole is not capturable yet: the padded
     neighbour layout reads K_max (the largest neighbour count) on the host
     (:func:`~mlpot.kernels.neighbors.neighbor_slots`), ``torch.unique`` picks the
-    isolated-atom references, and the charge/spin range check reads a boolean — each a
-    device → host sync with a data-dependent shape. Capture needs static shapes per
-    bucket (N and K_max padded to bucket sizes, the reference keys computed once per
-    set of systems), which is not built.
+    isolated-atom references (elements present), and the charge/spin range check
+    reads a boolean — each a device → host sync with a data-dependent shape. Capture
+    needs static shapes per bucket (N and K_max padded to bucket sizes, the reference
+    keys computed once per set of systems), which is not built.
 
     Parity: all features have natural parity (Y_l has parity (−1)^l) and products
     only create natural-parity terms (Gaunt coefficients vanish for odd l₁+l₂+l₃), so
@@ -198,22 +199,22 @@ class EquivariantPotential(Potential):
     def atomic_energies(
         self, graph: AtomicGraph, edge_vectors: torch.Tensor, species: torch.Tensor
     ) -> torch.Tensor:
-        """Learned energy of each atom minus that of the same atom without neighbours,
-        so an isolated atom's energy is exactly its E0."""
+        """Learned energy of each atom minus that of the same element's neutral
+        (charge 0, multiplicity 1) atom without neighbours, so an isolated neutral atom's
+        energy is exactly its E0 while charge and spin still shift the energy of an
+        isolated ion or radical (a per-atom offset the model learns)."""
         c = self.config
         h = self.embed(graph, species)
-        # isolated references, one per distinct (species, charge, spin) embedding, run
-        # as extra edge-less nodes in the same pass
-        system_key = ((graph.charge + c.max_charge) * c.max_spin + graph.spin - 1)
-        key = species + len(c.species) * system_key[graph.system_index]
-        unique, inverse = torch.unique(key, return_inverse=True)
+        # isolated neutral references, one per element present, run as extra edge-less
+        # nodes in the same pass
+        present, inverse = torch.unique(species, return_inverse=True)
+        neutral = (self.species_embedding[present] + self.charge_embedding[c.max_charge]
+                   + self.spin_embedding[0])[:, None]
         n = graph.num_atoms
-        first = torch.full_like(unique, n).scatter_reduce_(
-            0, inverse, torch.arange(n, device=key.device), reduce="amin")
-        edges = EdgeFeatures.build(graph.require_edges()[0], edge_vectors, n + len(unique), c.lmax,
+        edges = EdgeFeatures.build(graph.require_edges()[0], edge_vectors, n + len(present), c.lmax,
                                    c.num_knots, self.cutoff, self.kernels)
-        energy = self._energy_chain(torch.cat([h, h[first]]), edges,
-                                    torch.cat([species, species[first]]))
+        energy = self._energy_chain(torch.cat([h, neutral]), edges,
+                                    torch.cat([species, present]))
         return energy[:n] - energy[n:][inverse]
 
     def _energy_chain(
