@@ -179,3 +179,33 @@ def argon_lj_reference(
         frames,
         **kw,
     )
+
+
+def molecule_xtb_reference(
+    path: str | Path,
+    molecule: str = "CH3CH2OH",
+    temperatures: Sequence[float] = (300.0, 400.0),
+    forecast_fs: float = 5.0,
+    frames: int = 50,
+    **kw: object,
+) -> GenerationResult:
+    """A small molecule in vacuum (``ase.build.molecule`` name, default ethanol) with
+    GFN2-xTB (tblite, one OpenMP thread), 0.5 fs reference step."""
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from tblite.ase import TBLite
+
+    atoms = ase.build.molecule(molecule)
+    atoms.center()
+    return reference_trajectories(
+        path,
+        atoms,
+        lambda: TBLite(method="GFN2-xTB", verbosity=0),
+        f"{molecule}-xtb",
+        temperatures,
+        0.5,
+        forecast_fs,
+        frames,
+        **kw,
+    )
