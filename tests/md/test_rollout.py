@@ -296,3 +296,23 @@ def test_cli_bad_input(tmp_path, cu_files):
     )
     assert md_restart.exit_code == 1 and "restart" in md_restart.output
     assert not list(tmp_path.glob("*.restart.pt"))  # nothing written on bad input
+
+
+def test_rollout_progress_bar_names_the_rollout_and_kinetic_energy():
+    """The bar says "rollout" and shows E_kin (a forecaster has no potential energy);
+    mutant checked: reusing the MD bar ("MD", "Etot") fails it."""
+    import io
+
+    from rich.console import Console
+
+    from mlpot.md.rollout_driver import RolloutProgress
+
+    out = io.StringIO()
+    state = gas(1, 8, periodic=True)
+    progress = RolloutProgress(Console(file=out, width=200, force_terminal=True), 10, 0, 5.0,
+                               True)
+    with progress.bar:
+        progress(state)
+    text = out.getvalue()
+    assert "rollout" in text and "E_kin" in text and "Etot" not in text
+    assert f"{float(state.kinetic_energy().sum()):.4f} eV" in text
