@@ -25,6 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from mlpot.md.batching import max_batch_atoms, plan_batches
 from mlpot.md.config import DTYPES, read_structures
 from mlpot.md.driver import check_run_options, restart_path_for
 from mlpot.md.reporters import ThermoReporter, TrajectoryReporter, load_restart
@@ -43,6 +44,9 @@ class RolloutConfig:
     ends at, so re-running with ``restart`` continues an interrupted run to the same end.
     ``temperature`` is the initial (Maxwell–Boltzmann, when the structure has no
     velocities) and CSVR target temperature; ``thermostat=False`` runs without one.
+    ``max_batch_atoms`` splits many structures into consecutive batches of at most that
+    many atoms run one after the other (default: one batch on CPU; on CUDA as many as
+    fit in free memory), as ``mlpot md`` does.
     """
 
     structure: Path
@@ -63,6 +67,7 @@ class RolloutConfig:
     skin: float = 1.0
     max_temperature: float = 1.0e5
     progress: bool = True
+    max_batch_atoms: int | None = None
 
 
 def load_forecaster(
@@ -184,15 +189,81 @@ def run_rollout_command(
     cfg: RolloutConfig,
     console: Console | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> RunSummary:
-    """Run ``mlpot rollout`` (all structures as one batch). Raises ValueError/
-    FileNotFoundError for bad input before anything is written."""
+) -> list[RunSummary]:
+    """Run ``mlpot rollout``; returns one summary per batch part (see
+    ``max_batch_atoms``). Raises ValueError/FileNotFoundError for bad input before
+    anything is written."""
     console = console or Console()
     _validate(cfg)
     structures = read_structures(cfg.structure)
     model = load_forecaster(cfg.forecaster, structures, cfg.device, cfg.dtype)
     state, resumed = _initial_state(cfg, structures, model)
-    data = None if resumed is None else resumed["data"]
+    if resumed is not None:
+        return [
+            _run_part(
+                cfg,
+                model,
+                state,
+                resumed["data"],
+                console,
+                0,
+                state.num_systems,
+                restart_path(cfg),
+                False,
+                should_stop,
+            )
+        ]
+    limit = cfg.max_batch_atoms
+    if limit is None and state.num_systems > 1:
+        probe = MDState.from_atoms(structures[:1], dtype=model.dtype, device=cfg.device)
+        limit = max_batch_atoms(ForecastField(model, cfg.skin), probe)
+    groups = plan_batches(state.graph.atoms_per_system.tolist(), limit)
+    summaries = []
+    for k, group in enumerate(groups):
+        part = MDState.from_atoms(
+            [structures[i] for i in group],
+            seed=[cfg.seed + i for i in group],
+            dtype=model.dtype,
+            device=cfg.device,
+        )
+        if not bool((part.momenta != 0).any()):
+            part = maxwell_boltzmann(part, cfg.temperature)
+        restart = restart_path(cfg)
+        if len(groups) > 1:
+            restart = restart.with_name(f"{restart.stem}.part{k}{restart.suffix}")
+            console.print(f"part {k + 1}/{len(groups)}: systems {group[0]}..{group[-1]}")
+        summaries.append(
+            _run_part(
+                cfg,
+                model,
+                part,
+                None,
+                console,
+                group[0],
+                state.num_systems,
+                restart,
+                k > 0,
+                should_stop,
+            )
+        )
+        if summaries[-1].stop_reason != "completed":
+            break
+    return summaries
+
+
+def _run_part(
+    cfg: RolloutConfig,
+    model: TrajCastForecaster,
+    state: MDState,
+    data: object,
+    console: Console,
+    first_index: int,
+    total: int,
+    restart: Path,
+    append_log: bool,
+    should_stop: Callable[[], bool] | None,
+) -> RunSummary:
+    """One batch of systems (``first_index`` is the first one's index in the input)."""
     step = ForecastStep.for_forecaster(model, cfg.temperature if cfg.thermostat else None, cfg.tau)
     field = ForecastField(model, skin=cfg.skin)
     if data is not None and data.verlet_reference is not None:
@@ -200,13 +271,14 @@ def run_rollout_command(
     state = step.init(state)
     reporters = []
     if cfg.log is not None:
+        resume_step = None if data is None else state.step
         reporters.append(
-            ThermoReporter(cfg.log, cfg.every, None if data is None else state.step, pressure=False)
+            ThermoReporter(cfg.log, cfg.every, resume_step, append_log, first_index, pressure=False)
         )
     traj = None
     if cfg.traj is not None:
         frames = None if data is None else data.extra.get("frames", 0)
-        traj = TrajectoryReporter(cfg.traj, state, cfg.every, frames)
+        traj = TrajectoryReporter(cfg.traj, state, cfg.every, frames, first_index, total)
         reporters.append(traj)
 
     def extra() -> dict:
@@ -224,7 +296,7 @@ def run_rollout_command(
             field,
             max(cfg.steps - state.step, 0),
             reporters,
-            RestartSchedule(restart_path(cfg), cfg.restart_every, extra),
+            RestartSchedule(restart, cfg.restart_every, extra),
             SafetyLimits(max_temperature=cfg.max_temperature),
             on_step=progress,
             should_stop=should_stop,
