@@ -156,3 +156,15 @@ def test_pairs_rms_of_a_subset(traj_store):
     assert pairs.rms(indices=half) != pairs.rms()
     with pytest.raises(ValueError, match="no pairs"):
         pairs.rms(indices=half[:0])
+
+
+@pytest.mark.parametrize("name", ["ar", "cu", "ethanol"])
+def test_shipped_forecaster_configs_validate(tmp_path, traj_store, name):
+    from pathlib import Path
+
+    from mlpot.train import load_config
+
+    path = Path(__file__).parents[2] / "examples" / f"mlpot-{name}-trajcast.yaml"
+    cfg = load_config(path, [f"data.train={traj_store}", f"run_dir={tmp_path}"])
+    assert cfg.model.kind == "TrajCastForecaster"
+    assert cfg.loss.displacement == cfg.loss.velocity == 1.0
