@@ -5,7 +5,8 @@
 
 ``cu``: fcc Cu (3x3x3 cubic cells, 108 atoms), ASE EMT, 1 fs steps, 300/450/600 K.
 ``mol``: ethanol in vacuum, GFN2-xTB (tblite), 0.5 fs steps, 300/400 K.
-``ar``: liquid argon (108 atoms, 1.4 g/cm³), mlpot's Lennard-Jones, 2 fs steps, 90/120 K.
+``ar``: liquid argon (108 atoms, 1.4 g/cm³), mlpot's Lennard-Jones, 2 fs steps, 90/120 K
+(the fcc start is melted at 300 K for 2 ps first).
 Each temperature runs ``--trajectories`` independent trajectories (Langevin
 equilibration, then NVE); every frame holds positions (unwrapped), velocities, cell,
 energy and forces. Read the pairs back with ``mlpot.datasets.forecast.ForecastPairs``.
