@@ -32,6 +32,12 @@ def main() -> None:
     parser.add_argument("--trajectories", type=int, default=2, help="per temperature")
     parser.add_argument("--equilibration-fs", type=float, default=2000.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--melt-fs",
+        type=float,
+        default=None,
+        help="ar only: melt the fcc start at 300 K for this long first, fs (default 2000)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from mlpot.datasets.reference.trajectory import (
@@ -46,6 +52,10 @@ def main() -> None:
         "mol": molecule_xtb_reference,
     }[args.system]
     kw = {} if args.forecast_fs is None else {"forecast_fs": args.forecast_fs}
+    if args.melt_fs is not None:
+        if args.system != "ar":
+            parser.error("--melt-fs applies to ar only")
+        kw["melt_fs"] = args.melt_fs
     result = make(
         args.output,
         frames=args.frames,

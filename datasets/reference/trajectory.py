@@ -178,9 +178,9 @@ def argon_lj_reference(
     Lennard-Jones (ε 0.0104 eV, σ 3.40 Å, r_c 8.5 Å), 2 fs reference step.
 
     The lattice is melted at ``melt_temperature`` for ``melt_fs`` first: without it the
-    90 K runs (and some at 120 K) stayed fcc crystals for the whole trajectory (MSD
-    plateau ~1 Å², measured), and a forecaster trained on them diffused at half the
-    liquid's rate."""
+    90 K runs (and some at 120 K) stay fcc crystals for the whole trajectory (MSD
+    plateau ~1 Å², measured). ``melt_fs=0`` reproduces the data of the shipped
+    ``mlpot-ar-trajcast``."""
     import torch
 
     from mlpot.calculator import MLPotCalculator
