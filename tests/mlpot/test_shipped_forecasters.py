@@ -1,8 +1,8 @@
 """Shipped TrajCast forecasters: loadable by name, better than free flight on fresh
 reference MD they never saw, and usable by ``mlpot rollout --forecaster NAME``.
 
-Mutant checked: the shipped Ar forecaster with its residual output zeroed (free flight)
-fails the accuracy test.
+The accuracy test compares against free flight measured on the same pairs, so a forecaster
+that had learned nothing (residual zero) would fail it by construction (not run as a mutant).
 """
 
 from __future__ import annotations
