@@ -5,6 +5,9 @@ Run from the repository root; the folder is not part of the installed package.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 bench_app = typer.Typer(help="Benchmarks (ratios against peers measured in the same run).",
@@ -273,6 +276,33 @@ def train(
             mlpot_channels=mlpot_channels or None, mace_channels=mace_channels)
     except (MaceEnvError, RuntimeError) as err:
         typer.echo(f"benchmarks train: {err}", err=True)
+        raise typer.Exit(1) from err
+
+
+@bench_app.command("trajcast")
+def trajcast(
+    steps: int = typer.Option(10_000, help="Forecast steps per rollout (reference: same time)."),
+    systems: str = typer.Option("ar,cu,ethanol", help="Comma-separated: ar, cu, ethanol."),
+    seed: int = typer.Option(0, help="Seeds the start, both thermostats and the rollout."),
+    cache: str = typer.Option("runs/bench-trajcast/cache",
+                              help="Cached equilibrated starts and reference MD."),
+    out: str = typer.Option("runs/bench-trajcast", help="PNG plots and results.json."),
+    peer_steps: int = typer.Option(200, help="Timed MD steps of the equivariant-potential peer."),
+    model: Annotated[list[str] | None, typer.Option(
+        help="SYSTEM=CHECKPOINT: use this forecaster instead of the shipped one (repeatable)."
+    )] = None,
+    equilibration_fs: float = typer.Option(None, help="Override every system's "
+                                           "equilibration, fs (short test runs)."),
+) -> None:
+    """TrajCast rollouts vs reference MD (RDF, T, D, VDOS, bonds, stability) and speed."""
+    from benchmarks.trajcast import run
+
+    try:
+        models = dict(item.split("=", 1) for item in model or [])
+        run([s.strip() for s in systems.split(",") if s.strip()], steps, seed, Path(cache),
+            Path(out), peer_steps, models, equilibration_fs)
+    except (ValueError, FileNotFoundError) as err:
+        typer.echo(f"benchmarks trajcast: {err}", err=True)
         raise typer.Exit(1) from err
 
 

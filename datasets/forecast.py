@@ -81,15 +81,27 @@ class ForecastPairs(torch.utils.data.Dataset):
         v = torch.as_tensor(nxt.velocities, dtype=self.dtype)
         return ForecastSample(graph=graph, displacement=dx, velocities=v)
 
-    def rms(self, residual: bool = False) -> tuple[float, float]:
+    def groups(self) -> np.ndarray:
+        """``[P]`` trajectory (``group``) of every pair, as str."""
+        return self.store.read_array("group")[self.pairs].astype(str)
+
+    def atoms_per_pair(self) -> np.ndarray:
+        """``[P]`` atom count of every pair."""
+        return np.asarray(self.store.atoms_per_structure, dtype=np.int64)[self.pairs]
+
+    def rms(self, residual: bool = False, indices: np.ndarray | None = None) -> tuple[float, float]:
         """(RMS of the target Δx components, Å; RMS of the target v components, Å/fs);
         with ``residual`` of their departures from free flight, Δx − v·Δt and v' − v
-        (the output scales of a ``residual`` forecaster)."""
+        (the output scales of a ``residual`` forecaster). ``indices``: only these pairs
+        (e.g. the training split; default all)."""
         offsets = self.store.offsets
         positions = self.store.read_array("positions")
         velocities = self.store.read_array("velocities")
         dx2 = v2 = count = 0.0
-        for k in self.pairs:
+        chosen = self.pairs if indices is None else self.pairs[np.asarray(indices, dtype=np.int64)]
+        if len(chosen) == 0:
+            raise ValueError("rms over no pairs")
+        for k in chosen:
             a, b, c = offsets[k], offsets[k + 1], offsets[k + 2]
             dx, v_new = positions[b:c] - positions[a:b], velocities[b:c]
             if residual:

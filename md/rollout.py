@@ -76,6 +76,13 @@ class ForecastField(ForceField):
     def __call__(self, graph: object, compute_stress: bool = False) -> PotentialOutput:
         raise TypeError("a forecaster has no energies or forces; step it with ForecastStep")
 
+    def evaluate(self, state: MDState, compute_stress: bool = False) -> MDState:
+        """Run the forecaster once on ``state`` and return the state unchanged (a
+        forecaster sets no forces); what :func:`mlpot.md.batching.max_batch_atoms`
+        needs to measure the memory of one evaluation."""
+        self.forecast(state)
+        return state
+
     def forecast(self, state: MDState) -> Forecast:
         """(Δx ``[N, 3]`` Å, v(t+Δt) ``[N, 3]`` Å/fs) of ``state``."""
         graph = self.edges(state.graph).replace(velocities=state.velocities)

@@ -9,6 +9,7 @@ step is a :class:`~mlpot.md.rollout.ForecastStep` on a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +17,23 @@ from pathlib import Path
 import numpy as np
 from ase.data import chemical_symbols
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
+from mlpot.md.batching import max_batch_atoms, plan_batches
 from mlpot.md.config import DTYPES, read_structures
-from mlpot.md.driver import _Progress, check_run_options, restart_path_for
+from mlpot.md.driver import check_run_options, restart_path_for
 from mlpot.md.reporters import ThermoReporter, TrajectoryReporter, load_restart
+from mlpot.md.reporters.restart import RestartData
 from mlpot.md.rollout import ForecastField, ForecastState, ForecastStep
 from mlpot.md.simulate import Reporter, RestartSchedule, RunSummary, SafetyLimits, run_md
 from mlpot.md.state import MDState, maxwell_boltzmann
+from mlpot.md.units import FS_PER_NS
 from mlpot.models.trajcast import TrajCastForecaster
 
 
@@ -34,6 +45,9 @@ class RolloutConfig:
     ends at, so re-running with ``restart`` continues an interrupted run to the same end.
     ``temperature`` is the initial (Maxwell–Boltzmann, when the structure has no
     velocities) and CSVR target temperature; ``thermostat=False`` runs without one.
+    ``max_batch_atoms`` splits many structures into consecutive batches of at most that
+    many atoms run one after the other (default: one batch on CPU; on CUDA as many as
+    fit in free memory), as ``mlpot md`` does.
     """
 
     structure: Path
@@ -54,6 +68,7 @@ class RolloutConfig:
     skin: float = 1.0
     max_temperature: float = 1.0e5
     progress: bool = True
+    max_batch_atoms: int | None = None
 
 
 def load_forecaster(
@@ -85,6 +100,43 @@ def load_forecaster(
             "isolated molecules; the structure is periodic"
         )
     return model.to(device=device).eval()
+
+
+class RolloutProgress:
+    """Live bar of a rollout: forecast steps/s, ns/day, T and E_kin (a forecaster has no
+    potential energy), ETA. Called with each new state (``run_md``'s ``on_step``)."""
+
+    def __init__(self, console: Console, total: int, done: int, dt: float, enabled: bool) -> None:
+        self.dt, self.enabled, self.start, self.done0 = dt, enabled, time.perf_counter(), done
+        self.bar = Progress(
+            TextColumn("[bold]rollout"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("T {task.fields[T]}"),
+            TextColumn("E_kin {task.fields[E]}"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not enabled,
+            refresh_per_second=4,
+        )
+        self.task = self.bar.add_task("rollout", total=total, completed=done, rate="", T="", E="")
+        self.last = 0.0
+
+    def __call__(self, state: MDState) -> None:
+        now = time.perf_counter()
+        if not self.enabled or now - self.last < 0.25:
+            return
+        self.last = now
+        sps = (state.step - self.done0) / max(now - self.start, 1e-9)
+        ns_day = sps * self.dt / FS_PER_NS * 86400
+        self.bar.update(
+            self.task,
+            completed=state.step,
+            T=f"{float(state.temperature().mean()):.1f} K",
+            E=f"{float(state.kinetic_energy().sum()):.4f} eV",
+            rate=f"{sps:.1f} steps/s {ns_day:.3g} ns/day",
+        )
 
 
 def _validate(cfg: RolloutConfig) -> None:
@@ -138,15 +190,81 @@ def run_rollout_command(
     cfg: RolloutConfig,
     console: Console | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> RunSummary:
-    """Run ``mlpot rollout`` (all structures as one batch). Raises ValueError/
-    FileNotFoundError for bad input before anything is written."""
+) -> list[RunSummary]:
+    """Run ``mlpot rollout``; returns one summary per batch part (see
+    ``max_batch_atoms``). Raises ValueError/FileNotFoundError for bad input before
+    anything is written."""
     console = console or Console()
     _validate(cfg)
     structures = read_structures(cfg.structure)
     model = load_forecaster(cfg.forecaster, structures, cfg.device, cfg.dtype)
     state, resumed = _initial_state(cfg, structures, model)
-    data = None if resumed is None else resumed["data"]
+    if resumed is not None:
+        return [
+            _run_part(
+                cfg,
+                model,
+                state,
+                resumed["data"],
+                console,
+                0,
+                state.num_systems,
+                restart_path(cfg),
+                False,
+                should_stop,
+            )
+        ]
+    limit = cfg.max_batch_atoms
+    if limit is None and state.num_systems > 1:
+        probe = MDState.from_atoms(structures[:1], dtype=model.dtype, device=cfg.device)
+        limit = max_batch_atoms(ForecastField(model, cfg.skin), probe)
+    groups = plan_batches(state.graph.atoms_per_system.tolist(), limit)
+    summaries = []
+    for k, group in enumerate(groups):
+        part = MDState.from_atoms(
+            [structures[i] for i in group],
+            seed=[cfg.seed + i for i in group],
+            dtype=model.dtype,
+            device=cfg.device,
+        )
+        if not bool((part.momenta != 0).any()):
+            part = maxwell_boltzmann(part, cfg.temperature)
+        restart = restart_path(cfg)
+        if len(groups) > 1:
+            restart = restart.with_name(f"{restart.stem}.part{k}{restart.suffix}")
+            console.print(f"part {k + 1}/{len(groups)}: systems {group[0]}..{group[-1]}")
+        summaries.append(
+            _run_part(
+                cfg,
+                model,
+                part,
+                None,
+                console,
+                group[0],
+                state.num_systems,
+                restart,
+                k > 0,
+                should_stop,
+            )
+        )
+        if summaries[-1].stop_reason != "completed":
+            break
+    return summaries
+
+
+def _run_part(
+    cfg: RolloutConfig,
+    model: TrajCastForecaster,
+    state: MDState,
+    data: RestartData | None,
+    console: Console,
+    first_index: int,
+    total: int,
+    restart: Path,
+    append_log: bool,
+    should_stop: Callable[[], bool] | None,
+) -> RunSummary:
+    """One batch of systems (``first_index`` is the first one's index in the input)."""
     step = ForecastStep.for_forecaster(model, cfg.temperature if cfg.thermostat else None, cfg.tau)
     field = ForecastField(model, skin=cfg.skin)
     if data is not None and data.verlet_reference is not None:
@@ -154,13 +272,14 @@ def run_rollout_command(
     state = step.init(state)
     reporters: list[Reporter] = []
     if cfg.log is not None:
+        resume_step = None if data is None else state.step
         reporters.append(
-            ThermoReporter(cfg.log, cfg.every, None if data is None else state.step, pressure=False)
+            ThermoReporter(cfg.log, cfg.every, resume_step, append_log, first_index, pressure=False)
         )
     traj = None
     if cfg.traj is not None:
         frames = None if data is None else data.extra.get("frames", 0)
-        traj = TrajectoryReporter(cfg.traj, state, cfg.every, frames)
+        traj = TrajectoryReporter(cfg.traj, state, cfg.every, frames, first_index, total)
         reporters.append(traj)
 
     def extra() -> dict:
@@ -170,7 +289,7 @@ def run_rollout_command(
             "frames": traj.frames if traj else 0,
         }
 
-    progress = _Progress(console, cfg.steps, state.step, model.forecast_fs, cfg.progress)
+    progress = RolloutProgress(console, cfg.steps, state.step, model.forecast_fs, cfg.progress)
     with progress.bar:
         summary = run_md(
             state,
@@ -178,7 +297,7 @@ def run_rollout_command(
             field,
             max(cfg.steps - state.step, 0),
             reporters,
-            RestartSchedule(restart_path(cfg), cfg.restart_every, extra),
+            RestartSchedule(restart, cfg.restart_every, extra),
             SafetyLimits(max_temperature=cfg.max_temperature),
             on_step=progress,
             should_stop=should_stop,

@@ -34,6 +34,10 @@ SHIPPED_MODELS: dict[str, tuple[str, str]] = {
                            "EMT labels; Al Ni Cu Pd Ag Pt Au bulk, defects, surfaces, MD, alloys"),
     "mlpot-organic-small": ("mlpot-organic-small.pt",
                             "GFN2-xTB labels; H C N O F P S Cl molecules, charged, open-shell"),
+    "mlpot-ar-trajcast": ("mlpot-ar-trajcast.pt",
+                          "TrajCast forecaster, liquid Ar (Lennard-Jones reference), 20 fs"),
+    "mlpot-cu-trajcast": ("mlpot-cu-trajcast.pt",
+                          "TrajCast forecaster, fcc Cu 300-600 K (EMT reference), 10 fs"),
 }
 #: Old names that still load: ``emt-cuni-small`` (Cu/Ni only) is superseded by the
 #: seven-metal model, which covers Cu and Ni with the same EMT reference.

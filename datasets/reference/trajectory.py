@@ -72,6 +72,8 @@ def reference_trajectories(
     friction_per_fs: float = 0.01,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    melt_temperature: float | None = None,
+    melt_fs: float = 0.0,
 ) -> GenerationResult:
     """Run reference MD and store ``frames`` frames per trajectory in ``path``.
 
@@ -87,6 +89,10 @@ def reference_trajectories(
         trajectories_per_temperature: independent runs per temperature.
         equilibration_fs: Langevin equilibration before the stored NVE part, fs.
         friction_per_fs: Langevin friction, 1/fs.
+        melt_temperature: if set, first ``melt_fs`` of Langevin MD at this temperature
+            (K) so that a liquid starting from a lattice really melts before it is cooled
+            to T by the equilibration (a perfect fcc lattice superheats for picoseconds).
+        melt_fs: length of that melting run, fs.
         seed: seeds velocities and Langevin noise.
         progress: called with (frames written, total).
     """
@@ -104,6 +110,15 @@ def reference_trajectories(
                 atoms = structure.copy()
                 atoms.calc = calculator()
                 _thermalise(atoms, temperature, np.random.default_rng(run_seed))
+                if melt_temperature is not None and melt_fs > 0:
+                    Langevin(
+                        atoms,
+                        md_dt_fs * units.fs,
+                        temperature_K=melt_temperature,
+                        friction=friction_per_fs / units.fs,
+                        fixcm=False,
+                        rng=np.random.default_rng(run_seed + 2),
+                    ).run(round(melt_fs / md_dt_fs))
                 Langevin(
                     atoms,
                     md_dt_fs * units.fs,
@@ -156,10 +171,17 @@ def argon_lj_reference(
     temperatures: Sequence[float] = (90.0, 120.0),
     forecast_fs: float = 20.0,
     frames: int = 50,
+    melt_temperature: float = 300.0,
+    melt_fs: float = 2000.0,
     **kw: Any,
 ) -> GenerationResult:
     """Liquid argon (fcc start, ``size``³ cells at the given density) with mlpot's
-    Lennard-Jones (ε 0.0104 eV, σ 3.40 Å, r_c 8.5 Å), 2 fs reference step."""
+    Lennard-Jones (ε 0.0104 eV, σ 3.40 Å, r_c 8.5 Å), 2 fs reference step.
+
+    The lattice is melted at ``melt_temperature`` for ``melt_fs`` first: without it the
+    90 K runs (and some at 120 K) stay fcc crystals for the whole trajectory (MSD
+    plateau ~1 Å², measured). ``melt_fs=0`` reproduces the data of the shipped
+    ``mlpot-ar-trajcast``."""
     import torch
 
     from mlpot.calculator import MLPotCalculator
@@ -176,6 +198,38 @@ def argon_lj_reference(
         "Ar-liquid",
         temperatures,
         2.0,
+        forecast_fs,
+        frames,
+        melt_temperature=melt_temperature,
+        melt_fs=melt_fs,
+        **kw,
+    )
+
+
+def molecule_xtb_reference(
+    path: str | Path,
+    molecule: str = "CH3CH2OH",
+    temperatures: Sequence[float] = (300.0, 400.0),
+    forecast_fs: float = 5.0,
+    frames: int = 50,
+    **kw: Any,
+) -> GenerationResult:
+    """A small molecule in vacuum (``ase.build.molecule`` name, default ethanol) with
+    GFN2-xTB (tblite, one OpenMP thread), 0.5 fs reference step."""
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from tblite.ase import TBLite
+
+    atoms = ase.build.molecule(molecule)
+    atoms.center()
+    return reference_trajectories(
+        path,
+        atoms,
+        lambda: TBLite(method="GFN2-xTB", verbosity=0),
+        f"{molecule}-xtb",
+        temperatures,
+        0.5,
         forecast_fs,
         frames,
         **kw,

@@ -59,6 +59,11 @@ def rollout(
     max_temperature: float = typer.Option(1.0e5, help="Stop (exit 2) if any system gets "
                                           "hotter, K."),
     progress: bool = typer.Option(True, help="Show the live progress bar."),
+    max_batch_atoms: int | None = typer.Option(
+        None,
+        help="Split many structures into batches of at most this many atoms "
+        "(default: one batch on CPU, what fits in memory on CUDA).",
+    ),
 ) -> None:
     """Force-free MD: autoregressive rollout of a TrajCast forecaster."""
     from mlpot.md.rollout_driver import RolloutConfig, run_rollout_command
@@ -82,10 +87,11 @@ def rollout(
         skin=skin,
         max_temperature=max_temperature,
         progress=progress,
+        max_batch_atoms=max_batch_atoms,
     )
     try:
         with stop_on_sigint() as stop:
-            summary = run_rollout_command(cfg, should_stop=stop)
+            summary = run_rollout_command(cfg, should_stop=stop)[-1]
     except (ValueError, FileNotFoundError, MDError, OSError) as err:
         _fail(str(err))
         return

@@ -105,7 +105,8 @@ class ModelConfig(_Section):
 
 
 class LossConfig(_Section):
-    """Weighted loss: energy per atom (eV²), force components ((eV/Å)²), stress ((eV/Å³)²).
+    """Weighted loss: energy per atom (eV²), force components ((eV/Å)²), stress ((eV/Å³)²);
+    for a ``TrajCastForecaster`` the MSEs of Δx and v(t+Δt) normalised by their training RMS.
 
     Attributes:
         energy: weight of the per-atom energy term.
@@ -114,6 +115,8 @@ class LossConfig(_Section):
         kind: ``mse`` or ``huber`` (per component, threshold ``huber_delta`` in the
             term's unit).
         huber_delta: Huber threshold.
+        displacement: forecaster only: weight of the normalised Δx term.
+        velocity: forecaster only: weight of the normalised v(t+Δt) term.
     """
 
     energy: float = Field(1.0, ge=0.0)
@@ -121,6 +124,8 @@ class LossConfig(_Section):
     stress: float = Field(0.0, ge=0.0)
     kind: Literal["mse", "huber"] = "mse"
     huber_delta: float = Field(0.01, gt=0.0)
+    displacement: float = Field(1.0, ge=0.0)
+    velocity: float = Field(1.0, ge=0.0)
 
 
 class OptimizerConfig(_Section):

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 
 from mlpot.checkpoint import load_model, load_training_state, save_model
 from mlpot.graph import AtomicGraph, collate
-from mlpot.models import Potential
+from mlpot.models import Potential, TrajCastForecaster
 from mlpot.train.config import TrainingConfig
 from mlpot.train.distributed import (
     World,
@@ -76,7 +76,7 @@ class TrainResult:
     run_dir: Path
     best: Path
     final: Path
-    model: Potential
+    model: Potential | TrajCastForecaster
     history: list[dict[str, float]] = field(default_factory=list)
     steps: int = 0
 
@@ -97,6 +97,12 @@ def fit(config: TrainingConfig, resume: bool | str | Path = False) -> TrainResul
     device = _device(config.train.device)
     world = init_world(device)
     try:
+        from mlpot.train.forecast_data import is_forecaster_run
+
+        if is_forecaster_run(config):  # TrajCast forecasters: mlpot.train.forecast
+            from mlpot.train.forecast import ForecastRun
+
+            return ForecastRun(config, world, device, resume).run()
         return _Run(config, world, device, resume).run()
     finally:
         close_world(world)

@@ -296,3 +296,49 @@ def test_cli_bad_input(tmp_path, cu_files):
     )
     assert md_restart.exit_code == 1 and "restart" in md_restart.output
     assert not list(tmp_path.glob("*.restart.pt"))  # nothing written on bad input
+
+
+def test_rollout_progress_bar_names_the_rollout_and_kinetic_energy():
+    """The bar says "rollout" and shows E_kin (a forecaster has no potential energy);
+    mutant checked: reusing the MD bar ("MD", "Etot") fails it."""
+    import io
+
+    from rich.console import Console
+
+    from mlpot.md.rollout_driver import RolloutProgress
+
+    out = io.StringIO()
+    state = gas(1, 8, periodic=True)
+    progress = RolloutProgress(Console(file=out, width=200, force_terminal=True), 10, 0, 5.0,
+                               True)
+    with progress.bar:
+        progress(state)
+    text = out.getvalue()
+    assert "rollout" in text and "E_kin" in text and "Etot" not in text
+    assert f"{float(state.kinetic_energy().sum()):.4f} eV" in text
+
+
+def test_max_batch_atoms_splits_into_parts_with_the_same_trajectories(tmp_path, cu_files):
+    """Two structures run as two parts give the same per-system trajectories and log rows
+    as one batch (each system keeps its seed and noise stream). Mutant checked: parts
+    seeded from ``cfg.seed`` instead of ``cfg.seed + index`` → second system differs."""
+    structure, forecaster = cu_files
+    atoms = ase.io.read(structure)
+    other = atoms.copy()
+    other.rattle(0.05, seed=3)
+    two = tmp_path / "two.extxyz"
+    ase.io.write(two, [atoms, other])
+    runs = {}
+    for name, extra in (("one", []), ("parts", ["--max-batch-atoms", str(len(atoms))])):
+        res = mlpot("rollout", two, "--forecaster", forecaster, *BASE, "--traj",
+                    tmp_path / f"{name}.extxyz", "--log", tmp_path / f"{name}.csv", *extra)
+        assert res.exit_code == 0, res.output
+        runs[name] = [ase.io.read(tmp_path / f"{name}_{b}.extxyz", ":") for b in (0, 1)]
+    assert "part 2/2" in res.output
+    for b in (0, 1):
+        assert len(runs["one"][b]) == len(runs["parts"][b]) == 5
+        for f1, f2 in zip(runs["one"][b], runs["parts"][b], strict=True):
+            np.testing.assert_allclose(f2.positions, f1.positions, atol=1e-10)
+    assert len((tmp_path / "parts.csv").read_text().splitlines()) == len(
+        (tmp_path / "one.csv").read_text().splitlines()
+    )

@@ -1,0 +1,341 @@
+"""``mlpot train`` for TrajCast forecasters: the loop, validation, checkpoints, resume.
+
+:func:`mlpot.train.fit` hands a config whose model is a
+:class:`~mlpot.models.TrajCastForecaster` to :class:`ForecastRun`. The pieces are the
+potential trainer's (AdamW, warm-up + cosine/plateau schedule, gradient clipping, EMA,
+``save_model`` checkpoints with the training state, DDP gradient sums); what differs
+is the data (pairs of trajectory frames, :mod:`mlpot.train.forecast_data`) and the
+loss: L = w_x ⟨((Δx − Δx_ref)/σ_x)²⟩ + w_v ⟨((v′ − v′_ref)/σ_v)²⟩ over all atoms and
+components of the global batch (``loss.displacement``, ``loss.velocity``; σ the
+stored training RMS). Validation also reports the same loss of free flight
+(Δx = v·Δt, v′ = v), the baseline the network has to beat.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader
+
+from mlpot.checkpoint import load_model, load_training_state, save_model
+from mlpot.datasets.forecast import ForecastSample, collate_samples
+from mlpot.models import TrajCastForecaster
+from mlpot.models.trajcast import Forecast
+from mlpot.train.config import TrainingConfig
+from mlpot.train.distributed import World, all_reduce_sum, broadcast_parameters, sum_gradients
+from mlpot.train.forecast_data import (
+    ForecastData,
+    build_forecaster,
+    check_forecast_config,
+    open_forecast_data,
+)
+from mlpot.train.optim import EMA, Plateau, make_optimizer, scheduled_lr
+from mlpot.train.sampler import epoch_batches, shard_batch
+from mlpot.train.trainer import Progress, TrainResult, latest_checkpoint
+
+#: Columns of a forecaster run's ``metrics.csv`` (normalised MSEs are dimensionless).
+CSV_COLUMNS = (
+    "epoch",
+    "step",
+    "lr",
+    "seconds",
+    "train_loss",
+    "valid_loss",
+    "valid_dx_mse",
+    "valid_v_mse",
+    "valid_dx_rmse_A",
+    "valid_v_rmse_A_per_fs",
+    "free_flight_loss",
+)
+
+
+def squared_errors(
+    model: TrajCastForecaster, prediction: Forecast, sample: ForecastSample
+) -> torch.Tensor:
+    """``[2]`` Σ ((Δx − Δx_ref)/σ_x)² and Σ ((v′ − v′_ref)/σ_v)² over the batch."""
+    dx = (prediction.displacement - sample.displacement) / model.displacement_rms
+    dv = (prediction.velocities - sample.velocities) / model.velocity_rms
+    return torch.stack([dx.square().sum(), dv.square().sum()])
+
+
+class ForecastRun:
+    """One forecaster training run (built once, then :meth:`run`)."""
+
+    def __init__(
+        self, cfg: TrainingConfig, world: World, device: torch.device, resume: bool | str | Path
+    ) -> None:
+        check_forecast_config(cfg)
+        self.cfg, self.world, self.device = cfg, world, device
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self.dtype = getattr(torch, cfg.train.dtype)
+        self.run_dir = Path(cfg.run_dir)
+        self.weights = (cfg.loss.displacement, cfg.loss.velocity)
+        resume_path = None
+        if resume:
+            resume_path = latest_checkpoint(self.run_dir) if resume is True else Path(resume)
+        state = load_training_state(resume_path) if resume_path else None
+        self.progress = Progress(**state["progress"]) if state else Progress()
+        self.csv_path = self.run_dir / "metrics.csv"
+        if world.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(
+                yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True), sort_keys=False)
+            )
+            if self.csv_path.exists():
+                self.csv_path.unlink()  # a resumed run rewrites its rows from the history
+        torch.manual_seed(cfg.train.seed)
+        self.data: ForecastData = open_forecast_data(cfg, self.dtype)
+        if resume_path is not None:
+            resumed = load_model(resume_path, dtype=self.dtype)
+            if not isinstance(resumed, TrajCastForecaster):
+                raise TypeError(f"{resume_path}: not a TrajCastForecaster checkpoint")
+            self.model = resumed.train()
+        else:
+            self.model = build_forecaster(cfg, self.data, self.dtype, self).train()
+        self.model = self.model.to(device)
+        broadcast_parameters(self.model, world)
+        self.params = list(self.model.parameters())
+        self.optimizer = make_optimizer(self.params, cfg.optimizer)
+        o = cfg.optimizer
+        self.ema = EMA(self.model, o.ema_decay) if o.ema_decay else None
+        self.plateau = Plateau(o.plateau_patience, o.plateau_factor)
+        self.eval_model = copy.deepcopy(self.model).eval()
+        self.history: list[dict[str, float]] = []
+        if state is not None:
+            self._restore(state)
+            for row in self.history:
+                self._append_csv(row)
+            self.message(f"resumed from {resume_path} (step {self.progress.global_step})")
+        self.total_steps = cfg.train.max_steps or len(self._batches(0)) * cfg.train.epochs
+
+    def message(self, text: str) -> None:
+        if self.world.is_main:
+            print(text, flush=True)
+
+    # -- the loop ---------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        cfg, p = self.cfg, self.progress
+        done = cfg.train.max_steps is not None and p.global_step >= cfg.train.max_steps
+        while p.epoch < cfg.train.epochs and not done:
+            batches = self._batches(p.epoch)
+            start, total, steps = time.perf_counter(), 0.0, 0
+            for step, sample in self._loader(batches, p.step_in_epoch):
+                total, steps = total + self._step(sample), steps + 1
+                p.step_in_epoch, p.global_step = step + 1, p.global_step + 1
+                every = cfg.checkpoint.every_steps
+                if every and p.global_step % every == 0:
+                    self._save_resumable()
+                if cfg.train.max_steps is not None and p.global_step >= cfg.train.max_steps:
+                    done = True
+                    break
+            p.seconds += time.perf_counter() - start
+            finished = p.step_in_epoch == len(batches)
+            if finished:
+                p.epoch, p.step_in_epoch = p.epoch + 1, 0
+            last = done or p.epoch == cfg.train.epochs
+            if last or (finished and p.epoch % cfg.train.valid_every == 0):
+                self._end_epoch(total / max(steps, 1))
+            if done or (finished and p.epoch % cfg.checkpoint.every_epochs == 0):
+                self._save_resumable()
+        return self._finish()
+
+    def _batches(self, epoch: int) -> list[np.ndarray]:
+        d = self.cfg.data
+        return epoch_batches(
+            self.data.train_idx,
+            self.data.train_atoms,
+            self.cfg.train.seed,
+            epoch,
+            d.batch_size,
+            d.max_atoms,
+        )
+
+    def _loader(self, batches: list[np.ndarray], first: int):
+        """(step, this rank's collated sample or None) for the batches from ``first`` on."""
+        w = self.world
+        local = [
+            shard_batch(b, self.data.train_atoms, w.world_size, w.rank) for b in batches[first:]
+        ]
+        loader = iter(
+            DataLoader(
+                self.data.train,
+                batch_sampler=[x.tolist() for x in local if len(x)],
+                collate_fn=collate_samples,
+                num_workers=self.cfg.data.num_workers,
+            )
+        )
+        for k, idx in enumerate(local):
+            yield first + k, (_to(next(loader), self.device) if len(idx) else None)
+
+    def _step(self, sample: ForecastSample | None) -> float:
+        """One optimiser step; returns the global batch's loss."""
+        lr = scheduled_lr(
+            self.cfg.optimizer, self.progress.global_step, self.total_steps, self.plateau.scale
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        atoms = float(sample.graph.num_atoms) if sample is not None else 0.0
+        components = 3.0 * float(all_reduce_sum(torch.tensor([atoms]), self.world)[0])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = torch.zeros(1, dtype=torch.float64)
+        if sample is not None:
+            sums = squared_errors(self.model, self.model(sample.graph), sample)
+            total = (self.weights[0] * sums[0] + self.weights[1] * sums[1]) / components
+            total.backward()
+            loss = total.detach().double().cpu().reshape(1)
+        sum_gradients(self.params, self.world)
+        if self.cfg.optimizer.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optimizer.grad_clip)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return float(all_reduce_sum(loss, self.world)[0])
+
+    # -- validation, checkpoints ------------------------------------------------------
+    def _deployed(self) -> TrajCastForecaster:
+        self.eval_model.load_state_dict(self.model.state_dict())
+        if self.ema is not None:
+            self.ema.copy_to(self.eval_model)
+        return self.eval_model
+
+    def validate(self) -> dict[str, float]:
+        """Normalised MSEs (and RMSEs in Å, Å/fs) of the deployed weights and of free
+        flight on the validation pairs (summed over ranks)."""
+        if len(self.data.valid_idx) == 0:
+            return {}
+        model, w = self._deployed(), self.world
+        d = self.cfg.data
+        batches = epoch_batches(
+            self.data.valid_idx,
+            self.data.valid_atoms,
+            0,
+            0,
+            d.batch_size,
+            d.max_atoms,
+            shuffle=False,
+        )[w.rank :: w.world_size]
+        sums = torch.zeros(5, dtype=torch.float64)
+        loader = DataLoader(
+            self.data.valid, batch_sampler=[b.tolist() for b in batches], collate_fn=collate_samples
+        )
+        with torch.no_grad():
+            for sample in loader:
+                sample = _to(sample, self.device)
+                v = sample.graph.velocities
+                assert v is not None  # forecast samples always carry velocities
+                free = Forecast(v * model.forecast_fs, v)
+                sums[:2] += squared_errors(model, model(sample.graph), sample).double().cpu()
+                sums[2:4] += squared_errors(model, free, sample).double().cpu()
+                sums[4] += 3.0 * sample.graph.num_atoms
+        all_reduce_sum(sums, w)
+        dx, dv, fx, fv = (sums[:4] / sums[4]).tolist()
+        wx, wv = self.weights
+        return {
+            "loss": wx * dx + wv * dv,
+            "dx_mse": dx,
+            "v_mse": dv,
+            "dx_rmse_A": float(model.displacement_rms) * dx**0.5,
+            "v_rmse_A_per_fs": float(model.velocity_rms) * dv**0.5,
+            "free_flight_loss": wx * fx + wv * fv,
+        }
+
+    def _end_epoch(self, train_loss: float) -> None:
+        p = self.progress
+        valid = self.validate()
+        score = valid.get("loss", train_loss)
+        if self.cfg.optimizer.schedule == "plateau":
+            self.plateau.update(score)
+        row = {
+            "epoch": p.epoch + (p.step_in_epoch > 0),
+            "step": p.global_step,
+            "lr": scheduled_lr(
+                self.cfg.optimizer, p.global_step, self.total_steps, self.plateau.scale
+            ),
+            "seconds": p.seconds,
+            "train_loss": train_loss,
+            **{f"valid_{k}": v for k, v in valid.items() if k != "free_flight_loss"},
+            "free_flight_loss": valid.get("free_flight_loss", float("nan")),
+        }
+        self.history.append(row)
+        self.message(
+            f"epoch {row['epoch']} step {p.global_step}: train {train_loss:.4g}, valid "
+            f"{score:.4g} (Δx {valid.get('dx_mse', float('nan')):.4g}, v "
+            f"{valid.get('v_mse', float('nan')):.4g}; free flight "
+            f"{row['free_flight_loss']:.4g}), {p.seconds:.0f} s"
+        )
+        self._append_csv(row)
+        if score < p.best:
+            p.best = score
+            if self.world.is_main:
+                save_model(self._deployed(), self.run_dir / "best.pt")
+
+    def _append_csv(self, row: dict[str, float]) -> None:
+        if not self.world.is_main:
+            return
+        new = not self.csv_path.exists()
+        with open(self.csv_path, "a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
+
+    def _training_state(self) -> dict:
+        return {
+            "progress": vars(self.progress).copy(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None,
+            "plateau": self.plateau.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "history": list(self.history),
+        }
+
+    def _restore(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.plateau.load_state_dict(state["plateau"])
+        torch.set_rng_state(state["torch_rng"])
+        self.history = list(state["history"])
+
+    def _save_resumable(self) -> None:
+        if not self.world.is_main:
+            return
+        folder = self.run_dir / "checkpoints"
+        save_model(
+            self.model,
+            folder / f"step-{self.progress.global_step:08d}.pt",
+            training_state=self._training_state(),
+        )
+        for old in sorted(folder.glob("step-*.pt"))[: -self.cfg.checkpoint.keep_last]:
+            old.unlink()
+
+    def _finish(self) -> TrainResult:
+        final = self._deployed()
+        best = self.run_dir / "best.pt"
+        if self.world.is_main:
+            save_model(final, self.run_dir / "final.pt")
+            if not best.exists():
+                save_model(final, best)
+        return TrainResult(
+            self.run_dir,
+            best,
+            self.run_dir / "final.pt",
+            copy.deepcopy(final).eval(),
+            self.history,
+            self.progress.global_step,
+        )
+
+
+def _to(sample: ForecastSample, device: torch.device) -> ForecastSample:
+    return ForecastSample(
+        graph=sample.graph.to(device),
+        displacement=sample.displacement.to(device),
+        velocities=sample.velocities.to(device),
+    )
