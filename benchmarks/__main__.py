@@ -145,13 +145,15 @@ def transip_md(
     every: int = typer.Option(20, help="Sample energy and angular momentum every N steps."),
     threads: int = typer.Option(1, help="torch threads."),
     json_out: str = typer.Option(None, "--json", help="Also write the results here."),
+    frames: str = typer.Option("both", help="Frame averaging: both, off or on (one run)."),
 ) -> None:
     """TransIP NVE: energy and angular-momentum drift with and without frame averaging."""
     from benchmarks.transip_md import run
 
     try:
         run(model_path=model, molecule=molecule, time_ps=time_ps, timestep=timestep,
-            temperature=temperature, every=every, threads=threads, json_out=json_out)
+            temperature=temperature, every=every, threads=threads, json_out=json_out,
+            frames=frames)
     except (ValueError, FileNotFoundError) as err:
         typer.echo(f"benchmarks transip-md: {err}", err=True)
         raise typer.Exit(1) from err

@@ -111,9 +111,14 @@ def run(
     every: int = 20,
     threads: int = 1,
     json_out: str | None = None,
+    frames: str = "both",
 ) -> list[DriftResult]:
     """Run NVE with and without frame averaging; print and return both results
-    (also written to ``json_out`` with the run's settings when given)."""
+    (also written to ``json_out`` with the run's settings when given). ``frames``:
+    ``both``, ``off`` (without frame averaging only) or ``on`` (with it only), so the two
+    runs can go to two processes."""
+    if frames not in ("both", "off", "on"):
+        raise ValueError(f"frames: {frames!r}, expected both, off or on")
     torch.set_num_threads(threads)
     if model_path is None:
         torch.manual_seed(0)
@@ -134,7 +139,8 @@ def run(
         f"{'max|dL|':>10} {'|L0|':>10} {'s':>7}"
     )
     results = []
-    for enabled in (False, True):
+    chosen = {"both": (False, True), "off": (False,), "on": (True,)}[frames]
+    for enabled in chosen:
         r = nve_run(
             with_frame_averaging(model, enabled), atoms, steps, timestep, temperature, every
         )
