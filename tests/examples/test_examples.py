@@ -222,6 +222,7 @@ def test_every_example_is_tested() -> None:
         # tests/mlpot/test_shipped_models.py (shipped-model configs)
         "train_transip.yaml",
         "mlpot-metals-small.yaml",
+        "mlpot-metals-small-finetune.yaml",
         "mlpot-organic-small.yaml",
         # tests/train/test_forecast_fit.py validates the forecaster configs against a
         # trajectory store; tests/mlpot/test_shipped_forecasters.py checks what they trained
