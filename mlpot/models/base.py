@@ -106,7 +106,7 @@ class Potential(torch.nn.Module):
             missing = set(self.species) - set(e0)
             if missing:
                 raise ValueError(f"reference energies missing for {sorted(missing)}")
-            e0 = torch.tensor([e0[s] for s in self.species])
+            e0 = torch.tensor([e0[s] for s in self.species], dtype=torch.float64)
         self.e0.copy_(torch.as_tensor(e0, dtype=self.e0.dtype))
 
     def species_index(self, graph: AtomicGraph) -> torch.Tensor:

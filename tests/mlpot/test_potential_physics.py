@@ -122,6 +122,14 @@ def test_reference_energies_add_per_element():
         model.set_reference_energies({"Cu": 0.0})
 
 
+def test_reference_energies_keep_float64_precision():
+    """E0 of organic elements is ~ -1e3 eV; float32 would round it by ~1e-4 eV."""
+    model = _EmbeddedAtom(["Cu", "Ni"]).double()
+    e0 = {"Cu": -1234.567890123, "Ni": -0.1}
+    model.set_reference_energies(e0)
+    assert float(model.e0[model.species.index("Cu")]) == e0["Cu"]
+
+
 def test_unknown_element_is_named():
     model = LennardJones(["Ar"])
     atoms = ase.Atoms("ArArKr", positions=[[0, 0, 0], [3.5, 0, 0], [0, 3.5, 0]])
