@@ -154,7 +154,7 @@ def _set_e0(
         return
     ata, aty, used = data.train.source.normal_equations(data.train.indices, species)
     e0 = solve_e0(ata, aty, fixed, species)
-    model.set_reference_energies(torch.tensor([e0[z] for z in species]))
+    model.set_reference_energies(torch.tensor([e0[z] for z in species], dtype=torch.float64))
     log.message(
         f"E0 fitted on {used} structures: "
         + ", ".join(f"{s} {e0[z]:.4f}" for s, z in zip(symbols(species), species, strict=True))
