@@ -30,13 +30,15 @@ from mlpot.train.evaluate import evaluate
 
 METALS = "mlpot-metals-small"
 ORGANIC = "mlpot-organic-small"
-# Regression bounds (measured values x ~1.5), NOT the accuracy goals, which
-# these small CPU-trained models miss (30 meV/Å and 3 meV/atom for metals, 80 meV/Å for
-# molecules). `mlpot eval mlpot-metals-small data/metals_test.h5` (700 structures,
-# seed 1): energy MAE 5.01 meV/atom, force MAE 40.6 meV/Å, stress MAE 2.11 meV/Å³;
-# here (40 structures, seed 12345): 5.5 meV/atom, 35.5 meV/Å.
-METALS_ENERGY_MAE = 0.008  # eV/atom
-METALS_FORCE_MAE = 0.055  # eV/Å
+# Regression bounds (about 1.1-1.4x the values measured here; the test data are fixed
+# by their seed, so the margin only absorbs platform rounding), NOT the accuracy
+# goals, which these small CPU-trained models miss (30 meV/Å and 3 meV/atom for metals,
+# 80 meV/Å for molecules). `mlpot eval mlpot-metals-small data/metals_test.h5` (700
+# structures, seed 1): energy MAE 3.49 meV/atom, force MAE 36.1 meV/Å, stress MAE 1.71
+# meV/Å³; here (40 structures, seed 12345): 3.38 meV/atom, 32.1 meV/Å (the stage-2
+# model before it: 5.5 meV/atom, 35.5 meV/Å, which these bounds reject).
+METALS_ENERGY_MAE = 0.0045  # eV/atom
+METALS_FORCE_MAE = 0.035  # eV/Å
 # `mlpot eval mlpot-organic-small data/organic2_test.h5` (600 molecules, seed 1): force
 # MAE 140 meV/Å (charged 243, open-shell 193); here (30, 40% charged): 156 meV/Å.
 ORGANIC_FORCE_MAE = 0.250  # eV/Å
