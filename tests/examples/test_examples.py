@@ -203,6 +203,30 @@ def test_train_mptrj_configs(tmp_path: Path, tiny_data: dict[str, Path], config:
     )
 
 
+@pytest.mark.parametrize(
+    ("config", "kind", "base"),
+    [
+        ("mlpot-metals-small-finetune.yaml", "emt", "mlpot-metals-small"),
+        ("mlpot-metals-small-stage3.yaml", "emt", "mlpot-metals-small"),
+        ("mlpot-organic-small-finetune.yaml", "xtb", "mlpot-organic-small"),
+    ],
+)
+def test_shipped_model_finetune_configs(tmp_path: Path, config: str, kind: str, base: str) -> None:
+    """The shipped models' fine-tuning stages, started from the shipped weights (their
+    configs name the previous stage's run folder, absent in a fresh checkout)."""
+    import mlpot
+
+    data = "data/tiny.h5"
+    run([sys.executable, str(EXAMPLES / "generate_labels.py"), kind, data, "--count", "8"],
+        tmp_path)
+    _train(config, tmp_path, "--set", f"data.train={data}", "--set", f"model.from={base}",
+           "--set", "data.valid_fraction=0.3")
+    shipped, tuned = mlpot.load_model(base), mlpot.load_model(tmp_path / "run" / "final.pt")
+    assert tuned.species == shipped.species
+    assert tuned.config.channels == shipped.config.channels
+    assert tuned.config.grid_oversample == 4  # trained on the coarse grid, as the stages were
+
+
 def test_every_example_is_tested() -> None:
     """A new example must be added here (scripts, shell scripts and training configs)."""
     tested = {
@@ -223,7 +247,9 @@ def test_every_example_is_tested() -> None:
         "train_transip.yaml",
         "mlpot-metals-small.yaml",
         "mlpot-metals-small-finetune.yaml",
+        "mlpot-metals-small-stage3.yaml",
         "mlpot-organic-small.yaml",
+        "mlpot-organic-small-finetune.yaml",
         # tests/train/test_forecast_fit.py validates the forecaster configs against a
         # trajectory store; tests/mlpot/test_shipped_forecasters.py checks what they trained
         "mlpot-ar-trajcast.yaml",

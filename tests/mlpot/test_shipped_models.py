@@ -30,16 +30,21 @@ from mlpot.train.evaluate import evaluate
 
 METALS = "mlpot-metals-small"
 ORGANIC = "mlpot-organic-small"
-# Regression bounds (measured values x ~1.5), NOT the issue's accuracy goals, which
-# these small CPU-trained models miss (30 meV/Å and 3 meV/atom for metals, 80 meV/Å for
-# molecules). `mlpot eval mlpot-metals-small data/metals_test.h5` (700 structures,
-# seed 1): energy MAE 5.01 meV/atom, force MAE 40.6 meV/Å, stress MAE 2.11 meV/Å³;
-# here (40 structures, seed 12345): 5.5 meV/atom, 35.5 meV/Å.
-METALS_ENERGY_MAE = 0.008  # eV/atom
-METALS_FORCE_MAE = 0.055  # eV/Å
-# `mlpot eval mlpot-organic-small data/organic2_test.h5` (600 molecules, seed 1): force
-# MAE 140 meV/Å (charged 243, open-shell 193); here (30, 40% charged): 156 meV/Å.
-ORGANIC_FORCE_MAE = 0.250  # eV/Å
+# Regression bounds (about 1.1-1.4x the values measured here; the test data are fixed
+# by their seed, so the margin only absorbs platform rounding), NOT the issue's accuracy
+# goals, which these small CPU-trained models miss (30 meV/Å and 3 meV/atom for metals,
+# 80 meV/Å for molecules). `mlpot eval mlpot-metals-small data/metals_test.h5` (700
+# structures, seed 1): energy MAE 3.49 meV/atom, force MAE 36.1 meV/Å, stress MAE 1.71
+# meV/Å³; here (40 structures, seed 12345): 3.38 meV/atom, 32.1 meV/Å (the stage-2
+# model before it: 5.5 meV/atom, 35.5 meV/Å, which these bounds reject).
+METALS_ENERGY_MAE = 0.0045  # eV/atom
+METALS_FORCE_MAE = 0.035  # eV/Å
+# `mlpot eval mlpot-organic-small data/organic2_test.h5` (600 molecules, seed 1): energy
+# MAE 7.20 meV/atom, force MAE 82.6 meV/Å (charged 162, open-shell 128); here (30, 40%
+# charged): 12.4 meV/atom, 90.7 meV/Å (the model before it: 38.5 meV/atom, 156 meV/Å,
+# which these bounds reject).
+ORGANIC_ENERGY_MAE = 0.016  # eV/atom
+ORGANIC_FORCE_MAE = 0.110  # eV/Å
 EQUIVARIANCE = 1e-4  # relative force error under rotation (issue requirement)
 LATTICE_TOLERANCE = 0.01  # Å, relaxed fcc Cu vs EMT
 
@@ -87,11 +92,13 @@ def test_organic_on_unseen_xtb_molecules(organic, tmp_path):
     assert any(a.info["charge"] != 0 for a in structures)
     assert any(a.info["spin"] > 1 for a in structures)
     report = evaluate(organic, structures, rotations=2, rotation_structures=4)
+    o = report.overall
     print(
-        f"unseen xTB (30): F {report.overall.forces_mae * 1e3:.1f} meV/Å; "
-        f"equivariance {report.equivariance}"
+        f"unseen xTB (30): E {o.energy_mae * 1e3:.2f} meV/atom, F {o.forces_mae * 1e3:.1f} "
+        f"meV/Å; equivariance {report.equivariance}"
     )
-    assert report.overall.forces_mae < ORGANIC_FORCE_MAE
+    assert o.energy_mae < ORGANIC_ENERGY_MAE
+    assert o.forces_mae < ORGANIC_FORCE_MAE
     assert report.equivariance.forces_max < EQUIVARIANCE
 
 
