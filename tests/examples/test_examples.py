@@ -209,6 +209,7 @@ def test_train_mptrj_configs(tmp_path: Path, tiny_data: dict[str, Path], config:
         ("mlpot-metals-small-finetune.yaml", "emt", "mlpot-metals-small"),
         ("mlpot-metals-small-stage3.yaml", "emt", "mlpot-metals-small"),
         ("mlpot-organic-small-finetune.yaml", "xtb", "mlpot-organic-small"),
+        ("mlpot-organic-small-stage3.yaml", "xtb", "mlpot-organic-small"),
     ],
 )
 def test_shipped_model_finetune_configs(tmp_path: Path, config: str, kind: str, base: str) -> None:
@@ -250,6 +251,7 @@ def test_every_example_is_tested() -> None:
         "mlpot-metals-small-stage3.yaml",
         "mlpot-organic-small.yaml",
         "mlpot-organic-small-finetune.yaml",
+        "mlpot-organic-small-stage3.yaml",
         # tests/train/test_forecast_fit.py validates the forecaster configs against a
         # trajectory store; tests/mlpot/test_shipped_forecasters.py checks what they trained
         "mlpot-ar-trajcast.yaml",
