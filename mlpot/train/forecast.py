@@ -7,8 +7,9 @@ potential trainer's (AdamW, warm-up + cosine/plateau schedule, gradient clipping
 is the data (pairs of trajectory frames, :mod:`mlpot.train.forecast_data`) and the
 loss: L = w_x ⟨((Δx − Δx_ref)/σ_x)²⟩ + w_v ⟨((v′ − v′_ref)/σ_v)²⟩ over all atoms and
 components of the global batch (``loss.displacement``, ``loss.velocity``; σ the
-stored training RMS). Validation also reports the same loss of free flight
-(Δx = v·Δt, v′ = v), the baseline the network has to beat.
+stored training RMS). ``loss.position_noise`` / ``loss.velocity_noise`` perturb the
+training inputs (:mod:`mlpot.train.forecast_noise`). Validation also reports the same
+loss of free flight (Δx = v·Δt, v′ = v), the baseline the network has to beat.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from mlpot.train.forecast_data import (
     check_forecast_config,
     open_forecast_data,
 )
+from mlpot.train.forecast_noise import noise_generator, perturb
 from mlpot.train.optim import EMA, Plateau, make_optimizer, scheduled_lr
 from mlpot.train.sampler import epoch_batches, shard_batch
 from mlpot.train.trainer import Progress, TrainResult, latest_checkpoint
@@ -186,6 +188,7 @@ class ForecastRun:
         self.optimizer.zero_grad(set_to_none=True)
         loss = torch.zeros(1, dtype=torch.float64)
         if sample is not None:
+            sample = self._noisy(sample)
             sums = squared_errors(self.model, self.model(sample.graph), sample)
             total = (self.weights[0] * sums[0] + self.weights[1] * sums[1]) / components
             total.backward()
@@ -197,6 +200,14 @@ class ForecastRun:
         if self.ema is not None:
             self.ema.update(self.model)
         return float(all_reduce_sum(loss, self.world)[0])
+
+    def _noisy(self, sample: ForecastSample) -> ForecastSample:
+        """The step's sample with ``loss.position_noise`` / ``velocity_noise`` applied."""
+        loss = self.cfg.loss
+        if loss.position_noise == 0 and loss.velocity_noise == 0:
+            return sample
+        generator = noise_generator(self.cfg.train.seed, self.progress.global_step, self.world.rank)
+        return perturb(sample, self.model, loss.position_noise, loss.velocity_noise, generator)
 
     # -- validation, checkpoints ------------------------------------------------------
     def _deployed(self) -> TrajCastForecaster:
