@@ -201,6 +201,8 @@ def build_forecaster(
                 f"are {data.forecast_fs:g} fs apart"
             )
         params["forecast_fs"] = data.forecast_fs
+        if params.get("input_velocity_rms", "auto") == "auto":
+            params["input_velocity_rms"] = split_rms(data, residual=False)[1]
         if params.get("avg_num_neighbors") == "auto":
             params["avg_num_neighbors"] = round(_mean_neighbours(data, params, cfg.train.seed), 3)
         species = species_to_numbers(m.species) if m.species else data_species
@@ -222,7 +224,8 @@ def build_forecaster(
     log.message(
         f"forecaster {model.species}, Δt {model.forecast_fs:g} fs, "
         f"{sum(p.numel() for p in model.parameters())} parameters, output RMS "
-        f"Δx {float(model.displacement_rms):.4g} Å, v {float(model.velocity_rms):.4g} Å/fs"
+        f"Δx {float(model.displacement_rms):.4g} Å, v {float(model.velocity_rms):.4g} Å/fs, "
+        f"input v {model.config.input_velocity_rms or float(model.velocity_rms):.4g} Å/fs"
     )
     return model
 

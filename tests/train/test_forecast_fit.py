@@ -75,6 +75,10 @@ def test_split_by_trajectory_and_scales_from_training_split(tmp_path, traj_store
     assert abs(dx - all_dx) > 1e-6 * all_dx  # the splits differ, so the test can tell
     assert float(run.model.displacement_rms) == pytest.approx(dx, rel=1e-12)
     assert float(run.model.velocity_rms) == pytest.approx(v, rel=1e-12)
+    # the speed embedding's scale: the RMS input velocity, several times the residual's
+    _, v_in = pairs.rms(residual=False, indices=run.data.train_idx)
+    assert run.model.config.input_velocity_rms == pytest.approx(v_in, rel=1e-12)
+    assert v_in > 2 * v
     assert run.model.forecast_fs == 5.0  # taken from the data
 
 
