@@ -38,8 +38,17 @@ from mlpot.train.forecast_data import (
 )
 from mlpot.train.forecast_noise import noise_generator, perturb
 from mlpot.train.optim import EMA, Plateau, make_optimizer, scheduled_lr
+from mlpot.train.resumable import (
+    Optimisation,
+    Progress,
+    TrainResult,
+    finish,
+    latest_checkpoint,
+    restore_training_state,
+    save_resumable,
+    training_state,
+)
 from mlpot.train.sampler import epoch_batches, shard_batch
-from mlpot.train.trainer import Progress, TrainResult, latest_checkpoint
 
 #: Columns of a forecaster run's ``metrics.csv`` (normalised MSEs are dimensionless).
 CSV_COLUMNS = (
@@ -297,50 +306,30 @@ class ForecastRun:
                 writer.writeheader()
             writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
 
-    def _training_state(self) -> dict:
-        return {
-            "progress": vars(self.progress).copy(),
-            "optimizer": self.optimizer.state_dict(),
-            "ema": self.ema.state_dict() if self.ema else None,
-            "plateau": self.plateau.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "history": list(self.history),
-        }
+    def _optimisation(self) -> Optimisation:
+        return Optimisation(self.optimizer, self.ema, self.plateau)
 
     def _restore(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.ema is not None and state["ema"] is not None:
-            self.ema.load_state_dict(state["ema"])
-        self.plateau.load_state_dict(state["plateau"])
-        torch.set_rng_state(state["torch_rng"])
-        self.history = list(state["history"])
+        self.history = restore_training_state(state, self._optimisation())
 
     def _save_resumable(self) -> None:
-        if not self.world.is_main:
-            return
-        folder = self.run_dir / "checkpoints"
-        save_model(
-            self.model,
-            folder / f"step-{self.progress.global_step:08d}.pt",
-            training_state=self._training_state(),
-        )
-        for old in sorted(folder.glob("step-*.pt"))[: -self.cfg.checkpoint.keep_last]:
-            old.unlink()
+        if self.world.is_main:
+            state = training_state(self.progress, self._optimisation(), self.history)
+            save_resumable(
+                self.model,
+                self.run_dir,
+                self.progress.global_step,
+                state,
+                self.cfg.checkpoint.keep_last,
+            )
 
     def _finish(self) -> TrainResult:
-        final = self._deployed()
-        best = self.run_dir / "best.pt"
-        if self.world.is_main:
-            save_model(final, self.run_dir / "final.pt")
-            if not best.exists():
-                save_model(final, best)
-        return TrainResult(
+        return finish(
+            self._deployed(),
             self.run_dir,
-            best,
-            self.run_dir / "final.pt",
-            copy.deepcopy(final).eval(),
             self.history,
             self.progress.global_step,
+            self.world.is_main,
         )
 
 

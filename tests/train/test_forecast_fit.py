@@ -17,6 +17,7 @@ import torch
 from typer.testing import CliRunner
 
 import mlpot
+from mlpot.checkpoint import load_training_state
 from mlpot.cli.main import app
 from mlpot.datasets.forecast import ForecastPairs, collate_samples
 from mlpot.datasets.reference.trajectory import copper_emt_reference
@@ -128,6 +129,9 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, traj_store):
     assert [r["valid_loss"] for r in resumed.history] == pytest.approx(
         [r["valid_loss"] for r in full.history], rel=1e-10
     )
+    # the shared checkpoint state (mlpot.train.resumable) includes the CUDA RNG slot
+    state = load_training_state(mid)
+    assert {"progress", "optimizer", "ema", "plateau", "torch_rng", "cuda_rng"} <= set(state)
 
 
 def test_forecaster_on_a_potential_dataset_is_a_clear_error(tmp_path, cu_store, traj_store):
