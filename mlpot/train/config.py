@@ -122,6 +122,10 @@ class LossConfig(_Section):
             lands on the reference next frame (0: off; :mod:`mlpot.train.forecast_noise`).
         velocity_noise: forecaster only: σ of Gaussian noise added to the input
             velocities, Å/fs; the target v(t+Δt) stays the reference one (0: off).
+        unroll_steps: forecaster only: K, forecast steps the loss is unrolled over
+            (the network's own predictions fed back, gradients through all K; the
+            loss is the mean over the K steps of the normalised MSEs of the positions
+            relative to the first frame and of the velocities; 1: one-step loss).
     """
 
     energy: float = Field(1.0, ge=0.0)
@@ -133,6 +137,7 @@ class LossConfig(_Section):
     velocity: float = Field(1.0, ge=0.0)
     position_noise: float = Field(0.0, ge=0.0)
     velocity_noise: float = Field(0.0, ge=0.0)
+    unroll_steps: int = Field(1, ge=1)
 
 
 class OptimizerConfig(_Section):

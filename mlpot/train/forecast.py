@@ -8,8 +8,10 @@ is the data (pairs of trajectory frames, :mod:`mlpot.train.forecast_data`) and t
 loss: L = w_x ⟨((Δx − Δx_ref)/σ_x)²⟩ + w_v ⟨((v′ − v′_ref)/σ_v)²⟩ over all atoms and
 components of the global batch (``loss.displacement``, ``loss.velocity``; σ the
 stored training RMS). ``loss.position_noise`` / ``loss.velocity_noise`` perturb the
-training inputs (:mod:`mlpot.train.forecast_noise`). Validation also reports the same
-loss of free flight (Δx = v·Δt, v′ = v), the baseline the network has to beat.
+training inputs (:mod:`mlpot.train.forecast_noise`); ``loss.unroll_steps`` = K > 1
+trains on windows of K + 1 frames with the loss unrolled over K forecast steps
+(:func:`unrolled_squared_errors`). Validation is always one-step and also reports
+the same loss of free flight (Δx = v·Δt, v′ = v), the baseline the network has to beat.
 """
 
 from __future__ import annotations
@@ -73,6 +75,29 @@ def squared_errors(
     dx = (prediction.displacement - sample.displacement) / model.displacement_rms
     dv = (prediction.velocities - sample.velocities) / model.velocity_rms
     return torch.stack([dx.square().sum(), dv.square().sum()])
+
+
+def unrolled_squared_errors(model: TrajCastForecaster, sample: ForecastSample) -> torch.Tensor:
+    """``[2]`` :func:`squared_errors` averaged over the K steps of ``sample``: step j
+    starts from step j − 1's predicted positions and velocities (edges rebuilt) and is
+    compared with the reference frame j (positions as displacements from the first
+    frame). K = 1 is the one-step loss."""
+    prediction = model(sample.graph)
+    sums = squared_errors(model, prediction, sample)
+    if sample.later_displacements is None or sample.later_velocities is None:
+        return sums
+    graph, moved = sample.graph, prediction.displacement
+    for j in range(sample.steps - 1):
+        graph = graph.replace(
+            positions=graph.positions + prediction.displacement,
+            velocities=prediction.velocities,
+        )
+        prediction = model(graph)
+        moved = moved + prediction.displacement
+        dx = (moved - sample.later_displacements[:, j]) / model.displacement_rms
+        dv = (prediction.velocities - sample.later_velocities[:, j]) / model.velocity_rms
+        sums = sums + torch.stack([dx.square().sum(), dv.square().sum()])
+    return sums / sample.steps
 
 
 class ForecastRun:
@@ -198,7 +223,7 @@ class ForecastRun:
         loss = torch.zeros(1, dtype=torch.float64)
         if sample is not None:
             sample = self._noisy(sample)
-            sums = squared_errors(self.model, self.model(sample.graph), sample)
+            sums = unrolled_squared_errors(self.model, sample)
             total = (self.weights[0] * sums[0] + self.weights[1] * sums[1]) / components
             total.backward()
             loss = total.detach().double().cpu().reshape(1)
@@ -334,8 +359,11 @@ class ForecastRun:
 
 
 def _to(sample: ForecastSample, device: torch.device) -> ForecastSample:
+    later_x, later_v = sample.later_displacements, sample.later_velocities
     return ForecastSample(
         graph=sample.graph.to(device),
         displacement=sample.displacement.to(device),
         velocities=sample.velocities.to(device),
+        later_displacements=None if later_x is None else later_x.to(device),
+        later_velocities=None if later_v is None else later_v.to(device),
     )

@@ -9,7 +9,8 @@ networks"), each training input is perturbed and the targets are made consistent
 with the reference trajectory, so the network learns to steer back onto it:
 
     x̃ = x + ε_x,   ṽ = v + ε_v,   ε ~ N(0, σ²) per component,
-    Δx_target = x(t+Δt) − x̃ = Δx − ε_x,   v'_target = v(t+Δt).
+    Δx_target = x(t+Δt) − x̃ = Δx − ε_x,   v'_target = v(t+Δt)
+    (and likewise for the later frames of an unrolled sample).
 
 The noise of every system has zero mass-weighted mean (a rigid shift of the input, or
 a change of its total momentum, is something the conservation layer keeps and the
@@ -72,6 +73,11 @@ def perturb(
             graph.positions, torch.zeros_like(eps_v), eps_v, eps_v, masses, index, b, "zero"
         )
     noisy = graph.replace(positions=graph.positions + eps_x, velocities=v + eps_v)
+    later = sample.later_displacements
     return ForecastSample(
-        graph=noisy, displacement=sample.displacement - eps_x, velocities=sample.velocities
+        graph=noisy,
+        displacement=sample.displacement - eps_x,
+        velocities=sample.velocities,
+        later_displacements=None if later is None else later - eps_x[:, None],
+        later_velocities=sample.later_velocities,
     )
