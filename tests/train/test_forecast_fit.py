@@ -166,13 +166,24 @@ def test_pairs_rms_of_a_subset(traj_store):
         pairs.rms(indices=half[:0])
 
 
-@pytest.mark.parametrize("name", ["ar", "cu", "ethanol"])
+@pytest.mark.parametrize(
+    "name",
+    ["ar", "cu", "ethanol", "ar-trajcast-unroll", "cu-trajcast-unroll", "ethanol-trajcast-unroll"],
+)
 def test_shipped_forecaster_configs_validate(tmp_path, traj_store, name):
+    """Stage 1 (``mlpot-X-trajcast.yaml``) builds a forecaster; stage 2 fine-tunes stage
+    1's ``best.pt`` with the unrolled loss."""
     from pathlib import Path
 
     from mlpot.train import load_config
 
-    path = Path(__file__).parents[2] / "examples" / f"mlpot-{name}-trajcast.yaml"
-    cfg = load_config(path, [f"data.train={traj_store}", f"run_dir={tmp_path}"])
-    assert cfg.model.kind == "TrajCastForecaster"
+    examples = Path(__file__).parents[2] / "examples"
+    file = f"mlpot-{name}.yaml" if "unroll" in name else f"mlpot-{name}-trajcast.yaml"
+    cfg = load_config(examples / file, [f"data.train={traj_store}", f"run_dir={tmp_path}"])
     assert cfg.loss.displacement == cfg.loss.velocity == 1.0
+    if "unroll" in name:
+        stage1 = load_config(examples / file.replace("-unroll", ""))
+        assert Path(cfg.model.from_) == Path(stage1.run_dir) / "best.pt"
+        assert cfg.loss.unroll_steps > 1
+    else:
+        assert cfg.model.kind == "TrajCastForecaster"
