@@ -182,7 +182,7 @@ def test_shipped_forecaster_configs_validate(tmp_path, traj_store, name):
     cfg = load_config(examples / file, [f"data.train={traj_store}", f"run_dir={tmp_path}"])
     assert cfg.loss.displacement == cfg.loss.velocity == 1.0
     if "unroll" in name:
-        stage1 = load_config(examples / file.replace("-unroll", ""))
+        stage1 = load_config(examples / file.replace("-unroll", ""), [f"data.train={traj_store}"])
         assert Path(cfg.model.from_) == Path(stage1.run_dir) / "best.pt"
         assert cfg.loss.unroll_steps > 1
     else:
