@@ -102,11 +102,14 @@ class System:
         return lambda: TBLite(method="GFN2-xTB", verbosity=0)
 
 
-#: Cu runs in a 2x2x2 cell (32 atoms; trained on 3x3x3) because ASE's EMT costs
-#: ~10 ms per step there against ~30 ms for 108 atoms on the shared 2-core machine.
+#: Cu runs in the 3x3x3 cell it was trained in (108 atoms). In a 2x2x2 cell (32 atoms,
+#: 7.22 Å, cheaper EMT) an atom's neighbours within 5 Å include two images of one
+#: atom, moving as one: environments the training never showed; measured with the same
+#: forecaster over 1000 forecast steps, RDF error 0.137 there against 0.056 (400 steps)
+#: in 3x3x3.
 SYSTEMS: dict[str, System] = {
     "ar": System("ar", "mlpot-ar-trajcast", 105.0, 2.0, 50.0, 4000.0, "liquid", 8.0, 3, 10),
-    "cu": System("cu", "mlpot-cu-trajcast", 450.0, 1.0, 50.0, 2000.0, "crystal", 6.0, 2),
+    "cu": System("cu", "mlpot-cu-trajcast", 450.0, 1.0, 50.0, 2000.0, "crystal", 6.0, 3),
     "ethanol": System(
         "ethanol", "mlpot-ethanol-trajcast", 300.0, 0.5, 50.0, 1000.0, "molecule", 5.0
     ),
