@@ -149,7 +149,8 @@ def _velocities(atoms: ase.Atoms) -> np.ndarray:
 
 def equilibrated(system: System, seed: int, cache: Path) -> ase.Atoms:
     """The shared start: reference Langevin MD at T, momentum (and rotation) removed."""
-    path = cache / (f"{system.name}-start-T{system.temperature:g}-"
+    size = f"-r{system.repeat}" if system.periodic else ""
+    path = cache / (f"{system.name}{size}-start-T{system.temperature:g}-"
                     f"eq{system.equilibration_fs:g}-s{seed}.npz")
     atoms = system.structure()
     if path.exists():
