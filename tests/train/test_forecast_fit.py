@@ -168,11 +168,20 @@ def test_pairs_rms_of_a_subset(traj_store):
 
 @pytest.mark.parametrize(
     "name",
-    ["ar", "cu", "ethanol", "ar-trajcast-unroll", "cu-trajcast-unroll", "ethanol-trajcast-unroll"],
+    [
+        "ar",
+        "cu",
+        "ethanol",
+        "ar-trajcast-unroll",
+        "cu-trajcast-unroll",
+        "cu-trajcast-unroll2",
+        "ethanol-trajcast-unroll",
+    ],
 )
 def test_shipped_forecaster_configs_validate(tmp_path, traj_store, name):
-    """Stage 1 (``mlpot-X-trajcast.yaml``) builds a forecaster; stage 2 fine-tunes stage
-    1's ``best.pt`` with the unrolled loss."""
+    """Stage 1 (``mlpot-X-trajcast.yaml``) builds a forecaster; each later stage
+    (``-unroll``, ``-unroll2``) fine-tunes the previous stage's checkpoint with the
+    unrolled loss."""
     from pathlib import Path
 
     from mlpot.train import load_config
@@ -182,8 +191,10 @@ def test_shipped_forecaster_configs_validate(tmp_path, traj_store, name):
     cfg = load_config(examples / file, [f"data.train={traj_store}", f"run_dir={tmp_path}"])
     assert cfg.loss.displacement == cfg.loss.velocity == 1.0
     if "unroll" in name:
-        stage1 = load_config(examples / file.replace("-unroll", ""), [f"data.train={traj_store}"])
-        assert Path(cfg.model.from_) == Path(stage1.run_dir) / "best.pt"
+        previous = file.replace("-unroll2", "-unroll") if "unroll2" in file else file
+        previous = previous.replace("-unroll.yaml", ".yaml") if previous == file else previous
+        before = load_config(examples / previous, [f"data.train={traj_store}"])
+        assert Path(cfg.model.from_).parent == Path(before.run_dir)
         assert cfg.loss.unroll_steps > 1
     else:
         assert cfg.model.kind == "TrajCastForecaster"
