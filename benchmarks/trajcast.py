@@ -38,6 +38,7 @@ from benchmarks.trajcast_analysis import (
 from benchmarks.trajcast_systems import (
     SYSTEMS,
     System,
+    degrees_of_freedom,
     equilibrated,
     load_forecaster,
     md_peer_speed,
@@ -85,7 +86,7 @@ def evaluate_system(
     ref = reference_md(system, start, model.forecast_fs, steps, seed, cache)
     roll = rollout(system, model, start, steps, seed)
     masses = start.get_masses()
-    dof = 3 * len(start) - (3 if system.periodic else 6)
+    dof = degrees_of_freedom(system, start)
     p_ref, v_ref = _after_burn_in(ref.positions), _after_burn_in(ref.velocities)
     p_roll, v_roll = _after_burn_in(roll.positions), _after_burn_in(roll.velocities)
     t_ref = temperatures(_frames(v_ref), masses, dof)

@@ -64,6 +64,11 @@ class TrajCastForecasterConfig:
         residual: predict the departure from free flight, Δx = v·Δt + σ_x·Δx̃ and
             v(t+Δt) = v + σ_v·ṽ (σ: RMS of those residuals in training); otherwise
             Δx = σ_x·Δx̃, v(t+Δt) = σ_v·ṽ (σ: RMS of Δx and v).
+        input_velocity_rms: σ_in, Å/fs, the scale of the input velocities in the
+            speed embedding (``mlpot train`` sets the training data's RMS velocity
+            component). None: the output scale ``velocity_rms``, as the first shipped
+            forecasters did; with ``residual`` that is the RMS of v' − v, several
+            times smaller than thermal speeds, which then fall beyond the speed basis.
     """
 
     species: tuple[int, ...]
@@ -81,6 +86,7 @@ class TrajCastForecasterConfig:
     momentum: str = "input"
     angular_momentum: bool = False
     residual: bool = True
+    input_velocity_rms: float | None = None
 
 
 class TrajCastForecaster(nn.Module):
@@ -90,7 +96,7 @@ class TrajCastForecaster(nn.Module):
     through ``graph.shifts``) the cubic-spline radial basis and the spherical harmonics
     of r̂_ij (the same :class:`~mlpot.models.equivariant_layers.EdgeFeatures` as
     :class:`~mlpot.models.EquivariantPotential`); the velocity as u = |v|/v_rms through
-    a Gaussian basis g(u): scalars h⁰ = E(Z) + W₀ g(u) and vectors
+    a Gaussian basis g(u) (v_rms: ``input_velocity_rms``): scalars h⁰ = E(Z) + W₀ g(u) and vectors
     h¹_m,c = √3 (v/v_rms)_m (W₁ g(u))_c = Y¹_m(v̂)·u·(W₁ g(u))_c (smooth at v = 0).
     ``num_layers`` :class:`~mlpot.models.equivariant_layers.EquivariantLayer` s keep
     l ≤ 1 features; the l = 1 block of the last one is mixed linearly into two
@@ -134,10 +140,13 @@ class TrajCastForecaster(nn.Module):
         momentum: str = "input",
         angular_momentum: bool = False,
         residual: bool = True,
+        input_velocity_rms: float | None = None,
     ) -> None:
         super().__init__()
         numbers = species_to_numbers(species)
         _validate(forecast_fs, cutoff, channels, lmax, num_layers, speed_basis, momentum)
+        if input_velocity_rms is not None and not input_velocity_rms > 0:
+            raise ValueError(f"input_velocity_rms must be positive, got {input_velocity_rms}")
         self.config = TrajCastForecasterConfig(
             species=tuple(numbers),
             forecast_fs=float(forecast_fs),
@@ -154,6 +163,7 @@ class TrajCastForecaster(nn.Module):
             momentum=momentum,
             angular_momentum=bool(angular_momentum),
             residual=bool(residual),
+            input_velocity_rms=None if input_velocity_rms is None else float(input_velocity_rms),
         )
         self.cutoff = float(cutoff)
         lookup = torch.full((len(chemical_symbols),), -1, dtype=torch.int64)
@@ -259,7 +269,7 @@ class TrajCastForecaster(nn.Module):
     ) -> Forecast:
         """Network output before the conservation layer (physical units)."""
         c = self.config
-        v_norm = v / self.velocity_rms
+        v_norm = v / (self.velocity_rms if c.input_velocity_rms is None else c.input_velocity_rms)
         speed = torch.linalg.vector_norm(v_norm, dim=-1)
         centres = torch.linspace(0.0, 4.0, c.speed_basis, dtype=v.dtype, device=v.device)
         width = 4.0 / (c.speed_basis - 1)

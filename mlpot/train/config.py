@@ -117,6 +117,15 @@ class LossConfig(_Section):
         huber_delta: Huber threshold.
         displacement: forecaster only: weight of the normalised Δx term.
         velocity: forecaster only: weight of the normalised v(t+Δt) term.
+        position_noise: forecaster only: σ of Gaussian noise added to the input
+            positions, Å; the target Δx is corrected so that the prediction still
+            lands on the reference next frame (0: off; :mod:`mlpot.train.forecast_noise`).
+        velocity_noise: forecaster only: σ of Gaussian noise added to the input
+            velocities, Å/fs; the target v(t+Δt) stays the reference one (0: off).
+        unroll_steps: forecaster only: K, forecast steps the loss is unrolled over
+            (the network's own predictions fed back, gradients through all K; the
+            loss is the mean over the K steps of the normalised MSEs of the positions
+            relative to the first frame and of the velocities; 1: one-step loss).
     """
 
     energy: float = Field(1.0, ge=0.0)
@@ -126,6 +135,9 @@ class LossConfig(_Section):
     huber_delta: float = Field(0.01, gt=0.0)
     displacement: float = Field(1.0, ge=0.0)
     velocity: float = Field(1.0, ge=0.0)
+    position_noise: float = Field(0.0, ge=0.0)
+    velocity_noise: float = Field(0.0, ge=0.0)
+    unroll_steps: int = Field(1, ge=1)
 
 
 class OptimizerConfig(_Section):

@@ -7,8 +7,11 @@ potential trainer's (AdamW, warm-up + cosine/plateau schedule, gradient clipping
 is the data (pairs of trajectory frames, :mod:`mlpot.train.forecast_data`) and the
 loss: L = w_x ⟨((Δx − Δx_ref)/σ_x)²⟩ + w_v ⟨((v′ − v′_ref)/σ_v)²⟩ over all atoms and
 components of the global batch (``loss.displacement``, ``loss.velocity``; σ the
-stored training RMS). Validation also reports the same loss of free flight
-(Δx = v·Δt, v′ = v), the baseline the network has to beat.
+stored training RMS). ``loss.position_noise`` / ``loss.velocity_noise`` perturb the
+training inputs (:mod:`mlpot.train.forecast_noise`); ``loss.unroll_steps`` = K > 1
+trains on windows of K + 1 frames with the loss unrolled over K forecast steps
+(:func:`unrolled_squared_errors`). Validation is always one-step and also reports
+the same loss of free flight (Δx = v·Δt, v′ = v), the baseline the network has to beat.
 """
 
 from __future__ import annotations
@@ -35,9 +38,19 @@ from mlpot.train.forecast_data import (
     check_forecast_config,
     open_forecast_data,
 )
+from mlpot.train.forecast_noise import noise_generator, perturb
 from mlpot.train.optim import EMA, Plateau, make_optimizer, scheduled_lr
+from mlpot.train.resumable import (
+    Optimisation,
+    Progress,
+    TrainResult,
+    finish,
+    latest_checkpoint,
+    restore_training_state,
+    save_resumable,
+    training_state,
+)
 from mlpot.train.sampler import epoch_batches, shard_batch
-from mlpot.train.trainer import Progress, TrainResult, latest_checkpoint
 
 #: Columns of a forecaster run's ``metrics.csv`` (normalised MSEs are dimensionless).
 CSV_COLUMNS = (
@@ -62,6 +75,29 @@ def squared_errors(
     dx = (prediction.displacement - sample.displacement) / model.displacement_rms
     dv = (prediction.velocities - sample.velocities) / model.velocity_rms
     return torch.stack([dx.square().sum(), dv.square().sum()])
+
+
+def unrolled_squared_errors(model: TrajCastForecaster, sample: ForecastSample) -> torch.Tensor:
+    """``[2]`` :func:`squared_errors` averaged over the K steps of ``sample``: step j
+    starts from step j − 1's predicted positions and velocities (edges rebuilt) and is
+    compared with the reference frame j (positions as displacements from the first
+    frame). K = 1 is the one-step loss."""
+    prediction = model(sample.graph)
+    sums = squared_errors(model, prediction, sample)
+    if sample.later_displacements is None or sample.later_velocities is None:
+        return sums
+    graph, moved = sample.graph, prediction.displacement
+    for j in range(sample.steps - 1):
+        graph = graph.replace(
+            positions=graph.positions + prediction.displacement,
+            velocities=prediction.velocities,
+        )
+        prediction = model(graph)
+        moved = moved + prediction.displacement
+        dx = (moved - sample.later_displacements[:, j]) / model.displacement_rms
+        dv = (prediction.velocities - sample.later_velocities[:, j]) / model.velocity_rms
+        sums = sums + torch.stack([dx.square().sum(), dv.square().sum()])
+    return sums / sample.steps
 
 
 class ForecastRun:
@@ -186,7 +222,8 @@ class ForecastRun:
         self.optimizer.zero_grad(set_to_none=True)
         loss = torch.zeros(1, dtype=torch.float64)
         if sample is not None:
-            sums = squared_errors(self.model, self.model(sample.graph), sample)
+            sample = self._noisy(sample)
+            sums = unrolled_squared_errors(self.model, sample)
             total = (self.weights[0] * sums[0] + self.weights[1] * sums[1]) / components
             total.backward()
             loss = total.detach().double().cpu().reshape(1)
@@ -197,6 +234,14 @@ class ForecastRun:
         if self.ema is not None:
             self.ema.update(self.model)
         return float(all_reduce_sum(loss, self.world)[0])
+
+    def _noisy(self, sample: ForecastSample) -> ForecastSample:
+        """The step's sample with ``loss.position_noise`` / ``velocity_noise`` applied."""
+        loss = self.cfg.loss
+        if loss.position_noise == 0 and loss.velocity_noise == 0:
+            return sample
+        generator = noise_generator(self.cfg.train.seed, self.progress.global_step, self.world.rank)
+        return perturb(sample, self.model, loss.position_noise, loss.velocity_noise, generator)
 
     # -- validation, checkpoints ------------------------------------------------------
     def _deployed(self) -> TrajCastForecaster:
@@ -286,56 +331,39 @@ class ForecastRun:
                 writer.writeheader()
             writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
 
-    def _training_state(self) -> dict:
-        return {
-            "progress": vars(self.progress).copy(),
-            "optimizer": self.optimizer.state_dict(),
-            "ema": self.ema.state_dict() if self.ema else None,
-            "plateau": self.plateau.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "history": list(self.history),
-        }
+    def _optimisation(self) -> Optimisation:
+        return Optimisation(self.optimizer, self.ema, self.plateau)
 
     def _restore(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.ema is not None and state["ema"] is not None:
-            self.ema.load_state_dict(state["ema"])
-        self.plateau.load_state_dict(state["plateau"])
-        torch.set_rng_state(state["torch_rng"])
-        self.history = list(state["history"])
+        self.history = restore_training_state(state, self._optimisation())
 
     def _save_resumable(self) -> None:
-        if not self.world.is_main:
-            return
-        folder = self.run_dir / "checkpoints"
-        save_model(
-            self.model,
-            folder / f"step-{self.progress.global_step:08d}.pt",
-            training_state=self._training_state(),
-        )
-        for old in sorted(folder.glob("step-*.pt"))[: -self.cfg.checkpoint.keep_last]:
-            old.unlink()
+        if self.world.is_main:
+            state = training_state(self.progress, self._optimisation(), self.history)
+            save_resumable(
+                self.model,
+                self.run_dir,
+                self.progress.global_step,
+                state,
+                self.cfg.checkpoint.keep_last,
+            )
 
     def _finish(self) -> TrainResult:
-        final = self._deployed()
-        best = self.run_dir / "best.pt"
-        if self.world.is_main:
-            save_model(final, self.run_dir / "final.pt")
-            if not best.exists():
-                save_model(final, best)
-        return TrainResult(
+        return finish(
+            self._deployed(),
             self.run_dir,
-            best,
-            self.run_dir / "final.pt",
-            copy.deepcopy(final).eval(),
             self.history,
             self.progress.global_step,
+            self.world.is_main,
         )
 
 
 def _to(sample: ForecastSample, device: torch.device) -> ForecastSample:
+    later_x, later_v = sample.later_displacements, sample.later_velocities
     return ForecastSample(
         graph=sample.graph.to(device),
         displacement=sample.displacement.to(device),
         velocities=sample.velocities.to(device),
+        later_displacements=None if later_x is None else later_x.to(device),
+        later_velocities=None if later_v is None else later_v.to(device),
     )

@@ -93,8 +93,11 @@ class ForecastData:
         return sorted(found)
 
 
-def open_pairs(paths: list[Path], role: str, dtype: torch.dtype) -> ConcatDataset:
-    """Pair datasets of trajectory stores; anything else is a :class:`ConfigError`."""
+def open_pairs(
+    paths: list[Path], role: str, dtype: torch.dtype, steps: int = 1
+) -> ConcatDataset:
+    """Pair (``steps`` = 1) or window datasets of trajectory stores; anything else is a
+    :class:`ConfigError`."""
     parts = []
     for path in paths:
         if path.suffix != ".h5":
@@ -104,7 +107,7 @@ def open_pairs(paths: list[Path], role: str, dtype: torch.dtype) -> ConcatDatase
                 f"mlpot.datasets.reference.trajectory (examples/trajcast_reference.py)"
             )
         try:
-            parts.append(ForecastPairs(path, dtype=dtype))
+            parts.append(ForecastPairs(path, dtype=dtype, steps=steps))
         except DataFormatError as err:
             raise ConfigError(
                 f"data.{role}: {path} cannot train a forecaster ({err}); it needs "
@@ -132,7 +135,7 @@ def _atoms(data: ConcatDataset) -> np.ndarray:
 def open_forecast_data(cfg: TrainingConfig, dtype: torch.dtype) -> ForecastData:
     """Open the stores and split the pairs by trajectory (or take ``data.valid``)."""
     d = cfg.data
-    train = open_pairs(d.train, "train", dtype)
+    train = open_pairs(d.train, "train", dtype, cfg.loss.unroll_steps)
     all_idx = np.arange(len(train))
     if d.valid:
         valid = open_pairs(d.valid, "valid", dtype)
@@ -201,6 +204,8 @@ def build_forecaster(
                 f"are {data.forecast_fs:g} fs apart"
             )
         params["forecast_fs"] = data.forecast_fs
+        if params.get("input_velocity_rms", "auto") == "auto":
+            params["input_velocity_rms"] = split_rms(data, residual=False)[1]
         if params.get("avg_num_neighbors") == "auto":
             params["avg_num_neighbors"] = round(_mean_neighbours(data, params, cfg.train.seed), 3)
         species = species_to_numbers(m.species) if m.species else data_species
@@ -222,7 +227,8 @@ def build_forecaster(
     log.message(
         f"forecaster {model.species}, Δt {model.forecast_fs:g} fs, "
         f"{sum(p.numel() for p in model.parameters())} parameters, output RMS "
-        f"Δx {float(model.displacement_rms):.4g} Å, v {float(model.velocity_rms):.4g} Å/fs"
+        f"Δx {float(model.displacement_rms):.4g} Å, v {float(model.velocity_rms):.4g} Å/fs, "
+        f"input v {model.config.input_velocity_rms or float(model.velocity_rms):.4g} Å/fs"
     )
     return model
 

@@ -4,11 +4,11 @@ One optimiser step: this rank's share of the global batch → energy, forces (an
 stress) → loss normalised by the global label counts → backward → gradients summed
 over ranks → clip → AdamW → EMA. Validation (EMA weights) after every epoch.
 
-A resumable checkpoint (``checkpoints/step-XXXXXXXX.pt``, written with
-:func:`mlpot.save_model`) holds the raw weights plus the optimiser, EMA, plateau
-state, torch RNG state and the data position (epoch, batches done in it); batches
-are a pure function of (seed, epoch), so a resumed run repeats the uninterrupted
-one step for step.
+Resumable checkpoints and exact resume (:mod:`mlpot.train.resumable`, shared with
+the forecaster trainer :mod:`mlpot.train.forecast`) hold the raw weights plus the
+optimiser, EMA, plateau and RNG states and the data position (epoch, batches done in
+it); batches are a pure function of (seed, epoch), so a resumed run repeats the
+uninterrupted one step for step.
 
 ``equivariance:`` (:mod:`mlpot.train.equivariance`) rotates each batch (``augment``,
 ``contrastive``) and adds the contrastive term; the logged training ``loss`` then
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from mlpot.checkpoint import load_model, load_training_state, save_model
 from mlpot.graph import AtomicGraph, collate
-from mlpot.models import Potential, TrajCastForecaster
+from mlpot.models import Potential
 from mlpot.train.config import TrainingConfig
 from mlpot.train.distributed import (
     World,
@@ -45,48 +44,18 @@ from mlpot.train.loss import ErrorSums, LabelCounts, loss_terms
 from mlpot.train.model_setup import freeze
 from mlpot.train.optim import EMA, Plateau, make_optimizer, scheduled_lr
 from mlpot.train.report import RunLog, SilentLog
+from mlpot.train.resumable import (
+    Optimisation,
+    Progress,
+    TrainResult,
+    finish,
+    latest_checkpoint,
+    restore_training_state,
+    save_resumable,
+    training_state,
+)
 from mlpot.train.sampler import epoch_batches, shard_batch
 from mlpot.train.setup import RunData, build_model, model_cutoff, open_data
-
-
-@dataclass
-class Progress:
-    """Where the run stands (saved in resumable checkpoints)."""
-
-    epoch: int = 0
-    step_in_epoch: int = 0
-    global_step: int = 0
-    best: float = float("inf")
-    seconds: float = 0.0
-
-
-@dataclass
-class TrainResult:
-    """What :func:`fit` produced.
-
-    Attributes:
-        run_dir: the run folder.
-        best: ``best.pt`` (EMA weights with the lowest validation loss).
-        final: ``final.pt`` (EMA weights at the end).
-        model: the final model (EMA weights), in eval mode.
-        history: one metrics row per validation (as in ``metrics.csv``).
-        steps: optimiser steps done in total.
-    """
-
-    run_dir: Path
-    best: Path
-    final: Path
-    model: Potential | TrajCastForecaster
-    history: list[dict[str, float]] = field(default_factory=list)
-    steps: int = 0
-
-
-def latest_checkpoint(run_dir: Path) -> Path:
-    """The newest resumable checkpoint of a run."""
-    files = sorted((run_dir / "checkpoints").glob("step-*.pt"))
-    if not files:
-        raise FileNotFoundError(f"{run_dir}/checkpoints: no resumable checkpoint to resume from")
-    return files[-1]
 
 
 def fit(config: TrainingConfig, resume: bool | str | Path = False) -> TrainResult:
@@ -381,54 +350,36 @@ class _Run:
             if self.world.is_main:
                 save_model(self._deployed(), self.run_dir / "best.pt")
 
-    def _training_state(self) -> dict:
-        return {
-            "progress": vars(self.progress).copy(),
-            "optimizer": self.optimizer.state_dict(),
-            "ema": self.ema.state_dict() if self.ema else None,
-            "plateau": self.plateau.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "history": list(self.history),
-            "equivariance": self.equivariance.state_dict(),
-        }
+    def _optimisation(self) -> Optimisation:
+        return Optimisation(self.optimizer, self.ema, self.plateau)
 
     def _restore(self, state: dict) -> None:
         self.equivariance.load_state_dict(state.get("equivariance"))
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.ema is not None and state["ema"] is not None:
-            self.ema.load_state_dict(state["ema"])
-        self.plateau.load_state_dict(state["plateau"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.history = list(state["history"])
+        self.history = restore_training_state(state, self._optimisation())
 
     def _save_resumable(self) -> None:
-        if not self.world.is_main:
-            return
-        folder = self.run_dir / "checkpoints"
-        save_model(
-            self.model,
-            folder / f"step-{self.progress.global_step:08d}.pt",
-            training_state=self._training_state(),
-        )
-        for old in sorted(folder.glob("step-*.pt"))[: -self.cfg.checkpoint.keep_last]:
-            old.unlink()
+        if self.world.is_main:
+            state = training_state(
+                self.progress,
+                self._optimisation(),
+                self.history,
+                equivariance=self.equivariance.state_dict(),
+            )
+            save_resumable(
+                self.model,
+                self.run_dir,
+                self.progress.global_step,
+                state,
+                self.cfg.checkpoint.keep_last,
+            )
 
     def _finish(self) -> TrainResult:
-        final = self._deployed()
-        best = self.run_dir / "best.pt"
-        if self.world.is_main:
-            save_model(final, self.run_dir / "final.pt")
-            if not best.exists():
-                save_model(final, best)
-        self.log.close()
-        return TrainResult(
+        result = finish(
+            self._deployed(),
             self.run_dir,
-            best,
-            self.run_dir / "final.pt",
-            copy.deepcopy(final).eval(),
             self.history,
             self.progress.global_step,
+            self.world.is_main,
         )
+        self.log.close()
+        return result

@@ -2,9 +2,9 @@
 a tiny end-to-end run (no timing asserted).
 
 Mutants checked: the RDF error divided by ∫g instead of ∫g_ref → the relative-L1 test
-fails; N_f = 3N instead of 3N − 3 → the temperature test fails; the MSD fit without
-the 1/6 → the diffusion test fails; peak search returning the lowest maxima → the
-peak test fails.
+fails; N_f = 3N instead of 3N − 3 → the temperature test fails; the reference Bussi
+left at ASE's 3N → the thermostat test fails; the MSD fit without the 1/6 → the
+diffusion test fails; peak search returning the lowest maxima → the peak test fails.
 """
 
 from __future__ import annotations
@@ -42,6 +42,26 @@ def test_temperature_matches_the_md_state():
     v = (state.momenta / state.masses[:, None]).numpy()
     t = temperatures(v[None], state.masses.numpy(), 3 * len(atoms) - 3)
     assert t[0] == pytest.approx(float(state.temperature()[0]), rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["cu", "ethanol"])
+def test_reference_thermostat_targets_the_conserved_momentum_dof(name):
+    """ASE's Bussi would count 3N; the reference must thermostat N_f = 3N − 3 (− 3 more
+    for the molecule) as the rollout does, or it runs 3N/N_f too hot."""
+    from ase import units
+    from ase.calculators.emt import EMT
+
+    from benchmarks.trajcast_systems import SYSTEMS, degrees_of_freedom, reference_thermostat
+
+    system = SYSTEMS[name]
+    atoms = system.structure()
+    atoms.calc = EMT()  # the calculator plays no part in the target
+    atoms.set_velocities(np.random.default_rng(0).normal(size=(len(atoms), 3)) * 1e-2)
+    md = reference_thermostat(system, atoms, 0)
+    n_f = 3 * len(atoms) - (3 if name == "cu" else 6)
+    assert degrees_of_freedom(system, atoms) == md.ndof == n_f
+    expected = 0.5 * n_f * units.kB * system.temperature
+    assert md.target_kinetic_energy == pytest.approx(expected, rel=1e-12)
 
 
 def test_diffusion_of_a_random_walk():

@@ -257,6 +257,10 @@ def test_every_example_is_tested() -> None:
         "mlpot-ar-trajcast.yaml",
         "mlpot-cu-trajcast.yaml",
         "mlpot-ethanol-trajcast.yaml",
+        "mlpot-ar-trajcast-unroll.yaml",
+        "mlpot-cu-trajcast-unroll.yaml",
+        "mlpot-cu-trajcast-unroll2.yaml",
+        "mlpot-ethanol-trajcast-unroll.yaml",
         "relax_argon.py",
         "regrid_model.py",
     }

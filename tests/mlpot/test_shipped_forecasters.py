@@ -35,6 +35,9 @@ def test_argon_and_copper_forecasters_ship():
         assert name in names
         model = mlpot.load_model(name)
         assert isinstance(model, TrajCastForecaster) and model.forecast_fs == fs
+        # trained with the speed embedding on the data's thermal velocity scale
+        v_in = model.config.input_velocity_rms
+        assert v_in is not None and v_in > 2 * float(model.velocity_rms)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -223,3 +223,20 @@ def test_potentials_and_forecasters_stay_apart():
     back as its own class."""
     pot = EquivariantPotential([1, 6, 8], channels=4, lmax=1, num_layers=1, correlation=1)
     assert not isinstance(forecaster([1, 6, 8]), type(pot))
+
+
+def test_input_velocity_scale_sets_the_speed_embedding():
+    """None falls back to the output scale ``velocity_rms`` (the first shipped models);
+    another σ_in changes what the speed embedding sees, hence the forecast."""
+    atoms = cu_cell()
+    g = graph(atoms)
+    fallback = forecaster([29])
+    explicit = forecaster([29], input_velocity_rms=float(fallback.velocity_rms))
+    explicit.load_state_dict(fallback.state_dict())
+    for got, ref in zip(predict(explicit, atoms), predict(fallback, atoms), strict=True):
+        torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    other = forecaster([29], input_velocity_rms=3.0 * float(fallback.velocity_rms))
+    other.load_state_dict(fallback.state_dict())
+    assert not torch.allclose(other.forecast(g).velocities, fallback.forecast(g).velocities)
+    with pytest.raises(ValueError, match="input_velocity_rms"):
+        forecaster([29], input_velocity_rms=0.0)

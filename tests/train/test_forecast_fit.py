@@ -17,6 +17,7 @@ import torch
 from typer.testing import CliRunner
 
 import mlpot
+from mlpot.checkpoint import load_training_state
 from mlpot.cli.main import app
 from mlpot.datasets.forecast import ForecastPairs, collate_samples
 from mlpot.datasets.reference.trajectory import copper_emt_reference
@@ -75,6 +76,10 @@ def test_split_by_trajectory_and_scales_from_training_split(tmp_path, traj_store
     assert abs(dx - all_dx) > 1e-6 * all_dx  # the splits differ, so the test can tell
     assert float(run.model.displacement_rms) == pytest.approx(dx, rel=1e-12)
     assert float(run.model.velocity_rms) == pytest.approx(v, rel=1e-12)
+    # the speed embedding's scale: the RMS input velocity, several times the residual's
+    _, v_in = pairs.rms(residual=False, indices=run.data.train_idx)
+    assert run.model.config.input_velocity_rms == pytest.approx(v_in, rel=1e-12)
+    assert v_in > 2 * v
     assert run.model.forecast_fs == 5.0  # taken from the data
 
 
@@ -124,6 +129,9 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, traj_store):
     assert [r["valid_loss"] for r in resumed.history] == pytest.approx(
         [r["valid_loss"] for r in full.history], rel=1e-10
     )
+    # the shared checkpoint state (mlpot.train.resumable) includes the CUDA RNG slot
+    state = load_training_state(mid)
+    assert {"progress", "optimizer", "ema", "plateau", "torch_rng", "cuda_rng"} <= set(state)
 
 
 def test_forecaster_on_a_potential_dataset_is_a_clear_error(tmp_path, cu_store, traj_store):
@@ -158,13 +166,35 @@ def test_pairs_rms_of_a_subset(traj_store):
         pairs.rms(indices=half[:0])
 
 
-@pytest.mark.parametrize("name", ["ar", "cu", "ethanol"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ar",
+        "cu",
+        "ethanol",
+        "ar-trajcast-unroll",
+        "cu-trajcast-unroll",
+        "cu-trajcast-unroll2",
+        "ethanol-trajcast-unroll",
+    ],
+)
 def test_shipped_forecaster_configs_validate(tmp_path, traj_store, name):
+    """Stage 1 (``mlpot-X-trajcast.yaml``) builds a forecaster; each later stage
+    (``-unroll``, ``-unroll2``) fine-tunes the previous stage's checkpoint with the
+    unrolled loss."""
     from pathlib import Path
 
     from mlpot.train import load_config
 
-    path = Path(__file__).parents[2] / "examples" / f"mlpot-{name}-trajcast.yaml"
-    cfg = load_config(path, [f"data.train={traj_store}", f"run_dir={tmp_path}"])
-    assert cfg.model.kind == "TrajCastForecaster"
+    examples = Path(__file__).parents[2] / "examples"
+    file = f"mlpot-{name}.yaml" if "unroll" in name else f"mlpot-{name}-trajcast.yaml"
+    cfg = load_config(examples / file, [f"data.train={traj_store}", f"run_dir={tmp_path}"])
     assert cfg.loss.displacement == cfg.loss.velocity == 1.0
+    if "unroll" in name:
+        previous = file.replace("-unroll2", "-unroll") if "unroll2" in file else file
+        previous = previous.replace("-unroll.yaml", ".yaml") if previous == file else previous
+        before = load_config(examples / previous, [f"data.train={traj_store}"])
+        assert Path(cfg.model.from_).parent == Path(before.run_dir)
+        assert cfg.loss.unroll_steps > 1
+    else:
+        assert cfg.model.kind == "TrajCastForecaster"

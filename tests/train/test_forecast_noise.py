@@ -1,0 +1,124 @@
+"""Noise injection in forecaster training (``loss.position_noise`` / ``velocity_noise``).
+
+Mutants checked: the target correction ``- eps_x`` dropped → the consistency test
+fails; the drift removal skipped → the zero-mean test fails; the generator seeded from
+the global torch RNG instead of (seed, step, rank) → the resume test fails; the noise
+not applied in ``_step`` → the step-loss test fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import ase.build
+import numpy as np
+import pytest
+import torch
+
+from mlpot.datasets.forecast import ForecastSample, collate_samples
+from mlpot.graph import AtomicGraph
+from mlpot.models import TrajCastForecaster
+from mlpot.models.trajcast import Forecast
+from mlpot.models.trajcast_conservation import angular_momentum, system_sum
+from mlpot.models.trajcast_loss import forecast_loss
+from mlpot.train import ConfigError, fit, parse_config
+from mlpot.train.forecast_noise import noise_generator, perturb
+
+from .test_forecast_fit import _config, _run, traj_store  # noqa: F401  (fixture)
+
+
+def _sample(atoms_list, seed=0) -> ForecastSample:
+    rng = np.random.default_rng(seed)
+    graphs = []
+    for atoms in atoms_list:
+        g = AtomicGraph.from_atoms(atoms, dtype=torch.float64, read_labels=False)
+        graphs.append(g.replace(velocities=torch.as_tensor(rng.normal(size=(len(atoms), 3)))))
+    graph = AtomicGraph.from_atoms(atoms_list, dtype=torch.float64, read_labels=False)
+    graph = graph.replace(velocities=torch.cat([g.velocities for g in graphs]))
+    n = graph.num_atoms
+    return ForecastSample(
+        graph, torch.as_tensor(rng.normal(size=(n, 3))), torch.as_tensor(rng.normal(size=(n, 3)))
+    )
+
+
+def _model(species, **kw) -> TrajCastForecaster:
+    return TrajCastForecaster(species, channels=4, lmax=1, num_layers=1, **kw).double()
+
+
+def test_noisy_inputs_keep_the_reference_next_frame():
+    cell = ase.build.bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    mol = ase.build.molecule("CH3CH2OH")
+    sample = _sample([cell, mol])
+    model = _model([1, 6, 8, 29])
+    out = perturb(sample, model, 0.05, 0.01, noise_generator(0, 7))
+    g, h = sample.graph, out.graph
+    # the next frame the targets point to is the reference one, whatever the noise
+    torch.testing.assert_close(h.positions + out.displacement, g.positions + sample.displacement,
+                               rtol=0, atol=1e-14)
+    assert torch.equal(out.velocities, sample.velocities)
+    eps_x, eps_v = h.positions - g.positions, h.velocities - g.velocities
+    assert 0.03 < float(eps_x.std()) < 0.07 and 0.006 < float(eps_v.std()) < 0.014
+    # no rigid shift and no momentum change per system
+    masses = model.masses(g)
+    for eps in (eps_x, eps_v):
+        drift = system_sum(masses[:, None] * eps, g.system_index, g.num_systems)
+        torch.testing.assert_close(drift, torch.zeros_like(drift), rtol=0, atol=1e-12)
+    # a pure function of (seed, step, rank): same draw again, another step differs
+    again = perturb(sample, model, 0.05, 0.01, noise_generator(0, 7))
+    assert torch.equal(again.graph.positions, h.positions)
+    other = perturb(sample, model, 0.05, 0.01, noise_generator(0, 8))
+    assert not torch.equal(other.graph.positions, h.positions)
+    # off: the very same sample
+    assert perturb(sample, model, 0.0, 0.0, noise_generator(0, 7)) is sample
+
+
+def test_no_rigid_rotation_for_angular_momentum_forecasters():
+    mol = ase.build.molecule("CH3CH2OH")
+    sample = _sample([mol, mol], seed=3)
+    model = _model([1, 6, 8], angular_momentum=True)
+    out = perturb(sample, model, 0.0, 0.01, noise_generator(1, 0))
+    g = sample.graph
+    masses = model.masses(g)
+    args = (masses, g.system_index, g.num_systems)
+    before = angular_momentum(g.positions, g.velocities, *args)
+    after = angular_momentum(g.positions, out.graph.velocities, *args)
+    torch.testing.assert_close(after, before, rtol=0, atol=1e-12)
+    assert torch.equal(out.graph.positions, g.positions)  # σ_x = 0
+
+
+def test_step_loss_uses_the_noisy_sample(tmp_path, traj_store):  # noqa: F811
+    raw = _config(tmp_path / "run", traj_store, loss={"position_noise": 0.02,
+                                                      "velocity_noise": 1e-3})
+    run = _run(raw)
+    sample = collate_samples([run.data.train[int(k)] for k in run.data.train_idx[:2]])
+    noisy = perturb(sample, run.model, 0.02, 1e-3, noise_generator(0, 0))
+    with torch.no_grad():
+        expected = forecast_loss(run.model, run.model(noisy.graph),
+                                 Forecast(noisy.displacement, noisy.velocities)).total
+        clean = forecast_loss(run.model, run.model(sample.graph),
+                              Forecast(sample.displacement, sample.velocities)).total
+    assert abs(float(expected) - float(clean)) > 1e-3 * float(clean)  # the noise matters
+    assert run._step(sample) == pytest.approx(float(expected), rel=1e-10)
+
+
+def test_resume_with_noise_is_exact(tmp_path, traj_store):  # noqa: F811
+    sections = {
+        "train": {"epochs": 2},
+        "optimizer": {"schedule": "cosine", "ema_decay": 0.9},
+        "checkpoint": {"every_steps": 4, "keep_last": 10},
+        "loss": {"position_noise": 0.01, "velocity_noise": 5e-4},
+    }
+    full = fit(parse_config(_config(tmp_path / "full", traj_store, **sections)))
+    mid = tmp_path / "full" / "checkpoints" / "step-00000004.pt"
+    resumed_dir = tmp_path / "resumed"
+    (resumed_dir / "checkpoints").mkdir(parents=True)
+    shutil.copy(mid, resumed_dir / "checkpoints" / mid.name)
+    resumed = fit(parse_config(_config(resumed_dir, traj_store, **sections)), resume=True)
+    assert resumed.steps == full.steps == 12
+    for k, v in full.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=1e-12)
+
+
+def test_negative_noise_is_a_config_error(tmp_path, traj_store):  # noqa: F811
+    with pytest.raises(ConfigError, match="position_noise"):
+        parse_config(_config(tmp_path / "run", traj_store, loss={"position_noise": -0.1}))
