@@ -115,7 +115,7 @@ class ForecastPairs(torch.utils.data.Dataset):
                 np.stack([f.positions - now.positions for f in later], axis=1), dtype=self.dtype
             ),
             later_velocities=torch.as_tensor(
-                np.stack([f.velocities for f in later], axis=1), dtype=self.dtype
+                np.stack([np.asarray(f.velocities) for f in later], axis=1), dtype=self.dtype
             ),
         )
 

@@ -103,7 +103,7 @@ def restore_training_state(state: dict, opt: Optimisation) -> list[dict[str, flo
 
 
 def save_resumable(
-    model: torch.nn.Module, run_dir: Path, step: int, state: dict, keep_last: int
+    model: Potential | TrajCastForecaster, run_dir: Path, step: int, state: dict, keep_last: int
 ) -> Path:
     """Write ``checkpoints/step-<step>.pt`` (weights + ``state``) and keep only the
     newest ``keep_last`` of them."""
