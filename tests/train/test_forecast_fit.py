@@ -111,11 +111,17 @@ def test_one_epoch_lowers_the_validation_loss(tmp_path, traj_store):
     assert isinstance(model, TrajCastForecaster) and model.forecast_fs == 5.0
 
 
-def test_resume_reproduces_uninterrupted_run(tmp_path, traj_store):
+@pytest.mark.parametrize(
+    "loss",
+    [{}, {"position_noise": 0.01, "velocity_noise": 5e-4}],  # noise is drawn per step
+    ids=["plain", "noise"],
+)
+def test_resume_reproduces_uninterrupted_run(tmp_path, traj_store, loss):
     sections = {
         "train": {"epochs": 2},
         "optimizer": {"schedule": "cosine", "ema_decay": 0.9},
         "checkpoint": {"every_steps": 4, "keep_last": 10},
+        "loss": loss,
     }
     full = fit(parse_config(_config(tmp_path / "full", traj_store, **sections)))
     mid = tmp_path / "full" / "checkpoints" / "step-00000004.pt"

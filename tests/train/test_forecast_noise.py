@@ -8,8 +8,6 @@ not applied in ``_step`` → the step-loss test fails.
 
 from __future__ import annotations
 
-import shutil
-
 import ase.build
 import numpy as np
 import pytest
@@ -21,7 +19,7 @@ from mlpot.models import TrajCastForecaster
 from mlpot.models.trajcast import Forecast
 from mlpot.models.trajcast_conservation import angular_momentum, system_sum
 from mlpot.models.trajcast_loss import forecast_loss
-from mlpot.train import ConfigError, fit, parse_config
+from mlpot.train import ConfigError, parse_config
 from mlpot.train.forecast_noise import noise_generator, perturb
 
 from .test_forecast_fit import _config, _run, traj_store  # noqa: F401  (fixture)
@@ -101,22 +99,8 @@ def test_step_loss_uses_the_noisy_sample(tmp_path, traj_store):  # noqa: F811
     assert run._step(sample) == pytest.approx(float(expected), rel=1e-10)
 
 
-def test_resume_with_noise_is_exact(tmp_path, traj_store):  # noqa: F811
-    sections = {
-        "train": {"epochs": 2},
-        "optimizer": {"schedule": "cosine", "ema_decay": 0.9},
-        "checkpoint": {"every_steps": 4, "keep_last": 10},
-        "loss": {"position_noise": 0.01, "velocity_noise": 5e-4},
-    }
-    full = fit(parse_config(_config(tmp_path / "full", traj_store, **sections)))
-    mid = tmp_path / "full" / "checkpoints" / "step-00000004.pt"
-    resumed_dir = tmp_path / "resumed"
-    (resumed_dir / "checkpoints").mkdir(parents=True)
-    shutil.copy(mid, resumed_dir / "checkpoints" / mid.name)
-    resumed = fit(parse_config(_config(resumed_dir, traj_store, **sections)), resume=True)
-    assert resumed.steps == full.steps == 12
-    for k, v in full.model.state_dict().items():
-        torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=1e-12)
+# Exact resume with noise: the [noise] case of
+# tests/train/test_forecast_fit.py::test_resume_reproduces_uninterrupted_run.
 
 
 def test_negative_noise_is_a_config_error(tmp_path, traj_store):  # noqa: F811
