@@ -11,7 +11,7 @@ import ase.io
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import MofNCompleteColumn, Progress, TextColumn
 
 from mlpot.md.batching import max_batch_atoms, plan_batches
 from mlpot.md.config import (
@@ -22,11 +22,12 @@ from mlpot.md.config import (
     read_structures,
 )
 from mlpot.md.forces import ForceField
+from mlpot.md.progress import RunProgress
 from mlpot.md.relax import FIRE, RelaxResult
 from mlpot.md.reporters import ThermoReporter, TrajectoryReporter, load_restart
 from mlpot.md.simulate import Reporter, RestartSchedule, RunSummary, SafetyLimits, run_md
 from mlpot.md.state import MDState, maxwell_boltzmann
-from mlpot.md.units import FS_PER_NS, GPA, gpa_to_ev_per_a3
+from mlpot.md.units import GPA, gpa_to_ev_per_a3
 
 
 @dataclass(frozen=True)
@@ -86,32 +87,6 @@ def _validate(cfg: MDRunConfig) -> None:
 
 def default_restart_path(cfg: MDRunConfig) -> Path:
     return restart_path_for(cfg.restart_out, cfg.traj, cfg.log, "md")
-
-
-class _Progress:
-    """Live bar: steps/s, ns/day, T, Etot, ETA."""
-
-    def __init__(self, console: Console, total: int, done: int, dt: float, enabled: bool):
-        self.dt, self.enabled, self.start, self.done0 = dt, enabled, time.perf_counter(), done
-        self.bar = Progress(
-            TextColumn("[bold]MD"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TextColumn("T {task.fields[T]}"),
-            TextColumn("Etot {task.fields[E]}"), TimeRemainingColumn(), console=console,
-            disable=not enabled, refresh_per_second=4)
-        self.task = self.bar.add_task("md", total=total, completed=done, rate="", T="", E="")
-        self.last = 0.0
-
-    def __call__(self, state: MDState) -> None:
-        now = time.perf_counter()
-        if not self.enabled or now - self.last < 0.25:
-            return
-        self.last = now
-        sps = (state.step - self.done0) / max(now - self.start, 1e-9)
-        ns_day = sps * self.dt / FS_PER_NS * 86400
-        T = float(state.temperature().mean())
-        E = float((state.energy + state.kinetic_energy()).sum())
-        self.bar.update(self.task, completed=state.step, T=f"{T:.1f} K", E=f"{E:.4f} eV",
-                        rate=f"{sps:.1f} steps/s {ns_day:.3g} ns/day")
 
 
 def _initial_state(cfg: MDRunConfig, structures, model) -> tuple[MDState, dict | None]:
@@ -199,7 +174,7 @@ def _run_part(cfg, state, model, console, restart_data, first_index, total, rest
                 "frames": traj.frames if traj else 0}
 
     remaining = max(cfg.steps - state.step, 0)
-    progress = _Progress(console, cfg.steps, state.step, cfg.ensemble.timestep, cfg.progress)
+    progress = RunProgress(console, cfg.steps, state.step, cfg.ensemble.timestep, cfg.progress)
     restart = RestartSchedule(restart_path, cfg.restart_every, extra)
     with progress.bar:
         summary = run_md(state, integrator, ff, remaining, reporters, restart,

@@ -9,7 +9,6 @@ step is a :class:`~mlpot.md.rollout.ForecastStep` on a
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,23 +16,16 @@ from pathlib import Path
 import numpy as np
 from ase.data import chemical_symbols
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
 from mlpot.md.batching import max_batch_atoms, plan_batches
 from mlpot.md.config import DTYPES, read_structures
 from mlpot.md.driver import check_run_options, restart_path_for
+from mlpot.md.progress import RunProgress, kinetic_energy
 from mlpot.md.reporters import ThermoReporter, TrajectoryReporter, load_restart
 from mlpot.md.reporters.restart import RestartData
 from mlpot.md.rollout import ForecastField, ForecastState, ForecastStep
 from mlpot.md.simulate import Reporter, RestartSchedule, RunSummary, SafetyLimits, run_md
 from mlpot.md.state import MDState, maxwell_boltzmann
-from mlpot.md.units import FS_PER_NS
 from mlpot.models.trajcast import TrajCastForecaster
 
 
@@ -102,41 +94,12 @@ def load_forecaster(
     return model.to(device=device).eval()
 
 
-class RolloutProgress:
-    """Live bar of a rollout: forecast steps/s, ns/day, T and E_kin (a forecaster has no
-    potential energy), ETA. Called with each new state (``run_md``'s ``on_step``)."""
-
-    def __init__(self, console: Console, total: int, done: int, dt: float, enabled: bool) -> None:
-        self.dt, self.enabled, self.start, self.done0 = dt, enabled, time.perf_counter(), done
-        self.bar = Progress(
-            TextColumn("[bold]rollout"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TextColumn("T {task.fields[T]}"),
-            TextColumn("E_kin {task.fields[E]}"),
-            TimeRemainingColumn(),
-            console=console,
-            disable=not enabled,
-            refresh_per_second=4,
-        )
-        self.task = self.bar.add_task("rollout", total=total, completed=done, rate="", T="", E="")
-        self.last = 0.0
-
-    def __call__(self, state: MDState) -> None:
-        now = time.perf_counter()
-        if not self.enabled or now - self.last < 0.25:
-            return
-        self.last = now
-        sps = (state.step - self.done0) / max(now - self.start, 1e-9)
-        ns_day = sps * self.dt / FS_PER_NS * 86400
-        self.bar.update(
-            self.task,
-            completed=state.step,
-            T=f"{float(state.temperature().mean()):.1f} K",
-            E=f"{float(state.kinetic_energy().sum()):.4f} eV",
-            rate=f"{sps:.1f} steps/s {ns_day:.3g} ns/day",
-        )
+def rollout_progress(
+    console: Console, total: int, done: int, dt: float, enabled: bool
+) -> RunProgress:
+    """The rollout's bar: forecast steps/s, ns/day, T and E_kin (a forecaster has no
+    potential energy), ETA."""
+    return RunProgress(console, total, done, dt, enabled, "rollout", ("E_kin", kinetic_energy))
 
 
 def _validate(cfg: RolloutConfig) -> None:
@@ -289,7 +252,7 @@ def _run_part(
             "frames": traj.frames if traj else 0,
         }
 
-    progress = RolloutProgress(console, cfg.steps, state.step, model.forecast_fs, cfg.progress)
+    progress = rollout_progress(console, cfg.steps, state.step, model.forecast_fs, cfg.progress)
     with progress.bar:
         summary = run_md(
             state,

@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import copy
 import csv
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from mlpot.checkpoint import load_model, load_training_state, save_model
+from mlpot.checkpoint import load_model, load_training_state
 from mlpot.datasets.forecast import ForecastSample, collate_samples
 from mlpot.models import TrajCastForecaster
 from mlpot.models.trajcast import Forecast
 from mlpot.train.config import TrainingConfig
-from mlpot.train.distributed import World, all_reduce_sum, broadcast_parameters, sum_gradients
+from mlpot.train.distributed import World, all_reduce_sum, broadcast_parameters
 from mlpot.train.forecast_data import (
     ForecastData,
     build_forecaster,
@@ -39,18 +37,15 @@ from mlpot.train.forecast_data import (
     open_forecast_data,
 )
 from mlpot.train.forecast_noise import noise_generator, perturb
-from mlpot.train.optim import EMA, Plateau, make_optimizer, scheduled_lr
+from mlpot.train.optim import EMA, Plateau, make_optimizer
 from mlpot.train.resumable import (
-    Optimisation,
     Progress,
-    TrainResult,
-    finish,
+    ResumableRun,
+    TrainSplit,
     latest_checkpoint,
     restore_training_state,
-    save_resumable,
-    training_state,
 )
-from mlpot.train.sampler import epoch_batches, shard_batch
+from mlpot.train.sampler import epoch_batches
 
 #: Columns of a forecaster run's ``metrics.csv`` (normalised MSEs are dimensionless).
 CSV_COLUMNS = (
@@ -100,7 +95,7 @@ def unrolled_squared_errors(model: TrajCastForecaster, sample: ForecastSample) -
     return sums / sample.steps
 
 
-class ForecastRun:
+class ForecastRun(ResumableRun[TrajCastForecaster]):
     """One forecaster training run (built once, then :meth:`run`)."""
 
     def __init__(
@@ -155,68 +150,17 @@ class ForecastRun:
         if self.world.is_main:
             print(text, flush=True)
 
-    # -- the loop ---------------------------------------------------------------------
-    def run(self) -> TrainResult:
-        cfg, p = self.cfg, self.progress
-        done = cfg.train.max_steps is not None and p.global_step >= cfg.train.max_steps
-        while p.epoch < cfg.train.epochs and not done:
-            batches = self._batches(p.epoch)
-            start, total, steps = time.perf_counter(), 0.0, 0
-            for step, sample in self._loader(batches, p.step_in_epoch):
-                total, steps = total + self._step(sample), steps + 1
-                p.step_in_epoch, p.global_step = step + 1, p.global_step + 1
-                every = cfg.checkpoint.every_steps
-                if every and p.global_step % every == 0:
-                    self._save_resumable()
-                if cfg.train.max_steps is not None and p.global_step >= cfg.train.max_steps:
-                    done = True
-                    break
-            p.seconds += time.perf_counter() - start
-            finished = p.step_in_epoch == len(batches)
-            if finished:
-                p.epoch, p.step_in_epoch = p.epoch + 1, 0
-            last = done or p.epoch == cfg.train.epochs
-            if last or (finished and p.epoch % cfg.train.valid_every == 0):
-                self._end_epoch(total / max(steps, 1))
-            if done or (finished and p.epoch % cfg.checkpoint.every_epochs == 0):
-                self._save_resumable()
-        return self._finish()
+    # -- what the shared loop (mlpot.train.resumable.ResumableRun) needs -------------
+    def _train_split(self) -> TrainSplit:
+        d = self.data
+        return TrainSplit(d.train, d.train_idx, d.train_atoms, collate_samples)
 
-    def _batches(self, epoch: int) -> list[np.ndarray]:
-        d = self.cfg.data
-        return epoch_batches(
-            self.data.train_idx,
-            self.data.train_atoms,
-            self.cfg.train.seed,
-            epoch,
-            d.batch_size,
-            d.max_atoms,
-        )
+    def _to_device(self, batch: ForecastSample) -> ForecastSample:
+        return _to(batch, self.device)
 
-    def _loader(self, batches: list[np.ndarray], first: int):
-        """(step, this rank's collated sample or None) for the batches from ``first`` on."""
-        w = self.world
-        local = [
-            shard_batch(b, self.data.train_atoms, w.world_size, w.rank) for b in batches[first:]
-        ]
-        loader = iter(
-            DataLoader(
-                self.data.train,
-                batch_sampler=[x.tolist() for x in local if len(x)],
-                collate_fn=collate_samples,
-                num_workers=self.cfg.data.num_workers,
-            )
-        )
-        for k, idx in enumerate(local):
-            yield first + k, (_to(next(loader), self.device) if len(idx) else None)
-
-    def _step(self, sample: ForecastSample | None) -> float:
-        """One optimiser step; returns the global batch's loss."""
-        lr = scheduled_lr(
-            self.cfg.optimizer, self.progress.global_step, self.total_steps, self.plateau.scale
-        )
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+    def _step(self, sample: ForecastSample | None) -> torch.Tensor:
+        """One optimiser step; returns the global batch's loss ``[1]``."""
+        self._set_lr()
         atoms = float(sample.graph.num_atoms) if sample is not None else 0.0
         components = 3.0 * float(all_reduce_sum(torch.tensor([atoms]), self.world)[0])
         self.optimizer.zero_grad(set_to_none=True)
@@ -227,13 +171,8 @@ class ForecastRun:
             total = (self.weights[0] * sums[0] + self.weights[1] * sums[1]) / components
             total.backward()
             loss = total.detach().double().cpu().reshape(1)
-        sum_gradients(self.params, self.world)
-        if self.cfg.optimizer.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optimizer.grad_clip)
-        self.optimizer.step()
-        if self.ema is not None:
-            self.ema.update(self.model)
-        return float(all_reduce_sum(loss, self.world)[0])
+        self._apply_gradients()
+        return all_reduce_sum(loss, self.world)
 
     def _noisy(self, sample: ForecastSample) -> ForecastSample:
         """The step's sample with ``loss.position_noise`` / ``velocity_noise`` applied."""
@@ -243,13 +182,7 @@ class ForecastRun:
         generator = noise_generator(self.cfg.train.seed, self.progress.global_step, self.world.rank)
         return perturb(sample, self.model, loss.position_noise, loss.velocity_noise, generator)
 
-    # -- validation, checkpoints ------------------------------------------------------
-    def _deployed(self) -> TrajCastForecaster:
-        self.eval_model.load_state_dict(self.model.state_dict())
-        if self.ema is not None:
-            self.ema.copy_to(self.eval_model)
-        return self.eval_model
-
+    # -- validation, logs ---------------------------------------------------------------
     def validate(self) -> dict[str, float]:
         """Normalised MSEs (and RMSEs in Å, Å/fs) of the deployed weights and of free
         flight on the validation pairs (summed over ranks)."""
@@ -291,8 +224,8 @@ class ForecastRun:
             "free_flight_loss": wx * fx + wv * fv,
         }
 
-    def _end_epoch(self, train_loss: float) -> None:
-        p = self.progress
+    def _end_epoch(self, train: torch.Tensor, rate: float) -> None:
+        p, train_loss = self.progress, float(train[0])
         valid = self.validate()
         score = valid.get("loss", train_loss)
         if self.cfg.optimizer.schedule == "plateau":
@@ -300,9 +233,7 @@ class ForecastRun:
         row = {
             "epoch": p.epoch + (p.step_in_epoch > 0),
             "step": p.global_step,
-            "lr": scheduled_lr(
-                self.cfg.optimizer, p.global_step, self.total_steps, self.plateau.scale
-            ),
+            "lr": self._lr(),
             "seconds": p.seconds,
             "train_loss": train_loss,
             **{f"valid_{k}": v for k, v in valid.items() if k != "free_flight_loss"},
@@ -316,10 +247,7 @@ class ForecastRun:
             f"{row['free_flight_loss']:.4g}), {p.seconds:.0f} s"
         )
         self._append_csv(row)
-        if score < p.best:
-            p.best = score
-            if self.world.is_main:
-                save_model(self._deployed(), self.run_dir / "best.pt")
+        self._save_best(score)
 
     def _append_csv(self, row: dict[str, float]) -> None:
         if not self.world.is_main:
@@ -331,31 +259,8 @@ class ForecastRun:
                 writer.writeheader()
             writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
 
-    def _optimisation(self) -> Optimisation:
-        return Optimisation(self.optimizer, self.ema, self.plateau)
-
     def _restore(self, state: dict) -> None:
         self.history = restore_training_state(state, self._optimisation())
-
-    def _save_resumable(self) -> None:
-        if self.world.is_main:
-            state = training_state(self.progress, self._optimisation(), self.history)
-            save_resumable(
-                self.model,
-                self.run_dir,
-                self.progress.global_step,
-                state,
-                self.cfg.checkpoint.keep_last,
-            )
-
-    def _finish(self) -> TrainResult:
-        return finish(
-            self._deployed(),
-            self.run_dir,
-            self.history,
-            self.progress.global_step,
-            self.world.is_main,
-        )
 
 
 def _to(sample: ForecastSample, device: torch.device) -> ForecastSample:

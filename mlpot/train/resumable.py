@@ -1,5 +1,11 @@
-"""What the potential trainer and the forecaster trainer share: progress, resumable
-checkpoints, exact resume and the end of a run.
+"""What the potential trainer and the forecaster trainer share: the epoch loop,
+progress, the optimiser step's common tail, resumable checkpoints, exact resume and
+the end of a run.
+
+:class:`ResumableRun` is the base of both trainers (:class:`mlpot.train.trainer.PotentialRun`,
+:class:`mlpot.train.forecast.ForecastRun`): a subclass builds the model, data and
+optimiser in its ``__init__`` and supplies the training data, one optimiser step
+(:meth:`ResumableRun._step`) and the end of an epoch (validation, logs).
 
 A resumable checkpoint (``checkpoints/step-XXXXXXXX.pt``, written with
 :func:`mlpot.save_model`) holds the raw weights plus the training state: the
@@ -13,15 +19,22 @@ run repeat the uninterrupted one step for step.
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from mlpot.checkpoint import save_model
 from mlpot.models import Potential, TrajCastForecaster
-from mlpot.train.optim import EMA, Plateau
+from mlpot.train.config import TrainingConfig
+from mlpot.train.distributed import World, sum_gradients
+from mlpot.train.optim import EMA, Plateau, scheduled_lr
+from mlpot.train.sampler import epoch_batches, shard_batch
 
 
 @dataclass
@@ -131,3 +144,192 @@ def finish(
     return TrainResult(
         run_dir, best, run_dir / "final.pt", copy.deepcopy(final).eval(), history, steps
     )
+
+
+@dataclass
+class TrainSplit:
+    """The training data a run draws batches from.
+
+    Attributes:
+        dataset: items by global index (graphs or forecast samples).
+        indices: ``[n]`` global indices of the training split.
+        atoms: atom count of every item, by global index.
+        collate: list of items → one batch.
+    """
+
+    dataset: Dataset
+    indices: np.ndarray
+    atoms: np.ndarray
+    collate: Callable[[list[Any]], Any]
+
+
+ModelT = TypeVar("ModelT", Potential, TrajCastForecaster)
+
+
+class ResumableRun(Generic[ModelT]):
+    """A training run's loop and bookkeeping, shared by both trainers.
+
+    A subclass's ``__init__`` sets the attributes annotated below (``total_steps`` from
+    :meth:`_batches`); it defines :meth:`_train_split`, :meth:`_to_device`, :meth:`_step`
+    and :meth:`_end_epoch`, and may add
+    :meth:`_start_epoch`, :meth:`_log_step` and :meth:`_extra_state`.
+    """
+
+    cfg: TrainingConfig
+    world: World
+    device: torch.device
+    run_dir: Path
+    progress: Progress
+    model: ModelT
+    eval_model: ModelT
+    params: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    ema: EMA | None
+    plateau: Plateau
+    history: list[dict[str, float]]
+    total_steps: int
+    #: How many loss terms :meth:`_step` returns.
+    num_terms: int = 1
+
+    # -- what a subclass supplies -------------------------------------------------------
+    def _train_split(self) -> TrainSplit:
+        raise NotImplementedError
+
+    def _to_device(self, batch: Any) -> Any:
+        raise NotImplementedError
+
+    def _step(self, batch: Any | None) -> torch.Tensor:
+        """One optimiser step on this rank's share (None: none); returns the global
+        batch's loss terms ``[k]`` (float64, summed over ranks), the loss first."""
+        raise NotImplementedError
+
+    def _end_epoch(self, train: torch.Tensor, rate: float) -> None:
+        """Validate and log; ``train``: mean loss terms of the epoch's steps,
+        ``rate``: training structures per second."""
+        raise NotImplementedError
+
+    def _start_epoch(self, steps: int) -> None:
+        """Before an epoch (or the rest of one) of ``steps`` batches."""
+
+    def _log_step(self, train: torch.Tensor, rate: float) -> None:
+        """After every step (``train``: mean loss terms so far in this epoch)."""
+
+    def _extra_state(self) -> dict[str, Any]:
+        """More keys for the training state of resumable checkpoints."""
+        return {}
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        """Train from where :attr:`progress` stands to the end; returns the result."""
+        cfg, p = self.cfg, self.progress
+        done = cfg.train.max_steps is not None and p.global_step >= cfg.train.max_steps
+        while p.epoch < cfg.train.epochs and not done:
+            batches = self._batches(p.epoch)
+            self._start_epoch(len(batches))
+            start, structures, steps = time.perf_counter(), 0, 0
+            sums = torch.zeros(self.num_terms, dtype=torch.float64)
+            for step, batch in self._loader(batches, p.step_in_epoch):
+                sums += self._step(batch)
+                structures, steps = structures + len(batches[step]), steps + 1
+                p.step_in_epoch, p.global_step = step + 1, p.global_step + 1
+                rate = structures / max(time.perf_counter() - start, 1e-9)
+                self._log_step(sums / steps, rate)
+                every = cfg.checkpoint.every_steps
+                if every and p.global_step % every == 0:
+                    self._save_resumable()
+                if cfg.train.max_steps is not None and p.global_step >= cfg.train.max_steps:
+                    done = True
+                    break
+            p.seconds += time.perf_counter() - start
+            finished = p.step_in_epoch == len(batches)
+            if finished:
+                p.epoch, p.step_in_epoch = p.epoch + 1, 0
+            last = done or p.epoch == cfg.train.epochs
+            if last or (finished and p.epoch % cfg.train.valid_every == 0):
+                rate = structures / max(time.perf_counter() - start, 1e-9)
+                self._end_epoch(sums / max(steps, 1), rate)
+            if done or (finished and p.epoch % cfg.checkpoint.every_epochs == 0):
+                self._save_resumable()
+        return self._finish()
+
+    def _batches(self, epoch: int) -> list[np.ndarray]:
+        """The epoch's global batches (a pure function of seed and epoch)."""
+        d, split = self.cfg.data, self._train_split()
+        return epoch_batches(
+            split.indices, split.atoms, self.cfg.train.seed, epoch, d.batch_size, d.max_atoms
+        )
+
+    def _loader(self, batches: list[np.ndarray], first: int) -> Iterator[tuple[int, Any]]:
+        """(step, this rank's collated batch or None) for the batches from ``first`` on."""
+        w, split = self.world, self._train_split()
+        local = [shard_batch(b, split.atoms, w.world_size, w.rank) for b in batches[first:]]
+        loader = iter(
+            DataLoader(
+                split.dataset,
+                batch_sampler=[x.tolist() for x in local if len(x)],
+                collate_fn=split.collate,
+                num_workers=self.cfg.data.num_workers,
+            )
+        )
+        for k, idx in enumerate(local):
+            yield first + k, (self._to_device(next(loader)) if len(idx) else None)
+
+    # -- the optimiser step's shared parts ----------------------------------------------
+    def _lr(self) -> float:
+        return scheduled_lr(
+            self.cfg.optimizer, self.progress.global_step, self.total_steps, self.plateau.scale
+        )
+
+    def _set_lr(self) -> None:
+        lr = self._lr()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def _apply_gradients(self) -> None:
+        """Sum gradients over ranks, clip, step AdamW and update the EMA."""
+        sum_gradients(self.params, self.world)
+        if self.cfg.optimizer.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optimizer.grad_clip)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+
+    # -- weights, checkpoints -------------------------------------------------------------
+    def _deployed(self) -> ModelT:
+        """The weights to validate and ship: EMA when enabled."""
+        self.eval_model.load_state_dict(self.model.state_dict())
+        if self.ema is not None:
+            self.ema.copy_to(self.eval_model)
+        return self.eval_model
+
+    def _save_best(self, score: float) -> None:
+        """Write ``best.pt`` (main rank) when ``score`` beats the best so far."""
+        if score < self.progress.best:
+            self.progress.best = score
+            if self.world.is_main:
+                save_model(self._deployed(), self.run_dir / "best.pt")
+
+    def _optimisation(self) -> Optimisation:
+        return Optimisation(self.optimizer, self.ema, self.plateau)
+
+    def _save_resumable(self) -> None:
+        if self.world.is_main:
+            state = training_state(
+                self.progress, self._optimisation(), self.history, **self._extra_state()
+            )
+            save_resumable(
+                self.model,
+                self.run_dir,
+                self.progress.global_step,
+                state,
+                self.cfg.checkpoint.keep_last,
+            )
+
+    def _finish(self) -> TrainResult:
+        return finish(
+            self._deployed(),
+            self.run_dir,
+            self.history,
+            self.progress.global_step,
+            self.world.is_main,
+        )

@@ -19,15 +19,13 @@ alongside and kept in the training state only.
 from __future__ import annotations
 
 import copy
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from mlpot.checkpoint import load_model, load_training_state, save_model
+from mlpot.checkpoint import load_model, load_training_state
 from mlpot.graph import AtomicGraph, collate
 from mlpot.models import Potential
 from mlpot.train.config import TrainingConfig
@@ -37,24 +35,21 @@ from mlpot.train.distributed import (
     broadcast_parameters,
     close_world,
     init_world,
-    sum_gradients,
 )
 from mlpot.train.equivariance import EquivarianceTraining
 from mlpot.train.loss import ErrorSums, LabelCounts, loss_terms
 from mlpot.train.model_setup import freeze
-from mlpot.train.optim import EMA, Plateau, make_optimizer, scheduled_lr
+from mlpot.train.optim import EMA, Plateau, make_optimizer
 from mlpot.train.report import RunLog, SilentLog
 from mlpot.train.resumable import (
-    Optimisation,
     Progress,
+    ResumableRun,
     TrainResult,
-    finish,
+    TrainSplit,
     latest_checkpoint,
     restore_training_state,
-    save_resumable,
-    training_state,
 )
-from mlpot.train.sampler import epoch_batches, shard_batch
+from mlpot.train.sampler import epoch_batches
 from mlpot.train.setup import RunData, build_model, model_cutoff, open_data
 
 
@@ -72,7 +67,7 @@ def fit(config: TrainingConfig, resume: bool | str | Path = False) -> TrainResul
             from mlpot.train.forecast import ForecastRun
 
             return ForecastRun(config, world, device, resume).run()
-        return _Run(config, world, device, resume).run()
+        return PotentialRun(config, world, device, resume).run()
     finally:
         close_world(world)
 
@@ -85,8 +80,10 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class _Run:
-    """State of one training run (built once, then :meth:`run`)."""
+class PotentialRun(ResumableRun[Potential]):
+    """One potential training run (built once, then :meth:`run`)."""
+
+    num_terms = 4  # loss, energy, forces, stress
 
     def __init__(
         self, cfg: TrainingConfig, world: World, device: torch.device, resume: bool | str | Path
@@ -124,11 +121,14 @@ class _Run:
         torch.manual_seed(cfg.train.seed)
         self.data: RunData = open_data(cfg, world, model_cutoff(cfg, resume_path), self.dtype)
         if resume_path is not None:
-            self.model = load_model(resume_path, dtype=self.dtype).train()
+            resumed = load_model(resume_path, dtype=self.dtype)
+            if not isinstance(resumed, Potential):
+                raise TypeError(f"{resume_path}: not a Potential checkpoint")
+            self.model = resumed.train()
         else:
             self.model = build_model(cfg, self.data, self.dtype, self.log).train()
         self.model = self.model.to(device)
-        frozen = freeze(self.model, cfg.model.freeze)  # type: ignore[arg-type]  # load_model may return a forecaster; training takes Potentials (issue 16 extends this)
+        frozen = freeze(self.model, cfg.model.freeze)
         if frozen:
             self.log.message(
                 f"frozen: {len(frozen)} parameters ({', '.join(frozen[:6])}"
@@ -157,93 +157,34 @@ class _Run:
         first = self._batches(0)
         self.total_steps = cfg.train.max_steps or len(first) * cfg.train.epochs
 
-    # -- the loop -------------------------------------------------------------------
-    def run(self) -> TrainResult:
-        cfg, p = self.cfg, self.progress
-        done = cfg.train.max_steps is not None and p.global_step >= cfg.train.max_steps
-        while p.epoch < cfg.train.epochs and not done:
-            batches = self._batches(p.epoch)
-            self.log.start_epoch(p.epoch, len(batches), p.step_in_epoch)
-            start, structures, steps = time.perf_counter(), 0, 0
-            sums = torch.zeros(4, dtype=torch.float64)
-            for step, graph in self._loader(batches, p.step_in_epoch):
-                sums += self._step(graph)
-                structures, steps = structures + len(batches[step]), steps + 1
-                p.step_in_epoch, p.global_step = step + 1, p.global_step + 1
-                rate = structures / max(time.perf_counter() - start, 1e-9)
-                self.log.step(
-                    {
-                        "step": p.global_step,
-                        "lr": self._lr(),
-                        "structures_per_s": rate,
-                        **dict(
-                            zip(
-                                ("loss", "energy", "forces", "stress"),
-                                (sums / steps).tolist(),
-                                strict=True,
-                            )
-                        ),
-                    }
-                )
-                every = cfg.checkpoint.every_steps
-                if every and p.global_step % every == 0:
-                    self._save_resumable()
-                if cfg.train.max_steps is not None and p.global_step >= cfg.train.max_steps:
-                    done = True
-                    break
-            p.seconds += time.perf_counter() - start
-            finished = p.step_in_epoch == len(batches)
-            if finished:
-                p.epoch, p.step_in_epoch = p.epoch + 1, 0
-            last = done or p.epoch == cfg.train.epochs
-            if last or (finished and p.epoch % cfg.train.valid_every == 0):
-                rate = structures / max(time.perf_counter() - start, 1e-9)
-                self._end_epoch(sums / max(steps, 1), rate)
-            if done or (finished and p.epoch % cfg.checkpoint.every_epochs == 0):
-                self._save_resumable()
-        return self._finish()
+    # -- what the shared loop (mlpot.train.resumable.ResumableRun) needs -------------
+    def _train_split(self) -> TrainSplit:
+        return TrainSplit(self.data.train, self.data.train.indices, self.data.train_atoms, collate)
 
-    def _batches(self, epoch: int) -> list[np.ndarray]:
-        d = self.cfg.data
-        return epoch_batches(
-            self.data.train.indices,
-            self.data.train_atoms,
-            self.cfg.train.seed,
-            epoch,
-            d.batch_size,
-            d.max_atoms,
+    def _to_device(self, batch: AtomicGraph) -> AtomicGraph:
+        return batch.to(self.device)
+
+    def _start_epoch(self, steps: int) -> None:
+        self.log.start_epoch(self.progress.epoch, steps, self.progress.step_in_epoch)
+
+    def _log_step(self, train: torch.Tensor, rate: float) -> None:
+        self.log.step(
+            {
+                "step": self.progress.global_step,
+                "lr": self._lr(),
+                "structures_per_s": rate,
+                **dict(zip(("loss", "energy", "forces", "stress"), train.tolist(), strict=True)),
+            }
         )
 
-    def _loader(self, batches: list[np.ndarray], first: int):
-        """(step, this rank's collated graph or None) for the batches from ``first`` on."""
-        w = self.world
-        local = [
-            shard_batch(b, self.data.train_atoms, w.world_size, w.rank) for b in batches[first:]
-        ]
-        nonempty = [x for x in local if len(x)]
-        loader = iter(
-            DataLoader(
-                self.data.train,
-                batch_sampler=nonempty,  # type: ignore[arg-type]  # index arrays are batches of indices
-                collate_fn=collate,
-                num_workers=self.cfg.data.num_workers,
-            )
-        )
-        for k, idx in enumerate(local):
-            graph = next(loader).to(self.device) if len(idx) else None
-            yield first + k, graph
-
-    def _lr(self) -> float:
-        return scheduled_lr(
-            self.cfg.optimizer, self.progress.global_step, self.total_steps, self.plateau.scale
-        )
+    def _extra_state(self) -> dict:
+        return {"equivariance": self.equivariance.state_dict()}
 
     def _step(self, graph: AtomicGraph | None) -> torch.Tensor:
         """One optimiser step; returns the global batch's (loss, energy, forces, stress)."""
         cfg = self.cfg
         w = (cfg.loss.energy, cfg.loss.forces, cfg.loss.stress)
-        for group in self.optimizer.param_groups:
-            group["lr"] = self._lr()
+        self._set_lr()
         local = LabelCounts.of(graph) if graph is not None else LabelCounts(0.0, 0.0, 0.0)
         systems = torch.tensor([float(graph.num_systems) if graph is not None else 0.0])
         counts = all_reduce_sum(torch.cat([local.as_tensor(), systems.double()]), self.world)
@@ -268,22 +209,10 @@ class _Run:
                 total = total + extra
             total.backward()
             terms = torch.stack([total, t.energy, t.forces, t.stress]).detach().double().cpu()
-        sum_gradients(self.params, self.world)
-        if cfg.optimizer.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.params, cfg.optimizer.grad_clip)
-        self.optimizer.step()
-        if self.ema is not None:
-            self.ema.update(self.model)
+        self._apply_gradients()
         return all_reduce_sum(terms, self.world)
 
     # -- validation, checkpoints ------------------------------------------------------
-    def _deployed(self) -> Potential:
-        """The weights to validate and ship: EMA when enabled."""
-        self.eval_model.load_state_dict(self.model.state_dict())
-        if self.ema is not None:
-            self.ema.copy_to(self.eval_model)
-        return self.eval_model  # type: ignore[return-value]  # load_model may return a forecaster; training takes Potentials (issue 16 extends this)
-
     def validate(self) -> dict[str, float]:
         """Errors of the deployed weights on the validation set (summed over ranks)."""
         ds = self.data.valid
@@ -296,7 +225,10 @@ class _Run:
         )[w.rank :: w.world_size]
         weights = (self.cfg.loss.energy, self.cfg.loss.forces, self.cfg.loss.stress)
         loader = DataLoader(
-            ds, batch_sampler=batches, collate_fn=collate, num_workers=self.cfg.data.num_workers  # type: ignore[arg-type]  # index arrays are batches of indices
+            ds,
+            batch_sampler=[b.tolist() for b in batches],
+            collate_fn=collate,
+            num_workers=self.cfg.data.num_workers,
         )
         for graph in loader:
             graph = graph.to(self.device)
@@ -345,41 +277,13 @@ class _Run:
         }
         self.history.append(row)
         self.log.end_epoch(row)
-        if score < p.best:
-            p.best = score
-            if self.world.is_main:
-                save_model(self._deployed(), self.run_dir / "best.pt")
-
-    def _optimisation(self) -> Optimisation:
-        return Optimisation(self.optimizer, self.ema, self.plateau)
+        self._save_best(score)
 
     def _restore(self, state: dict) -> None:
         self.equivariance.load_state_dict(state.get("equivariance"))
         self.history = restore_training_state(state, self._optimisation())
 
-    def _save_resumable(self) -> None:
-        if self.world.is_main:
-            state = training_state(
-                self.progress,
-                self._optimisation(),
-                self.history,
-                equivariance=self.equivariance.state_dict(),
-            )
-            save_resumable(
-                self.model,
-                self.run_dir,
-                self.progress.global_step,
-                state,
-                self.cfg.checkpoint.keep_last,
-            )
-
     def _finish(self) -> TrainResult:
-        result = finish(
-            self._deployed(),
-            self.run_dir,
-            self.history,
-            self.progress.global_step,
-            self.world.is_main,
-        )
+        result = super()._finish()
         self.log.close()
         return result

@@ -305,17 +305,37 @@ def test_rollout_progress_bar_names_the_rollout_and_kinetic_energy():
 
     from rich.console import Console
 
-    from mlpot.md.rollout_driver import RolloutProgress
+    from mlpot.md.rollout_driver import rollout_progress
 
     out = io.StringIO()
     state = gas(1, 8, periodic=True)
-    progress = RolloutProgress(Console(file=out, width=200, force_terminal=True), 10, 0, 5.0,
+    progress = rollout_progress(Console(file=out, width=200, force_terminal=True), 10, 0, 5.0,
                                True)
     with progress.bar:
         progress(state)
     text = out.getvalue()
     assert "rollout" in text and "E_kin" in text and "Etot" not in text
     assert f"{float(state.kinetic_energy().sum()):.4f} eV" in text
+
+
+def test_md_progress_bar_shows_total_energy():
+    """``mlpot md``'s bar (the same class) says "MD" and shows Etot = E_pot + E_kin;
+    mutant checked: the kinetic energy alone in that column fails it."""
+    import io
+
+    from rich.console import Console
+
+    from mlpot.md.progress import RunProgress
+
+    out = io.StringIO()
+    state = gas(1, 8, periodic=True)
+    state = state.replace(energy=torch.full_like(state.energy, -3.25))
+    progress = RunProgress(Console(file=out, width=200, force_terminal=True), 10, 0, 1.0, True)
+    with progress.bar:
+        progress(state)
+    text = out.getvalue()
+    assert "MD" in text and "Etot" in text and "E_kin" not in text
+    assert f"{float((state.energy + state.kinetic_energy()).sum()):.4f} eV" in text
 
 
 def test_max_batch_atoms_splits_into_parts_with_the_same_trajectories(tmp_path, cu_files):

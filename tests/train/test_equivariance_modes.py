@@ -17,7 +17,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from mlpot.checkpoint import load_training_state
 from mlpot.train.config import ConfigError, parse_config
 from mlpot.train.distributed import World
-from mlpot.train.trainer import _device, _Run, fit, latest_checkpoint
+from mlpot.train.trainer import PotentialRun, _device, fit, latest_checkpoint
 
 TINY_TRANSIP = {
     "dim": 8,
@@ -78,7 +78,7 @@ def test_config_errors_name_the_key(tmp_path, molecules):
     parse_config(_config(tmp_path, molecules, "augment", kind="LennardJones"))  # fine
 
 
-def _first_batch(run: _Run):
+def _first_batch(run: PotentialRun):
     batches = run._batches(0)
     return next(run._loader(batches, 0))[1]
 
@@ -87,7 +87,7 @@ def test_augment_rotates_batch_and_labels(tmp_path, molecules):
     """The augmented batch differs from the raw one, its labels turn with it, and an
     exactly invariant model (frame-averaged TransIP) sees the same loss either way."""
     cfg = parse_config(_config(tmp_path / "a", molecules, "augment", invariant=True))
-    run = _Run(cfg, World(), _device("cpu"), False)
+    run = PotentialRun(cfg, World(), _device("cpu"), False)
     graph = _first_batch(run)
     rotated = run.equivariance.batch(graph, run.equivariance.generator(0))
     assert (rotated.positions - graph.positions).abs().max() > 0.1
@@ -106,7 +106,7 @@ def test_augment_rotates_batch_and_labels(tmp_path, molecules):
     losses = {}
     for mode in ("none", "augment"):
         cfg = parse_config(_config(tmp_path / mode, molecules, mode, invariant=True))
-        r = _Run(cfg, World(), _device("cpu"), False)
+        r = PotentialRun(cfg, World(), _device("cpu"), False)
         losses[mode] = r._step(_first_batch(r))
     torch.testing.assert_close(losses["augment"], losses["none"], atol=1e-10, rtol=1e-10)
 
@@ -116,19 +116,19 @@ def test_augment_changes_a_non_invariant_models_loss(tmp_path, molecules):
     losses = {}
     for mode in ("none", "augment"):
         cfg = parse_config(_config(tmp_path / mode, molecules, mode))
-        r = _Run(cfg, World(), _device("cpu"), False)
+        r = PotentialRun(cfg, World(), _device("cpu"), False)
         losses[mode] = float(r._step(_first_batch(r))[0])
     assert abs(losses["augment"] - losses["none"]) > 1e-6 * abs(losses["none"])
 
 
 def test_contrastive_trains_the_transform(tmp_path, molecules):
     cfg = parse_config(_config(tmp_path / "c", molecules, "contrastive"))
-    run = _Run(cfg, World(), _device("cpu"), False)
+    run = PotentialRun(cfg, World(), _device("cpu"), False)
     before = [p.detach().clone() for p in run.equivariance.parameters()]
     assert before and all(any(p is q for q in run.params) for p in run.equivariance.parameters())
     graph = _first_batch(run)
     plain = parse_config(_config(tmp_path / "a", molecules, "augment"))
-    baseline = float(_Run(plain, World(), _device("cpu"), False)._step(graph)[0])
+    baseline = float(PotentialRun(plain, World(), _device("cpu"), False)._step(graph)[0])
     loss = float(run._step(graph)[0])
     assert loss > baseline + 0.5  # the InfoNCE term (≈ log of candidates) is added
     after = [p.detach() for p in run.equivariance.parameters()]
