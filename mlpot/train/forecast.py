@@ -16,7 +16,6 @@ the same loss of free flight (Δx = v·Δt, v′ = v), the baseline the network 
 
 from __future__ import annotations
 
-import copy
 import csv
 from pathlib import Path
 
@@ -37,7 +36,6 @@ from mlpot.train.forecast_data import (
     open_forecast_data,
 )
 from mlpot.train.forecast_noise import noise_generator, perturb
-from mlpot.train.optim import EMA, Plateau, make_optimizer
 from mlpot.train.resumable import (
     Progress,
     ResumableRun,
@@ -132,13 +130,7 @@ class ForecastRun(ResumableRun[TrajCastForecaster]):
             self.model = build_forecaster(cfg, self.data, self.dtype, self).train()
         self.model = self.model.to(device)
         broadcast_parameters(self.model, world)
-        self.params = list(self.model.parameters())
-        self.optimizer = make_optimizer(self.params, cfg.optimizer)
-        o = cfg.optimizer
-        self.ema = EMA(self.model, o.ema_decay) if o.ema_decay else None
-        self.plateau = Plateau(o.plateau_patience, o.plateau_factor)
-        self.eval_model = copy.deepcopy(self.model).eval()
-        self.history: list[dict[str, float]] = []
+        self._setup_optimisation(list(self.model.parameters()))
         if state is not None:
             self._restore(state)
             for row in self.history:

@@ -33,7 +33,7 @@ from mlpot.checkpoint import save_model
 from mlpot.models import Potential, TrajCastForecaster
 from mlpot.train.config import TrainingConfig
 from mlpot.train.distributed import World, sum_gradients
-from mlpot.train.optim import EMA, Plateau, scheduled_lr
+from mlpot.train.optim import EMA, Plateau, make_optimizer, scheduled_lr
 from mlpot.train.sampler import epoch_batches, shard_batch
 
 
@@ -274,7 +274,18 @@ class ResumableRun(Generic[ModelT]):
         for k, idx in enumerate(local):
             yield first + k, (self._to_device(next(loader)) if len(idx) else None)
 
-    # -- the optimiser step's shared parts ----------------------------------------------
+    # -- the optimiser and the optimiser step's shared parts -----------------------------
+    def _setup_optimisation(self, params: list[torch.nn.Parameter]) -> None:
+        """AdamW over ``params``, the EMA and plateau states, the evaluation copy of
+        :attr:`model` and an empty metrics history (a resumed run restores them next)."""
+        o = self.cfg.optimizer
+        self.params = params
+        self.optimizer = make_optimizer(params, o)
+        self.ema = EMA(self.model, o.ema_decay) if o.ema_decay else None
+        self.plateau = Plateau(o.plateau_patience, o.plateau_factor)
+        self.eval_model = copy.deepcopy(self.model).eval()
+        self.history = []
+
     def _lr(self) -> float:
         return scheduled_lr(
             self.cfg.optimizer, self.progress.global_step, self.total_steps, self.plateau.scale

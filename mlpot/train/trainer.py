@@ -18,7 +18,6 @@ alongside and kept in the training state only.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import torch
@@ -39,7 +38,6 @@ from mlpot.train.distributed import (
 from mlpot.train.equivariance import EquivarianceTraining
 from mlpot.train.loss import ErrorSums, LabelCounts, loss_terms
 from mlpot.train.model_setup import freeze
-from mlpot.train.optim import EMA, Plateau, make_optimizer
 from mlpot.train.report import RunLog, SilentLog
 from mlpot.train.resumable import (
     Progress,
@@ -140,14 +138,8 @@ class PotentialRun(ResumableRun[Potential]):
         )
         if self.equivariance.transform is not None:
             broadcast_parameters(self.equivariance.transform, world)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.params += self.equivariance.parameters()
-        self.optimizer = make_optimizer(self.params, cfg.optimizer)
-        o = cfg.optimizer
-        self.ema = EMA(self.model, o.ema_decay) if o.ema_decay else None
-        self.plateau = Plateau(o.plateau_patience, o.plateau_factor)
-        self.eval_model = copy.deepcopy(self.model).eval()
-        self.history: list[dict[str, float]] = []
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self._setup_optimisation(trainable + self.equivariance.parameters())
         if state is not None:
             self._restore(state)
             self.log.message(
