@@ -3,9 +3,9 @@
     python examples/trajcast_compare.py start REF.h5 START.extxyz
     python examples/trajcast_compare.py compare REF.h5 ROLLOUT.extxyz OUT_DIR
 
-``start`` writes the first frame (positions, velocities, cell) of the held-out reference
-trajectory — the last group of the store, which ``train_trajcast_argon.py`` keeps out of
-training — as the rollout's starting structure. ``compare`` reads that trajectory and the
+``start`` writes the first frame (positions, velocities, cell) of the reference
+trajectory — the last group of a store that training did not see (``trajcast_rollout.sh``
+writes one with its own seed) — as the rollout's starting structure. ``compare`` reads that trajectory and the
 rollout (``mlpot rollout --traj``, any format mlpot writes), and writes OUT_DIR/rdf.png,
 OUT_DIR/msd.png and OUT_DIR/comparison.csv; it prints the RDF error
 ∫|g − g_ref| dr / ∫ g_ref dr and the diffusion coefficients (Å²/ps) from MSD slopes.

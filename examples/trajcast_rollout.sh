@@ -7,12 +7,12 @@
 #
 # Steps (each a command you can run alone):
 #   1. examples/trajcast_reference.py: 108 Ar atoms, Lennard-Jones MD at 90 and 120 K,
-#      frames every forecast interval (20 fs = 10 MD steps of 2 fs) in an HDF5 store;
-#   2. examples/train_trajcast_argon.py: trains a TrajCastForecaster on the frame pairs,
-#      holding out the last trajectory (swap this step for `mlpot train CONFIG` once a
-#      forecaster config exists; the rollout below only needs the checkpoint);
-#   3. `mlpot rollout`: force-free MD from the held-out trajectory's first frame, CSVR
-#      thermostat on the predicted velocities, one frame per forecast step;
+#      frames every forecast interval (20 fs = 10 MD steps of 2 fs) in an HDF5 store for
+#      training, and one more pair of trajectories with another seed, held out;
+#   2. `mlpot train examples/mlpot-ar-trajcast.yaml` (the shipped forecaster's stage-1
+#      config) on the training store, with --set overrides for paths and length;
+#   3. `mlpot rollout`: force-free MD from the held-out 120 K trajectory's first frame,
+#      CSVR thermostat on the predicted velocities, one frame per forecast step;
 #   4. examples/trajcast_compare.py: RDF and MSD of the rollout vs the held-out reference,
 #      OUT_DIR/rdf.png, OUT_DIR/msd.png, OUT_DIR/comparison.csv.
 set -euo pipefail
@@ -21,17 +21,21 @@ out="${1:-trajcast_example}"
 mkdir -p "$out"
 
 if [[ "${MLPOT_EXAMPLE_QUICK:-0}" == "1" ]]; then
-    frames=12; trajectories=1; equilibration=200; train_steps=5; rollout_steps=10
+    frames=12; trajectories=1; equilibration=200; train_steps=5; valid=0; rollout_steps=10
 else
-    frames=60; trajectories=2; equilibration=2000; train_steps=1500; rollout_steps=300
+    frames=60; trajectories=2; equilibration=2000; train_steps=1500; valid=0.25
+    rollout_steps=300
 fi
 
 python "$here/trajcast_reference.py" ar "$out/ar_reference.h5" --forecast-fs 20 \
     --frames "$frames" --trajectories "$trajectories" --equilibration-fs "$equilibration"
-python "$here/train_trajcast_argon.py" "$out/ar_reference.h5" "$out/ar_forecaster.pt" \
-    --steps "$train_steps" --rollout-steps "$rollout_steps" --temperature 120 --tau 40
-python "$here/trajcast_compare.py" start "$out/ar_reference.h5" "$out/start.extxyz"
-mlpot rollout "$out/start.extxyz" --forecaster "$out/ar_forecaster.pt" \
+python "$here/trajcast_reference.py" ar "$out/ar_heldout.h5" --forecast-fs 20 \
+    --frames "$frames" --trajectories 1 --equilibration-fs "$equilibration" --seed 99
+mlpot train "$here/mlpot-ar-trajcast.yaml" --set run_dir="$out/run" \
+    --set "data.train=[$out/ar_reference.h5]" --set data.valid_fraction="$valid" \
+    --set train.max_steps="$train_steps" --set checkpoint.every_steps="$train_steps"
+python "$here/trajcast_compare.py" start "$out/ar_heldout.h5" "$out/start.extxyz"
+mlpot rollout "$out/start.extxyz" --forecaster "$out/run/final.pt" \
     --steps "$rollout_steps" --every 1 --temperature 120 --tau 40 --seed 1 \
     --traj "$out/rollout.extxyz" --log "$out/rollout.csv" --no-progress
-python "$here/trajcast_compare.py" compare "$out/ar_reference.h5" "$out/rollout.extxyz" "$out"
+python "$here/trajcast_compare.py" compare "$out/ar_heldout.h5" "$out/rollout.extxyz" "$out"

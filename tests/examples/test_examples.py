@@ -237,7 +237,6 @@ def test_every_example_is_tested() -> None:
         "trajcast_rollout.sh",
         "trajcast_compare.py",
         "trajcast_reference.py",
-        "train_trajcast_argon.py",
         "generate_labels.py",
         "train_small.yaml",
         "train_omol25.yaml",
