@@ -272,6 +272,8 @@ def test_every_example_is_tested() -> None:
         "mlpot-cu-trajcast-unroll.yaml",
         "mlpot-cu-trajcast-unroll2.yaml",
         "mlpot-ethanol-trajcast-unroll.yaml",
+        "mlpot-ethanol-trajcast-unroll2.yaml",
+        "mlpot-ethanol-trajcast-unroll3.yaml",
         "relax_argon.py",
         "regrid_model.py",
     }
