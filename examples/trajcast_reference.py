@@ -5,6 +5,7 @@
 
 ``cu``: fcc Cu (3x3x3 cubic cells, 108 atoms), ASE EMT, 1 fs steps, 300/450/600 K.
 ``mol``: ethanol in vacuum, GFN2-xTB (tblite), 0.5 fs steps, 300/400 K.
+``--temperatures`` replaces a system's default temperatures.
 ``ar``: liquid argon (108 atoms, 1.4 g/cm³), mlpot's Lennard-Jones, 2 fs steps, 90/120 K
 (the fcc start is melted at 300 K for 2 ps first).
 Each temperature runs ``--trajectories`` independent trajectories (Langevin
@@ -29,6 +30,12 @@ def main() -> None:
         help="interval between stored frames, fs (default: 10 Cu, 20 Ar, 5 mol)",
     )
     parser.add_argument("--frames", type=int, default=200, help="frames per trajectory")
+    parser.add_argument(
+        "--temperatures",
+        type=lambda text: [float(t) for t in text.split(",")],
+        default=None,
+        help="comma-separated, K (default: 300,450,600 Cu; 90,120 Ar; 300,400 mol)",
+    )
     parser.add_argument("--trajectories", type=int, default=2, help="per temperature")
     parser.add_argument("--equilibration-fs", type=float, default=2000.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -52,6 +59,8 @@ def main() -> None:
         "mol": molecule_xtb_reference,
     }[args.system]
     kw = {} if args.forecast_fs is None else {"forecast_fs": args.forecast_fs}
+    if args.temperatures is not None:
+        kw["temperatures"] = tuple(args.temperatures)
     if args.melt_fs is not None:
         if args.system != "ar":
             parser.error("--melt-fs applies to ar only")

@@ -122,6 +122,11 @@ class LossConfig(_Section):
             lands on the reference next frame (0: off; :mod:`mlpot.train.forecast_noise`).
         velocity_noise: forecaster only: σ of Gaussian noise added to the input
             velocities, Å/fs; the target v(t+Δt) stays the reference one (0: off).
+        noise_scale: forecaster only: ``absolute`` (the two σ above, the same for
+            every atom) or ``thermal`` (dimensionless fractions of each atom's thermal
+            velocity sqrt(k_B·T/m) and of the distance it covers in one forecast
+            interval, T from the sample's own kinetic energy; the noise then shrinks
+            every atom's velocity alike instead of freezing heavy atoms and stiff bonds).
         unroll_steps: forecaster only: K, forecast steps the loss is unrolled over
             (the network's own predictions fed back, gradients through all K; the
             loss is the mean over the K steps of the normalised MSEs of the positions
@@ -137,6 +142,7 @@ class LossConfig(_Section):
     velocity: float = Field(1.0, ge=0.0)
     position_noise: float = Field(0.0, ge=0.0)
     velocity_noise: float = Field(0.0, ge=0.0)
+    noise_scale: Literal["absolute", "thermal"] = "absolute"
     unroll_steps: int = Field(1, ge=1)
 
 

@@ -8,7 +8,8 @@ is the data (pairs of trajectory frames, :mod:`mlpot.train.forecast_data`) and t
 loss: L = w_x ⟨((Δx − Δx_ref)/σ_x)²⟩ + w_v ⟨((v′ − v′_ref)/σ_v)²⟩ over all atoms and
 components of the global batch (``loss.displacement``, ``loss.velocity``; σ the
 stored training RMS). ``loss.position_noise`` / ``loss.velocity_noise`` perturb the
-training inputs (:mod:`mlpot.train.forecast_noise`); ``loss.unroll_steps`` = K > 1
+training inputs, in Å and Å/fs or (``loss.noise_scale: thermal``) as fractions of each
+atom's thermal scale (:mod:`mlpot.train.forecast_noise`); ``loss.unroll_steps`` = K > 1
 trains on windows of K + 1 frames with the loss unrolled over K forecast steps
 (:func:`unrolled_squared_errors`). Validation is always one-step and also reports
 the same loss of free flight (Δx = v·Δt, v′ = v), the baseline the network has to beat.
@@ -172,7 +173,14 @@ class ForecastRun(ResumableRun[TrajCastForecaster]):
         if loss.position_noise == 0 and loss.velocity_noise == 0:
             return sample
         generator = noise_generator(self.cfg.train.seed, self.progress.global_step, self.world.rank)
-        return perturb(sample, self.model, loss.position_noise, loss.velocity_noise, generator)
+        return perturb(
+            sample,
+            self.model,
+            loss.position_noise,
+            loss.velocity_noise,
+            generator,
+            loss.noise_scale,
+        )
 
     # -- validation, logs ---------------------------------------------------------------
     def validate(self) -> dict[str, float]:

@@ -12,6 +12,24 @@ with the reference trajectory, so the network learns to steer back onto it:
     Δx_target = x(t+Δt) − x̃ = Δx − ε_x,   v'_target = v(t+Δt)
     (and likewise for the later frames of an unrolled sample).
 
+With ``scale="absolute"`` every atom gets the same σ (Å, Å/fs). With
+``scale="thermal"`` the two numbers are fractions of each atom's thermal scale,
+
+    σ_v,i = α_v · sqrt(θ/m_i),   σ_x,i = α_x · sqrt(θ/m_i) · Δt,
+    θ = Σ_j m_j |v_j|² / (3 N)   (the sample's own equipartition k_B·T, per system),
+
+so that the noise has the shape of the Maxwell–Boltzmann distribution. Why: a network
+trained on noisy inputs and clean targets learns the posterior mean of the state,
+which shrinks the part of the state the noise covers by 1/(1 + α²). With one σ for
+all atoms that shrinkage is strongest where the thermal scale is smallest (heavy
+atoms, stiff bonds): a rollout then damps those modes far more than the others, and a
+global thermostat, which scales all velocities alike, cannot give the energy back to
+them (measured on ethanol with σ_x = 0.02 Å, σ_v = 4e-3 Å/fs: bond-length spread
+0.001-0.006 Å against 0.024-0.033 Å in the reference). Velocity noise shaped like the
+Maxwell–Boltzmann distribution, which is independent of the configuration, is shrunk
+by the same factor on every atom: a uniform friction, whose lost energy the thermostat
+returns to all modes alike.
+
 The noise of every system has zero mass-weighted mean (a rigid shift of the input, or
 a change of its total momentum, is something the conservation layer keeps and the
 network cannot undo) and, for forecasters that conserve the angular momentum, no
@@ -41,22 +59,39 @@ def _without_drift(
     return noise - mean.index_select(0, system_index)
 
 
+def thermal_scale(
+    velocities: torch.Tensor, masses: torch.Tensor, system_index: torch.Tensor, num_systems: int
+) -> torch.Tensor:
+    """``[N, 1]`` sqrt(θ/m_i), Å/fs: each atom's thermal velocity scale, θ = Σ m|v|²/(3N)
+    of its system (amu·Å²/fs², the equipartition k_B·T of the sample itself)."""
+    twice_kinetic = system_sum(masses * velocities.square().sum(-1), system_index, num_systems)
+    atoms = system_sum(torch.ones_like(masses), system_index, num_systems)
+    theta = (twice_kinetic / (3.0 * atoms)).index_select(0, system_index)
+    return (theta / masses).sqrt()[:, None]
+
+
 def perturb(
     sample: ForecastSample,
     model: TrajCastForecaster,
     position_noise: float,
     velocity_noise: float,
     generator: torch.Generator,
+    scale: str = "absolute",
 ) -> ForecastSample:
     """``sample`` with noisy inputs and consistent targets (see the module docstring).
 
     Args:
         sample: batched pairs (graph without edges, ``[N, 3]`` targets).
         model: the forecaster (its masses and conservation laws).
-        position_noise: σ_x, Å (0: positions untouched).
-        velocity_noise: σ_v, Å/fs (0: velocities untouched).
+        position_noise: σ_x, Å; with ``scale="thermal"`` α_x, a fraction of the thermal
+            distance over one forecast interval (0: positions untouched).
+        velocity_noise: σ_v, Å/fs; with ``scale="thermal"`` α_v, a fraction of the
+            thermal velocity (0: velocities untouched).
         generator: CPU source of the noise.
+        scale: ``absolute`` (one σ for all atoms) or ``thermal`` (per atom, see above).
     """
+    if scale not in ("absolute", "thermal"):
+        raise ValueError(f"unknown noise scale {scale!r}; known: absolute, thermal")
     graph = sample.graph
     v = graph.velocities
     assert v is not None  # forecast samples always carry velocities
@@ -66,6 +101,9 @@ def perturb(
     masses, index = model.masses(graph), graph.system_index
     eps_x = torch.randn(shape, generator=generator, dtype=torch.float64) * position_noise
     eps_v = torch.randn(shape, generator=generator, dtype=torch.float64) * velocity_noise
+    if scale == "thermal":
+        per_atom = thermal_scale(v.double(), masses.double(), index, b)
+        eps_x, eps_v = eps_x * per_atom * model.forecast_fs, eps_v * per_atom
     eps_x = _without_drift(eps_x.to(graph.positions), masses, index, b)
     eps_v = _without_drift(eps_v.to(v), masses, index, b)
     if model.config.angular_momentum and velocity_noise > 0:

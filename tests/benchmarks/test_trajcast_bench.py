@@ -64,6 +64,18 @@ def test_reference_thermostat_targets_the_conserved_momentum_dof(name):
     assert md.target_kinetic_energy == pytest.approx(expected, rel=1e-12)
 
 
+def test_bonds_of_ethanol_are_its_eight_bonds():
+    import ase.build
+
+    from benchmarks.trajcast_analysis import bonds_of
+
+    atoms = ase.build.molecule("CH3CH2OH")
+    atoms.center()
+    atoms.rattle(0.03, seed=1)
+    _, _, names = bonds_of(atoms)
+    assert sorted(names) == ["C-C", "C-H", "C-H", "C-H", "C-H", "C-H", "C-O", "O-H"]
+
+
 def test_diffusion_of_a_random_walk():
     rng = np.random.default_rng(0)
     d_true, dt = 0.01, 10.0  # Å²/fs, fs

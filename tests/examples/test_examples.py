@@ -93,6 +93,17 @@ def test_trajcast_rollout_compares_rdf_and_msd(tmp_path: Path) -> None:
     assert table.shape == (11, 3) and abs(table[0, 1]) < 1e-9  # MSD(0) = 0
 
 
+def test_trajcast_reference_temperatures(tmp_path: Path) -> None:
+    from mlpot.datasets.store import PackedStore
+
+    run([sys.executable, str(EXAMPLES / "trajcast_reference.py"), "cu", "cu.h5", "--frames",
+         "2", "--trajectories", "1", "--equilibration-fs", "5", "--temperatures", "350,700"],
+        tmp_path)
+    store = PackedStore(tmp_path / "cu.h5")
+    groups = [store[k].info["group"] for k in range(len(store))]
+    assert groups == ["Cu-fcc/T350/0"] * 2 + ["Cu-fcc/T700/0"] * 2, groups
+
+
 def test_relax_argon_lattice_constant_and_nve(tmp_path: Path) -> None:
     out = run([sys.executable, str(EXAMPLES / "relax_argon.py")], tmp_path)
     a = float(re.search(r"relaxed fcc Ar: a = ([\d.]+) Å", out).group(1))
@@ -260,6 +271,8 @@ def test_every_example_is_tested() -> None:
         "mlpot-cu-trajcast-unroll.yaml",
         "mlpot-cu-trajcast-unroll2.yaml",
         "mlpot-ethanol-trajcast-unroll.yaml",
+        "mlpot-ethanol-trajcast-unroll2.yaml",
+        "mlpot-ethanol-trajcast-unroll3.yaml",
         "relax_argon.py",
         "regrid_model.py",
     }

@@ -8,7 +8,9 @@ Mutants these tests were checked against (each made a test here fail):
 - positions advanced by ``2 * dx`` → the ballistic test;
 - thermostat noise keyed by ``step + 1`` on resume (restart) → restart test;
 - momentum projection dropped in the conservation layer → rollout momentum test;
-- momentum fixed over the whole batch instead of per system → batched test.
+- momentum fixed over the whole batch instead of per system → batched test;
+- the per-step momentum projection in ``ForecastStep.step`` dropped → the
+  dissipative-forecaster test (total momentum 0.3 amu·Å/fs instead of < 1e-12).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 import ase
 import ase.build
+import ase.data
 import ase.io
 import mdtraj
 import numpy as np
@@ -139,6 +142,38 @@ def test_rollout_conserves_momentum_and_angular_momentum():
             ang = angular_momentum(end.positions, end.velocities, end.masses, end.system_index, 1)
             assert float(ang.abs().max()) < 1e-11
             assert float(end.degrees_of_freedom()[0]) == 3 * len(mol) - 6
+
+
+class Dissipative(Ballistic):
+    """Test forecaster that damps the motion relative to the centre of mass by 10 % a
+    step, keeps the total momentum, and leaks a rounding-sized 1e-9 Å/fs into the
+    centre-of-mass velocity (what a float32 conservation layer does)."""
+
+    def forecast(self, graph, masses=None) -> Forecast:
+        v = graph.velocities
+        m = torch.as_tensor(ase.data.atomic_masses[graph.atomic_numbers.numpy()], dtype=v.dtype)
+        v_com = (m[:, None] * v).sum(0) / m.sum()
+        return Forecast(v * self.forecast_fs, 0.9 * (v - v_com) + v_com + 1e-9)
+
+
+@pytest.mark.parametrize("angular", [False, True])
+def test_thermostat_does_not_pump_up_momentum_drift(angular):
+    """A damping forecaster makes CSVR scale the velocities up at every step; without the
+    per-step projection that scaling amplifies the momentum (and angular momentum)
+    leak exponentially, the "flying ice cube"."""
+    mol = ase.build.molecule("CH3CH2OH")
+    model = Dissipative(angular_momentum=angular)
+    step = ForecastStep(dt=5.0, temperature=300.0, tau=10.0, angular_momentum=angular)
+    from mlpot.md import maxwell_boltzmann
+
+    state = step.init(maxwell_boltzmann(MDState.from_atoms(mol, seed=4), 300.0))
+    end = run_md(state, step, ForecastField(model), 200).state
+    p = end.sum_per_system(end.momenta)
+    assert float(p.abs().max()) < 1e-12
+    assert float(end.temperature()[0]) > 100.0  # the thermostat kept the motion going
+    if angular:
+        ang = angular_momentum(end.positions, end.velocities, end.masses, end.system_index, 1)
+        assert float(ang.abs().max()) < 1e-11
 
 
 def test_batched_rollout_equals_single_rollouts():

@@ -9,6 +9,7 @@ accepting a store without velocities (error swallowed) → the bad-config test f
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
@@ -182,6 +183,8 @@ def test_pairs_rms_of_a_subset(traj_store):
         "cu-trajcast-unroll",
         "cu-trajcast-unroll2",
         "ethanol-trajcast-unroll",
+        "ethanol-trajcast-unroll2",
+        "ethanol-trajcast-unroll3",
     ],
 )
 def test_shipped_forecaster_configs_validate(tmp_path, traj_store, name):
@@ -197,8 +200,10 @@ def test_shipped_forecaster_configs_validate(tmp_path, traj_store, name):
     cfg = load_config(examples / file, [f"data.train={traj_store}", f"run_dir={tmp_path}"])
     assert cfg.loss.displacement == cfg.loss.velocity == 1.0
     if "unroll" in name:
-        previous = file.replace("-unroll2", "-unroll") if "unroll2" in file else file
-        previous = previous.replace("-unroll.yaml", ".yaml") if previous == file else previous
+        # stage unrollN fine-tunes unroll(N-1) (unroll2 -> unroll), unroll fine-tunes stage 1
+        n = re.search(r"-unroll(\d*)\.yaml$", file).group(1)
+        before_suffix = "" if not n else ("-unroll" if n == "2" else f"-unroll{int(n) - 1}")
+        previous = re.sub(r"-unroll\d*\.yaml$", f"{before_suffix}.yaml", file)
         before = load_config(examples / previous, [f"data.train={traj_store}"])
         assert Path(cfg.model.from_).parent == Path(before.run_dir)
         assert cfg.loss.unroll_steps > 1

@@ -106,3 +106,41 @@ def test_step_loss_uses_the_noisy_sample(tmp_path, traj_store):  # noqa: F811
 def test_negative_noise_is_a_config_error(tmp_path, traj_store):  # noqa: F811
     with pytest.raises(ConfigError, match="position_noise"):
         parse_config(_config(tmp_path / "run", traj_store, loss={"position_noise": -0.1}))
+
+
+def test_thermal_noise_has_the_maxwell_boltzmann_shape():
+    # 40 ethanol copies at different temperatures: each atom's noise is α·sqrt(θ/m_i)
+    # (velocities) and α·sqrt(θ/m_i)·Δt (positions), θ the copy's own Σ m v²/(3N); the
+    # centre-of-mass part removed leaves the variance α²·θ·(1/m_i − 1/M) per component
+    mol = ase.build.molecule("CH3CH2OH")
+    sample = _sample([mol] * 40, seed=5)
+    model = _model([1, 6, 8], forecast_fs=5.0)
+    g = sample.graph
+    masses = model.masses(g)
+    scales = torch.linspace(0.5, 2.0, 40, dtype=torch.float64).index_select(0, g.system_index)
+    v = g.velocities * 0.01 * scales[:, None] / masses.sqrt()[:, None]
+    sample = ForecastSample(g.replace(velocities=v), sample.displacement, sample.velocities)
+    out = perturb(sample, model, 0.2, 0.1, noise_generator(2, 0), scale="thermal")
+    theta = system_sum(masses * v.square().sum(-1), g.system_index, g.num_systems) / (3 * 9)
+    total = float(masses[:9].sum())
+    per_atom = (theta.index_select(0, g.system_index) * (1 / masses - 1 / total)).sqrt()[:, None]
+    z_v = (out.graph.velocities - v) / per_atom / 0.1
+    z_x = (out.graph.positions - g.positions) / (per_atom * 5.0) / 0.2
+    heavy = masses > 2.0
+    for z in (z_v, z_x):  # unit normal for light and heavy atoms alike
+        assert 0.9 < float(z[heavy].std()) < 1.1 and 0.9 < float(z[~heavy].std()) < 1.1
+    # the absolute scale: one σ for hydrogen and carbon (less the centre-of-mass part)
+    flat = perturb(sample, model, 0.0, 0.01, noise_generator(2, 0))
+    eps = flat.graph.velocities - v
+    assert 0.6 < float(eps[heavy].std() / eps[~heavy].std()) < 1.1  # thermal: ~0.3
+    # targets still point at the reference next frame
+    torch.testing.assert_close(out.graph.positions + out.displacement,
+                               g.positions + sample.displacement, rtol=0, atol=1e-14)
+
+
+def test_unknown_noise_scale_is_an_error(tmp_path, traj_store):  # noqa: F811
+    with pytest.raises(ConfigError, match="noise_scale"):
+        parse_config(_config(tmp_path / "run", traj_store, loss={"noise_scale": "per-atom"}))
+    with pytest.raises(ValueError, match="noise scale"):
+        perturb(_sample([ase.build.molecule("H2O")]), _model([1, 8]), 0.1, 0.1,
+                noise_generator(0, 0), scale="relative")
