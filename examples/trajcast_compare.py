@@ -5,9 +5,9 @@
 
 ``start`` writes the first frame (positions, velocities, cell) of the reference
 trajectory — the last group of a store that training did not see (``trajcast_rollout.sh``
-writes one with its own seed) — as the rollout's starting structure. ``compare`` reads that trajectory and the
-rollout (``mlpot rollout --traj``, any format mlpot writes), and writes OUT_DIR/rdf.png,
-OUT_DIR/msd.png and OUT_DIR/comparison.csv; it prints the RDF error
+writes one with its own seed) — as the rollout's starting structure. ``compare`` reads
+that trajectory and the rollout (``mlpot rollout --traj``, any format mlpot writes), and
+writes OUT_DIR/rdf.png, OUT_DIR/msd.png and OUT_DIR/comparison.csv; it prints the RDF error
 ∫|g − g_ref| dr / ∫ g_ref dr and the diffusion coefficients (Å²/ps) from MSD slopes.
 """
 
