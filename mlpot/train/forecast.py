@@ -137,7 +137,7 @@ class ForecastRun(ResumableRun[TrajCastForecaster]):
             for row in self.history:
                 self._append_csv(row)
             self.message(f"resumed from {resume_path} (step {self.progress.global_step})")
-        self.total_steps = cfg.train.max_steps or len(self._batches(0)) * cfg.train.epochs
+        self.total_steps = self._planned_steps()
 
     def message(self, text: str) -> None:
         if self.world.is_main:

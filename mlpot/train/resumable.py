@@ -170,7 +170,7 @@ class ResumableRun(Generic[ModelT]):
     """A training run's loop and bookkeeping, shared by both trainers.
 
     A subclass's ``__init__`` sets the attributes annotated below (``total_steps`` from
-    :meth:`_batches`); it defines :meth:`_train_split`, :meth:`_to_device`, :meth:`_step`
+    :meth:`_planned_steps`); it defines :meth:`_train_split`, :meth:`_to_device`, :meth:`_step`
     and :meth:`_end_epoch`, and may add
     :meth:`_start_epoch`, :meth:`_log_step` and :meth:`_extra_state`.
     """
@@ -251,6 +251,12 @@ class ResumableRun(Generic[ModelT]):
             if done or (finished and p.epoch % cfg.checkpoint.every_epochs == 0):
                 self._save_resumable()
         return self._finish()
+
+    def _planned_steps(self) -> int:
+        """Optimiser steps of the whole run (``train.max_steps``, else epochs × batches);
+        the schedule's length."""
+        cfg = self.cfg.train
+        return cfg.max_steps or len(self._batches(0)) * cfg.epochs
 
     def _batches(self, epoch: int) -> list[np.ndarray]:
         """The epoch's global batches (a pure function of seed and epoch)."""

@@ -146,8 +146,7 @@ class PotentialRun(ResumableRun[Potential]):
                 f"resumed from {resume_path} (epoch {self.progress.epoch + 1}, "
                 f"step {self.progress.global_step})"
             )
-        first = self._batches(0)
-        self.total_steps = cfg.train.max_steps or len(first) * cfg.train.epochs
+        self.total_steps = self._planned_steps()
 
     # -- what the shared loop (mlpot.train.resumable.ResumableRun) needs -------------
     def _train_split(self) -> TrainSplit:

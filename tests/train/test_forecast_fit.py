@@ -95,7 +95,7 @@ def test_step_loss_is_the_normalised_mse(tmp_path, traj_store):
             displacement_weight=2.0,
             velocity_weight=0.5,
         ).total
-    assert run._step(sample) == pytest.approx(float(expected), rel=1e-10)
+    assert float(run._step(sample)[0]) == pytest.approx(float(expected), rel=1e-10)
 
 
 def test_one_epoch_lowers_the_validation_loss(tmp_path, traj_store):
@@ -112,6 +112,21 @@ def test_one_epoch_lowers_the_validation_loss(tmp_path, traj_store):
     assert isinstance(model, TrajCastForecaster) and model.forecast_fs == 5.0
 
 
+def train_and_resume(tmp_path, traj_store, sections: dict, resume_step: int):
+    """Train once uninterrupted (``tmp_path/full``) and once resumed from that run's
+    checkpoint of step ``resume_step`` (``tmp_path/resumed``); assert that both end
+    with the same weights (to 1e-12) and return (full, resumed) results."""
+    full = fit(parse_config(_config(tmp_path / "full", traj_store, **sections)))
+    mid = tmp_path / "full" / "checkpoints" / f"step-{resume_step:08d}.pt"
+    resumed_dir = tmp_path / "resumed"
+    (resumed_dir / "checkpoints").mkdir(parents=True)
+    shutil.copy(mid, resumed_dir / "checkpoints" / mid.name)
+    resumed = fit(parse_config(_config(resumed_dir, traj_store, **sections)), resume=True)
+    for k, v in full.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=1e-12)
+    return full, resumed
+
+
 @pytest.mark.parametrize(
     "loss",
     [{}, {"position_noise": 0.01, "velocity_noise": 5e-4}],  # noise is drawn per step
@@ -124,15 +139,9 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, traj_store, loss):
         "checkpoint": {"every_steps": 4, "keep_last": 10},
         "loss": loss,
     }
-    full = fit(parse_config(_config(tmp_path / "full", traj_store, **sections)))
-    mid = tmp_path / "full" / "checkpoints" / "step-00000004.pt"
-    resumed_dir = tmp_path / "resumed"
-    (resumed_dir / "checkpoints").mkdir(parents=True)
-    shutil.copy(mid, resumed_dir / "checkpoints" / mid.name)
-    resumed = fit(parse_config(_config(resumed_dir, traj_store, **sections)), resume=True)
+    full, resumed = train_and_resume(tmp_path, traj_store, sections, resume_step=4)
     assert resumed.steps == full.steps == 12
-    for k, v in full.model.state_dict().items():
-        torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=1e-12)
+    mid = tmp_path / "full" / "checkpoints" / "step-00000004.pt"
     assert [r["valid_loss"] for r in resumed.history] == pytest.approx(
         [r["valid_loss"] for r in full.history], rel=1e-10
     )
