@@ -28,6 +28,7 @@ from mlpot.checkpoint import load_model, load_training_state
 from mlpot.datasets.forecast import ForecastSample, collate_samples
 from mlpot.models import TrajCastForecaster
 from mlpot.models.trajcast import Forecast
+from mlpot.models.trajcast_loss import squared_error_sums
 from mlpot.train.config import TrainingConfig
 from mlpot.train.distributed import World, all_reduce_sum, broadcast_parameters
 from mlpot.train.forecast_data import (
@@ -66,9 +67,13 @@ def squared_errors(
     model: TrajCastForecaster, prediction: Forecast, sample: ForecastSample
 ) -> torch.Tensor:
     """``[2]`` Σ ((Δx − Δx_ref)/σ_x)² and Σ ((v′ − v′_ref)/σ_v)² over the batch."""
-    dx = (prediction.displacement - sample.displacement) / model.displacement_rms
-    dv = (prediction.velocities - sample.velocities) / model.velocity_rms
-    return torch.stack([dx.square().sum(), dv.square().sum()])
+    return squared_error_sums(
+        model,
+        prediction.displacement,
+        prediction.velocities,
+        sample.displacement,
+        sample.velocities,
+    )
 
 
 def unrolled_squared_errors(model: TrajCastForecaster, sample: ForecastSample) -> torch.Tensor:
@@ -88,9 +93,13 @@ def unrolled_squared_errors(model: TrajCastForecaster, sample: ForecastSample) -
         )
         prediction = model(graph)
         moved = moved + prediction.displacement
-        dx = (moved - sample.later_displacements[:, j]) / model.displacement_rms
-        dv = (prediction.velocities - sample.later_velocities[:, j]) / model.velocity_rms
-        sums = sums + torch.stack([dx.square().sum(), dv.square().sum()])
+        sums = sums + squared_error_sums(
+            model,
+            moved,
+            prediction.velocities,
+            sample.later_displacements[:, j],
+            sample.later_velocities[:, j],
+        )
     return sums / sample.steps
 
 
