@@ -233,30 +233,24 @@ class ForecastRun(ResumableRun[TrajCastForecaster]):
             "free_flight_loss": wx * fx + wv * fv,
         }
 
-    def _end_epoch(self, train: torch.Tensor, rate: float) -> None:
-        p, train_loss = self.progress, float(train[0])
-        valid = self.validate()
-        score = valid.get("loss", train_loss)
-        if self.cfg.optimizer.schedule == "plateau":
-            self.plateau.update(score)
-        row = {
-            "epoch": p.epoch + (p.step_in_epoch > 0),
-            "step": p.global_step,
-            "lr": self._lr(),
-            "seconds": p.seconds,
-            "train_loss": train_loss,
+    def _epoch_metrics(
+        self, train: torch.Tensor, rate: float, valid: dict[str, float]
+    ) -> dict[str, float]:
+        return {
+            "train_loss": float(train[0]),
             **{f"valid_{k}": v for k, v in valid.items() if k != "free_flight_loss"},
             "free_flight_loss": valid.get("free_flight_loss", float("nan")),
         }
-        self.history.append(row)
+
+    def _log_epoch(self, row: dict[str, float], score: float) -> None:
+        nan = float("nan")
         self.message(
-            f"epoch {row['epoch']} step {p.global_step}: train {train_loss:.4g}, valid "
-            f"{score:.4g} (Δx {valid.get('dx_mse', float('nan')):.4g}, v "
-            f"{valid.get('v_mse', float('nan')):.4g}; free flight "
-            f"{row['free_flight_loss']:.4g}), {p.seconds:.0f} s"
+            f"epoch {row['epoch']} step {row['step']}: train {row['train_loss']:.4g}, valid "
+            f"{score:.4g} (Δx {row.get('valid_dx_mse', nan):.4g}, v "
+            f"{row.get('valid_v_mse', nan):.4g}; free flight "
+            f"{row['free_flight_loss']:.4g}), {row['seconds']:.0f} s"
         )
         self._append_csv(row)
-        self._save_best(score)
 
     def _append_csv(self, row: dict[str, float]) -> None:
         if not self.world.is_main:
