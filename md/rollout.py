@@ -43,7 +43,7 @@ import torch
 from mlpot.md.errors import ResourceExhaustedError, is_out_of_memory
 from mlpot.md.forces import ForceField
 from mlpot.md.integrators.base import Integrator, advance_clock, per_system, zeros_per_system
-from mlpot.md.integrators.csvr import csvr_rescale
+from mlpot.md.integrators.csvr import CSVRState, csvr_thermostat
 from mlpot.md.state import MDState, extend_state, remove_total_momentum
 from mlpot.models.base import PotentialOutput
 from mlpot.models.trajcast import Forecast, TrajCastForecaster
@@ -54,16 +54,15 @@ THERMOSTAT_STREAM = 1
 
 
 @dataclass(frozen=True, kw_only=True)
-class ForecastState(MDState):
-    """:class:`MDState` of a rollout.
+class ForecastState(CSVRState):
+    """:class:`CSVRState` of a rollout (``thermostat_work``: the energy the thermostat
+    has added, eV).
 
     Attributes:
-        thermostat_work: ``[B]`` energy the thermostat has added, eV.
         rotational_constraints: ``[B]`` 3 where the angular momentum is conserved
             (isolated systems), else 0; removed from the degrees of freedom.
     """
 
-    thermostat_work: torch.Tensor
     rotational_constraints: torch.Tensor
 
     def degrees_of_freedom(self) -> torch.Tensor:
@@ -177,10 +176,9 @@ class ForecastStep(Integrator):
         new = state.with_positions(state.positions + dx).replace(momenta=state.masses[:, None] * v)
         new = new.replace(momenta=self._zero_momenta(new))
         if self.temperature is not None:
-            new, dk = csvr_rescale(
+            new = csvr_thermostat(
                 new, per_system(self.temperature, new), self.tau, self.dt, THERMOSTAT_STREAM
             )
-            new = new.replace(thermostat_work=new.thermostat_work + dk)
         return advance_clock(new, self.dt)
 
     def _zero_momenta(self, state: MDState) -> torch.Tensor:

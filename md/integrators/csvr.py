@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
@@ -80,6 +81,17 @@ class CSVRState(MDState):
     thermostat_work: torch.Tensor
 
 
+C = TypeVar("C", bound=CSVRState)
+
+
+def csvr_thermostat(state: C, temperature: torch.Tensor, tau: float, dt: float,
+                    stream: int) -> C:
+    """:func:`csvr_rescale` over ``dt`` with the energy it adds booked in
+    ``thermostat_work`` (every thermostatted state type derives from :class:`CSVRState`)."""
+    new, dK = csvr_rescale(state, temperature, tau, dt, stream)
+    return new.replace(thermostat_work=state.thermostat_work + dK)
+
+
 @dataclass(frozen=True)
 class CSVR(Integrator):
     """Velocity Verlet with the stochastic velocity-rescaling thermostat of
@@ -115,9 +127,8 @@ class CSVR(Integrator):
 
     def thermostat(self, state: CSVRState, stream: int) -> CSVRState:
         """T(Δt/2) with its energy booked."""
-        new, dK = csvr_rescale(state, per_system(self.temperature, state), self.tau,
+        return csvr_thermostat(state, per_system(self.temperature, state), self.tau,
                                0.5 * self.dt, stream)
-        return new.replace(thermostat_work=state.thermostat_work + dK)
 
     def step(self, state: MDState, forces_fn: ForcesFn, compute_stress: bool = False
              ) -> CSVRState:

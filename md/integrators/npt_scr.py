@@ -16,7 +16,7 @@ from mlpot.md.integrators.base import (
     update_forces,
     zeros_per_system,
 )
-from mlpot.md.integrators.csvr import csvr_rescale
+from mlpot.md.integrators.csvr import CSVRState, csvr_thermostat
 from mlpot.md.noise import normals_per_system
 from mlpot.md.state import MDState, extend_state
 from mlpot.md.units import GPA, KB
@@ -49,15 +49,13 @@ def expm_small(a: torch.Tensor, squarings: int = 4, order: int = 12) -> torch.Te
 
 
 @dataclass(frozen=True, kw_only=True)
-class NPTState(MDState):
-    """:class:`MDState` plus the thermostat's and barostat's bookkeeping.
+class NPTState(CSVRState):
+    """:class:`CSVRState` plus the barostat's bookkeeping.
 
     Attributes:
-        thermostat_work: ``[B]`` energy the CSVR thermostat has added, eV.
         barostat_work: ``[B]`` enthalpy E_pot + K + P₀V the cell steps have added, eV.
     """
 
-    thermostat_work: torch.Tensor
     barostat_work: torch.Tensor
 
 
@@ -174,9 +172,8 @@ class NPTStochasticCellRescaling(Integrator):
 
     def thermostat(self, state: NPTState, stream: int) -> NPTState:
         """T(Δt/2): CSVR rescaling with its energy booked."""
-        new, dK = csvr_rescale(state, per_system(self.temperature, state), self.tau_t,
+        return csvr_thermostat(state, per_system(self.temperature, state), self.tau_t,
                                0.5 * self.dt, stream)
-        return new.replace(thermostat_work=state.thermostat_work + dK)
 
     def step(self, state: MDState, forces_fn: ForcesFn, compute_stress: bool = True
              ) -> NPTState:

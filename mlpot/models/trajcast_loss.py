@@ -29,6 +29,26 @@ class ForecastLoss:
     velocity: torch.Tensor
 
 
+def squared_error_sums(
+    model: TrajCastForecaster,
+    displacement: torch.Tensor,
+    velocities: torch.Tensor,
+    target_displacement: torch.Tensor,
+    target_velocities: torch.Tensor,
+) -> torch.Tensor:
+    """``[2]`` Σ ((Δx − Δx_ref)/σ_x)² and Σ ((v − v_ref)/σ_v)² over atoms and components
+    (all inputs ``[N, 3]``, Å and Å/fs); training sums these over a batch."""
+    for name, p, t in (
+        ("displacement", displacement, target_displacement),
+        ("velocities", velocities, target_velocities),
+    ):
+        if p.shape != t.shape:
+            raise ValueError(f"{name}: prediction {tuple(p.shape)} vs target {tuple(t.shape)}")
+    dx = (displacement - target_displacement) / model.displacement_rms
+    dv = (velocities - target_velocities) / model.velocity_rms
+    return torch.stack([dx.square().sum(), dv.square().sum()])
+
+
 def forecast_loss(
     model: TrajCastForecaster,
     prediction: Forecast,
@@ -37,15 +57,14 @@ def forecast_loss(
     velocity_weight: float = 1.0,
 ) -> ForecastLoss:
     """Normalised MSE of a forecast against its reference (shapes ``[N, 3]``)."""
-    for name, p, t in (
-        ("displacement", prediction.displacement, target.displacement),
-        ("velocities", prediction.velocities, target.velocities),
-    ):
-        if p.shape != t.shape:
-            raise ValueError(f"{name}: prediction {tuple(p.shape)} vs target {tuple(t.shape)}")
-    dx = ((prediction.displacement - target.displacement) / model.displacement_rms).square()
-    dv = ((prediction.velocities - target.velocities) / model.velocity_rms).square()
-    dx, dv = dx.mean(), dv.mean()
+    sums = squared_error_sums(
+        model,
+        prediction.displacement,
+        prediction.velocities,
+        target.displacement,
+        target.velocities,
+    )
+    dx, dv = sums / target.displacement.numel()
     return ForecastLoss(
         total=displacement_weight * dx + velocity_weight * dv,
         displacement=dx.detach(),

@@ -28,6 +28,7 @@ from mlpot.checkpoint import load_model, load_training_state
 from mlpot.datasets.forecast import ForecastSample, collate_samples
 from mlpot.models import TrajCastForecaster
 from mlpot.models.trajcast import Forecast
+from mlpot.models.trajcast_loss import squared_error_sums
 from mlpot.train.config import TrainingConfig
 from mlpot.train.distributed import World, all_reduce_sum, broadcast_parameters
 from mlpot.train.forecast_data import (
@@ -66,9 +67,13 @@ def squared_errors(
     model: TrajCastForecaster, prediction: Forecast, sample: ForecastSample
 ) -> torch.Tensor:
     """``[2]`` Σ ((Δx − Δx_ref)/σ_x)² and Σ ((v′ − v′_ref)/σ_v)² over the batch."""
-    dx = (prediction.displacement - sample.displacement) / model.displacement_rms
-    dv = (prediction.velocities - sample.velocities) / model.velocity_rms
-    return torch.stack([dx.square().sum(), dv.square().sum()])
+    return squared_error_sums(
+        model,
+        prediction.displacement,
+        prediction.velocities,
+        sample.displacement,
+        sample.velocities,
+    )
 
 
 def unrolled_squared_errors(model: TrajCastForecaster, sample: ForecastSample) -> torch.Tensor:
@@ -88,9 +93,13 @@ def unrolled_squared_errors(model: TrajCastForecaster, sample: ForecastSample) -
         )
         prediction = model(graph)
         moved = moved + prediction.displacement
-        dx = (moved - sample.later_displacements[:, j]) / model.displacement_rms
-        dv = (prediction.velocities - sample.later_velocities[:, j]) / model.velocity_rms
-        sums = sums + torch.stack([dx.square().sum(), dv.square().sum()])
+        sums = sums + squared_error_sums(
+            model,
+            moved,
+            prediction.velocities,
+            sample.later_displacements[:, j],
+            sample.later_velocities[:, j],
+        )
     return sums / sample.steps
 
 
@@ -224,30 +233,24 @@ class ForecastRun(ResumableRun[TrajCastForecaster]):
             "free_flight_loss": wx * fx + wv * fv,
         }
 
-    def _end_epoch(self, train: torch.Tensor, rate: float) -> None:
-        p, train_loss = self.progress, float(train[0])
-        valid = self.validate()
-        score = valid.get("loss", train_loss)
-        if self.cfg.optimizer.schedule == "plateau":
-            self.plateau.update(score)
-        row = {
-            "epoch": p.epoch + (p.step_in_epoch > 0),
-            "step": p.global_step,
-            "lr": self._lr(),
-            "seconds": p.seconds,
-            "train_loss": train_loss,
+    def _epoch_metrics(
+        self, train: torch.Tensor, rate: float, valid: dict[str, float]
+    ) -> dict[str, float]:
+        return {
+            "train_loss": float(train[0]),
             **{f"valid_{k}": v for k, v in valid.items() if k != "free_flight_loss"},
             "free_flight_loss": valid.get("free_flight_loss", float("nan")),
         }
-        self.history.append(row)
+
+    def _log_epoch(self, row: dict[str, float], score: float) -> None:
+        nan = float("nan")
         self.message(
-            f"epoch {row['epoch']} step {p.global_step}: train {train_loss:.4g}, valid "
-            f"{score:.4g} (Δx {valid.get('dx_mse', float('nan')):.4g}, v "
-            f"{valid.get('v_mse', float('nan')):.4g}; free flight "
-            f"{row['free_flight_loss']:.4g}), {p.seconds:.0f} s"
+            f"epoch {row['epoch']} step {row['step']}: train {row['train_loss']:.4g}, valid "
+            f"{score:.4g} (Δx {row.get('valid_dx_mse', nan):.4g}, v "
+            f"{row.get('valid_v_mse', nan):.4g}; free flight "
+            f"{row['free_flight_loss']:.4g}), {row['seconds']:.0f} s"
         )
         self._append_csv(row)
-        self._save_best(score)
 
     def _append_csv(self, row: dict[str, float]) -> None:
         if not self.world.is_main:

@@ -203,9 +203,21 @@ class ResumableRun(Generic[ModelT]):
         batch's loss terms ``[k]`` (float64, summed over ranks), the loss first."""
         raise NotImplementedError
 
-    def _end_epoch(self, train: torch.Tensor, rate: float) -> None:
-        """Validate and log; ``train``: mean loss terms of the epoch's steps,
-        ``rate``: training structures per second."""
+    def validate(self) -> dict[str, float]:
+        """Metrics of the deployed weights on the validation split (summed over ranks;
+        empty without one); ``"loss"`` is the score the best checkpoint is chosen by."""
+        raise NotImplementedError
+
+    def _epoch_metrics(
+        self, train: torch.Tensor, rate: float, valid: dict[str, float]
+    ) -> dict[str, float]:
+        """The metrics-row columns after epoch/step/lr/seconds (``train``: mean loss terms
+        of the epoch's steps, ``rate``: structures/s, ``valid``: :meth:`validate`)."""
+        raise NotImplementedError
+
+    def _log_epoch(self, row: dict[str, float], score: float) -> None:
+        """Show and write one metrics row (``score``: the validation loss, else the
+        training loss)."""
         raise NotImplementedError
 
     def _start_epoch(self, steps: int) -> None:
@@ -251,6 +263,24 @@ class ResumableRun(Generic[ModelT]):
             if done or (finished and p.epoch % cfg.checkpoint.every_epochs == 0):
                 self._save_resumable()
         return self._finish()
+
+    def _end_epoch(self, train: torch.Tensor, rate: float) -> None:
+        """Validate, step a plateau schedule, log the metrics row, keep the best weights."""
+        valid = self.validate()
+        score = valid.get("loss", float(train[0]))
+        if self.cfg.optimizer.schedule == "plateau":
+            self.plateau.update(score)
+        p = self.progress
+        row = {
+            "epoch": p.epoch + (p.step_in_epoch > 0),
+            "step": p.global_step,
+            "lr": self._lr(),
+            "seconds": p.seconds,
+            **self._epoch_metrics(train, rate, valid),
+        }
+        self.history.append(row)
+        self._log_epoch(row, score)
+        self._save_best(score)
 
     def _planned_steps(self) -> int:
         """Optimiser steps of the whole run (``train.max_steps``, else epochs × batches);

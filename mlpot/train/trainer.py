@@ -237,17 +237,10 @@ class PotentialRun(ResumableRun[Potential]):
         all_reduce_sum(sums.values, w)
         return sums.metrics()
 
-    def _end_epoch(self, train: torch.Tensor, rate: float) -> None:
-        p = self.progress
-        valid = self.validate()
-        score = valid.get("loss", float(train[0]))
-        if self.cfg.optimizer.schedule == "plateau":
-            self.plateau.update(score)
-        row = {
-            "epoch": p.epoch + (p.step_in_epoch > 0),
-            "step": p.global_step,
-            "lr": self._lr(),
-            "seconds": p.seconds,
+    def _epoch_metrics(
+        self, train: torch.Tensor, rate: float, valid: dict[str, float]
+    ) -> dict[str, float]:
+        return {
             "structures_per_s": rate,
             **{
                 f"train_{k}": float(v)
@@ -266,9 +259,9 @@ class PotentialRun(ResumableRun[Potential]):
                 )
             },
         }
-        self.history.append(row)
+
+    def _log_epoch(self, row: dict[str, float], score: float) -> None:
         self.log.end_epoch(row)
-        self._save_best(score)
 
     def _restore(self, state: dict) -> None:
         self.equivariance.load_state_dict(state.get("equivariance"))
