@@ -131,6 +131,13 @@ class LossConfig(_Section):
             (the network's own predictions fed back, gradients through all K; the
             loss is the mean over the K steps of the normalised MSEs of the positions
             relative to the first frame and of the velocities; 1: one-step loss).
+        atom_weighting: forecaster only: ``uniform`` (every atom's squared errors
+            count alike) or ``mass`` (weighted by m_i/m̄, m̄ the mean atomic mass of
+            its system: errors in the kinetic-energy metric, so a heavy atom's error
+            relative to its thermal motion counts as much as a hydrogen's; with
+            ``uniform`` the hydrogens, whose thermal velocities are √12 larger than a
+            carbon's, dominate the loss of an organic molecule; validation uses the
+            same weights).
     """
 
     energy: float = Field(1.0, ge=0.0)
@@ -144,6 +151,7 @@ class LossConfig(_Section):
     velocity_noise: float = Field(0.0, ge=0.0)
     noise_scale: Literal["absolute", "thermal"] = "absolute"
     unroll_steps: int = Field(1, ge=1)
+    atom_weighting: Literal["uniform", "mass"] = "uniform"
 
 
 class OptimizerConfig(_Section):
