@@ -27,7 +27,10 @@ def mol_store(tmp_path_factory):
     """2 GFN2-xTB ethanol trajectories of 4 frames, 5 fs apart (H, C, O: 3 masses)."""
     path = tmp_path_factory.mktemp("mol") / "ethanol.h5"
     molecule_xtb_reference(
-        path, temperatures=(300.0, 400.0), frames=4, trajectories_per_temperature=2,
+        path,
+        temperatures=(300.0, 400.0),
+        frames=4,
+        trajectories_per_temperature=2,
         equilibration_fs=10.0,
     )
     return path
@@ -114,14 +117,17 @@ def test_unrolled_loss_weights_every_step(tmp_path, mol_store):
     v, dt = sample.graph.velocities, model.forecast_fs
     sx, sv = float(model.displacement_rms), float(model.velocity_rms)
     later_x, later_v = sample.later_displacements[:, 0], sample.later_velocities[:, 0]
-    by_hand = torch.stack(
-        [
-            (w * ((v * dt - sample.displacement) / sx).square()).sum()
-            + (w * ((2 * v * dt - later_x) / sx).square()).sum(),
-            (w * ((v - sample.velocities) / sv).square()).sum()
-            + (w * ((v - later_v) / sv).square()).sum(),
-        ]
-    ) / 2
+    by_hand = (
+        torch.stack(
+            [
+                (w * ((v * dt - sample.displacement) / sx).square()).sum()
+                + (w * ((2 * v * dt - later_x) / sx).square()).sum(),
+                (w * ((v - sample.velocities) / sv).square()).sum()
+                + (w * ((v - later_v) / sv).square()).sum(),
+            ]
+        )
+        / 2
+    )
     with torch.no_grad():
         got = unrolled_squared_errors(model, sample, w)
     torch.testing.assert_close(got, by_hand, rtol=1e-9, atol=0)
