@@ -11,8 +11,8 @@ stored training RMS). ``loss.position_noise`` / ``loss.velocity_noise`` perturb 
 training inputs, in Å and Å/fs or (``loss.noise_scale: thermal``) as fractions of each
 atom's thermal scale (:mod:`mlpot.train.forecast_noise`); ``loss.unroll_steps`` = K > 1
 trains on windows of K + 1 frames with the loss unrolled over K forecast steps
-(:func:`unrolled_squared_errors`); ``loss.atom_weighting: mass`` weights every atom's
-squared errors by m_i/m̄ (:func:`atom_weights`). Validation is always one-step and also reports
+(:func:`unrolled_squared_errors`); ``loss.mass_exponent`` α > 0 weights every atom's
+squared errors by m_i^α/⟨m^α⟩ (:func:`atom_weights`). Validation is always one-step and also reports
 the same loss of free flight (Δx = v·Δt, v′ = v), the baseline the network has to beat.
 """
 
@@ -66,22 +66,23 @@ CSV_COLUMNS = (
 
 
 def atom_weights(
-    model: TrajCastForecaster, graph: AtomicGraph, kind: str = "uniform"
+    model: TrajCastForecaster, graph: AtomicGraph, exponent: float = 0.0
 ) -> torch.Tensor | None:
-    """``[N, 1]`` per-atom loss weights, or None for ``uniform``.
+    """``[N, 1]`` per-atom loss weights w_i = m_i^α / ⟨m^α⟩_b, or None for α = 0.
 
-    ``mass``: w_i = m_i / m̄_b with m̄_b the mean atomic mass of atom i's system, so the
-    weights of a system sum to its atom count (an all-one-element system gets 1
-    everywhere) and Σ w_i |δv_i|² is the kinetic-energy metric: an error that is a
-    given fraction of an atom's thermal velocity √(kT/m_i) costs the same on every atom.
+    ⟨·⟩_b is the mean over atom i's system, so the weights of a system sum to its atom
+    count (an all-one-element system gets 1 everywhere). With α = 1, Σ w_i |δv_i|² is
+    the kinetic-energy metric: an error that is a given fraction of an atom's thermal
+    velocity √(kT/m_i) costs the same on every atom.
     """
-    if kind == "uniform":
+    if exponent == 0:
         return None
-    if kind != "mass":
-        raise ValueError(f"unknown atom weighting {kind!r}; known: uniform, mass")
-    masses, index, b = model.masses(graph), graph.system_index, graph.num_systems
-    mean = system_sum(masses, index, b) / system_sum(torch.ones_like(masses), index, b)
-    return (masses / mean.index_select(0, index))[:, None]
+    if not 0 < exponent <= 1:
+        raise ValueError(f"mass exponent must be in [0, 1], got {exponent}")
+    scaled = model.masses(graph) ** exponent
+    index, b = graph.system_index, graph.num_systems
+    mean = system_sum(scaled, index, b) / system_sum(torch.ones_like(scaled), index, b)
+    return (scaled / mean.index_select(0, index))[:, None]
 
 
 def squared_errors(
@@ -197,7 +198,7 @@ class ForecastRun(ResumableRun[TrajCastForecaster]):
         loss = torch.zeros(1, dtype=torch.float64)
         if sample is not None:
             sample = self._noisy(sample)
-            weights = atom_weights(self.model, sample.graph, self.cfg.loss.atom_weighting)
+            weights = atom_weights(self.model, sample.graph, self.cfg.loss.mass_exponent)
             sums = unrolled_squared_errors(self.model, sample, weights)
             total = (self.weights[0] * sums[0] + self.weights[1] * sums[1]) / components
             total.backward()
@@ -247,7 +248,7 @@ class ForecastRun(ResumableRun[TrajCastForecaster]):
                 v = sample.graph.velocities
                 assert v is not None  # forecast samples always carry velocities
                 free = Forecast(v * model.forecast_fs, v)
-                weights = atom_weights(model, sample.graph, self.cfg.loss.atom_weighting)
+                weights = atom_weights(model, sample.graph, self.cfg.loss.mass_exponent)
                 predicted = model(sample.graph)
                 sums[:2] += squared_errors(model, predicted, sample, weights).double().cpu()
                 sums[2:4] += squared_errors(model, free, sample, weights).double().cpu()
