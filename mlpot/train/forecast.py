@@ -12,8 +12,9 @@ training inputs, in Å and Å/fs or (``loss.noise_scale: thermal``) as fractions
 atom's thermal scale (:mod:`mlpot.train.forecast_noise`); ``loss.unroll_steps`` = K > 1
 trains on windows of K + 1 frames with the loss unrolled over K forecast steps
 (:func:`unrolled_squared_errors`); ``loss.mass_exponent`` α > 0 weights every atom's
-squared errors by m_i^α/⟨m^α⟩ (:func:`atom_weights`). Validation is always one-step and also reports
-the same loss of free flight (Δx = v·Δt, v′ = v), the baseline the network has to beat.
+squared errors by m_i^α/⟨m^α⟩ (:func:`atom_weights`). Validation is always one-step
+(with the same atom weights) and also reports the same loss of free flight
+(Δx = v·Δt, v′ = v), the baseline the network has to beat.
 """
 
 from __future__ import annotations
