@@ -35,9 +35,11 @@ def squared_error_sums(
     velocities: torch.Tensor,
     target_displacement: torch.Tensor,
     target_velocities: torch.Tensor,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``[2]`` Σ ((Δx − Δx_ref)/σ_x)² and Σ ((v − v_ref)/σ_v)² over atoms and components
-    (all inputs ``[N, 3]``, Å and Å/fs); training sums these over a batch."""
+    """``[2]`` Σ w_i ((Δx − Δx_ref)/σ_x)² and Σ w_i ((v − v_ref)/σ_v)² over atoms and
+    components (inputs ``[N, 3]``, Å and Å/fs; ``weights`` ``[N, 1]`` per-atom, None: all
+    1); training sums these over a batch."""
     for name, p, t in (
         ("displacement", displacement, target_displacement),
         ("velocities", velocities, target_velocities),
@@ -46,7 +48,10 @@ def squared_error_sums(
             raise ValueError(f"{name}: prediction {tuple(p.shape)} vs target {tuple(t.shape)}")
     dx = (displacement - target_displacement) / model.displacement_rms
     dv = (velocities - target_velocities) / model.velocity_rms
-    return torch.stack([dx.square().sum(), dv.square().sum()])
+    dx2, dv2 = dx.square(), dv.square()
+    if weights is not None:
+        dx2, dv2 = dx2 * weights, dv2 * weights
+    return torch.stack([dx2.sum(), dv2.sum()])
 
 
 def forecast_loss(

@@ -131,6 +131,14 @@ class LossConfig(_Section):
             (the network's own predictions fed back, gradients through all K; the
             loss is the mean over the K steps of the normalised MSEs of the positions
             relative to the first frame and of the velocities; 1: one-step loss).
+        mass_exponent: forecaster only: α of the per-atom loss weights
+            w_i = m_i^α / ⟨m^α⟩ (mean over atom i's system, so a system's weights sum
+            to its atom count; validation uses the same weights). 0: every atom's
+            squared errors count alike, so in an organic molecule the hydrogens, whose
+            thermal velocities are √12 a carbon's, dominate; 1: the kinetic-energy
+            metric, where an error that is a given fraction of an atom's thermal
+            velocity costs the same on every atom (measured on ethanol: α = 0 leaves
+            the heavy-atom stretches too cold in a rollout, α = 1 the X-H stretches).
     """
 
     energy: float = Field(1.0, ge=0.0)
@@ -144,6 +152,7 @@ class LossConfig(_Section):
     velocity_noise: float = Field(0.0, ge=0.0)
     noise_scale: Literal["absolute", "thermal"] = "absolute"
     unroll_steps: int = Field(1, ge=1)
+    mass_exponent: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class OptimizerConfig(_Section):

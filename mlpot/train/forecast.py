@@ -11,8 +11,10 @@ stored training RMS). ``loss.position_noise`` / ``loss.velocity_noise`` perturb 
 training inputs, in Å and Å/fs or (``loss.noise_scale: thermal``) as fractions of each
 atom's thermal scale (:mod:`mlpot.train.forecast_noise`); ``loss.unroll_steps`` = K > 1
 trains on windows of K + 1 frames with the loss unrolled over K forecast steps
-(:func:`unrolled_squared_errors`). Validation is always one-step and also reports
-the same loss of free flight (Δx = v·Δt, v′ = v), the baseline the network has to beat.
+(:func:`unrolled_squared_errors`); ``loss.mass_exponent`` α > 0 weights every atom's
+squared errors by m_i^α/⟨m^α⟩ (:func:`atom_weights`). Validation is always one-step
+(with the same atom weights) and also reports the same loss of free flight
+(Δx = v·Δt, v′ = v), the baseline the network has to beat.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from torch.utils.data import DataLoader
 
 from mlpot.checkpoint import load_model, load_training_state
 from mlpot.datasets.forecast import ForecastSample, collate_samples
+from mlpot.graph import AtomicGraph
 from mlpot.models import TrajCastForecaster
 from mlpot.models.trajcast import Forecast
+from mlpot.models.trajcast_conservation import system_sum
 from mlpot.models.trajcast_loss import squared_error_sums
 from mlpot.train.config import TrainingConfig
 from mlpot.train.distributed import World, all_reduce_sum, broadcast_parameters
@@ -63,26 +67,54 @@ CSV_COLUMNS = (
 )
 
 
+def atom_weights(
+    model: TrajCastForecaster, graph: AtomicGraph, exponent: float = 0.0
+) -> torch.Tensor | None:
+    """``[N, 1]`` per-atom loss weights w_i = m_i^α / ⟨m^α⟩_b, or None for α = 0.
+
+    ⟨·⟩_b is the mean over atom i's system, so the weights of a system sum to its atom
+    count (an all-one-element system gets 1 everywhere). With α = 1, Σ w_i |δv_i|² is
+    the kinetic-energy metric: an error that is a given fraction of an atom's thermal
+    velocity √(kT/m_i) costs the same on every atom.
+    """
+    if exponent == 0:
+        return None
+    if not 0 < exponent <= 1:
+        raise ValueError(f"mass exponent must be in [0, 1], got {exponent}")
+    scaled = model.masses(graph) ** exponent
+    index, b = graph.system_index, graph.num_systems
+    mean = system_sum(scaled, index, b) / system_sum(torch.ones_like(scaled), index, b)
+    return (scaled / mean.index_select(0, index))[:, None]
+
+
 def squared_errors(
-    model: TrajCastForecaster, prediction: Forecast, sample: ForecastSample
+    model: TrajCastForecaster,
+    prediction: Forecast,
+    sample: ForecastSample,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``[2]`` Σ ((Δx − Δx_ref)/σ_x)² and Σ ((v′ − v′_ref)/σ_v)² over the batch."""
+    """``[2]`` Σ w_i ((Δx − Δx_ref)/σ_x)² and Σ w_i ((v′ − v′_ref)/σ_v)² over the batch
+    (``weights`` ``[N, 1]`` from :func:`atom_weights`; None: all 1)."""
     return squared_error_sums(
         model,
         prediction.displacement,
         prediction.velocities,
         sample.displacement,
         sample.velocities,
+        weights,
     )
 
 
-def unrolled_squared_errors(model: TrajCastForecaster, sample: ForecastSample) -> torch.Tensor:
+def unrolled_squared_errors(
+    model: TrajCastForecaster, sample: ForecastSample, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """``[2]`` :func:`squared_errors` averaged over the K steps of ``sample``: step j
     starts from step j − 1's predicted positions and velocities (edges rebuilt) and is
     compared with the reference frame j (positions as displacements from the first
-    frame). K = 1 is the one-step loss."""
+    frame). K = 1 is the one-step loss. ``weights``: per-atom, as for
+    :func:`squared_errors`."""
     prediction = model(sample.graph)
-    sums = squared_errors(model, prediction, sample)
+    sums = squared_errors(model, prediction, sample, weights)
     if sample.later_displacements is None or sample.later_velocities is None:
         return sums
     graph, moved = sample.graph, prediction.displacement
@@ -99,6 +131,7 @@ def unrolled_squared_errors(model: TrajCastForecaster, sample: ForecastSample) -
             prediction.velocities,
             sample.later_displacements[:, j],
             sample.later_velocities[:, j],
+            weights,
         )
     return sums / sample.steps
 
@@ -169,7 +202,8 @@ class ForecastRun(ResumableRun[TrajCastForecaster]):
         loss = torch.zeros(1, dtype=torch.float64)
         if sample is not None:
             sample = self._noisy(sample)
-            sums = unrolled_squared_errors(self.model, sample)
+            weights = atom_weights(self.model, sample.graph, self.cfg.loss.mass_exponent)
+            sums = unrolled_squared_errors(self.model, sample, weights)
             total = (self.weights[0] * sums[0] + self.weights[1] * sums[1]) / components
             total.backward()
             loss = total.detach().double().cpu().reshape(1)
@@ -218,8 +252,10 @@ class ForecastRun(ResumableRun[TrajCastForecaster]):
                 v = sample.graph.velocities
                 assert v is not None  # forecast samples always carry velocities
                 free = Forecast(v * model.forecast_fs, v)
-                sums[:2] += squared_errors(model, model(sample.graph), sample).double().cpu()
-                sums[2:4] += squared_errors(model, free, sample).double().cpu()
+                weights = atom_weights(model, sample.graph, self.cfg.loss.mass_exponent)
+                predicted = model(sample.graph)
+                sums[:2] += squared_errors(model, predicted, sample, weights).double().cpu()
+                sums[2:4] += squared_errors(model, free, sample, weights).double().cpu()
                 sums[4] += 3.0 * sample.graph.num_atoms
         all_reduce_sum(sums, w)
         dx, dv, fx, fv = (sums[:4] / sums[4]).tolist()
