@@ -49,6 +49,21 @@ def relative_l1(x: np.ndarray, g: np.ndarray, g_ref: np.ndarray) -> float:
     return float(np.trapezoid(np.abs(g - g_ref), x) / np.trapezoid(g_ref, x))
 
 
+def split_half_rdf_error(
+    positions: np.ndarray, atoms: ase.Atoms, r_max: float, bins: int, periodic: bool
+) -> float:
+    """:func:`relative_l1` between the RDFs of the first and second halves (in time) of
+    the runs ``[R, T, N, 3]``: how far two stretches of the same reference trajectory
+    disagree, a floor under the error any rollout of that length can show."""
+    half = positions.shape[1] // 2
+    first = positions[:, :half].reshape(-1, *positions.shape[2:])
+    second = positions[:, half : 2 * half].reshape(-1, *positions.shape[2:])
+    stride = max(1, len(first) // 1000)
+    r, g1 = pair_distribution(first[::stride], atoms, r_max, bins, periodic)
+    _, g2 = pair_distribution(second[::stride], atoms, r_max, bins, periodic)
+    return relative_l1(r, g2, g1)
+
+
 def diffusion(positions: np.ndarray, dt_fs: float, lags: int) -> tuple[np.ndarray,
                                                                       np.ndarray, float]:
     """(lag times fs, MSD Å², D Å²/fs) from the MSD over ``lags`` frames (fit 20-80 %),

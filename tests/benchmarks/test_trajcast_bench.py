@@ -21,6 +21,7 @@ from benchmarks.trajcast_analysis import (
     peaks,
     relative_l1,
     spectrum,
+    split_half_rdf_error,
     temperatures,
 )
 from mlpot.md import MDState, maxwell_boltzmann
@@ -32,6 +33,24 @@ def test_relative_l1():
     g_ref = np.ones_like(x)
     assert relative_l1(x, g_ref, g_ref) == 0.0
     assert relative_l1(x, 1.5 * g_ref, g_ref) == pytest.approx(0.5)
+
+
+def test_split_half_rdf_error_compares_the_two_halves():
+    """Two halves that sample the same distances give 0; halves at different bond
+    lengths give the relative L1 distance of their histograms (disjoint: 2)."""
+    import ase
+
+    atoms = ase.Atoms("H2", positions=[[0, 0, 0], [0.75, 0, 0]])
+    rng = np.random.default_rng(0)
+    d = 0.7 + 0.05 * rng.random(40)
+    pair = lambda x: np.stack([np.zeros((len(x), 3)), np.c_[x, 0 * x, 0 * x]], 1)  # noqa: E731
+    same = pair(np.concatenate([d, d]))[None]  # [R=1, T=80, N=2, 3]
+    assert split_half_rdf_error(same, atoms, 3.0, 60, False) == 0.0
+    shifted = pair(np.concatenate([d, d + 1.0]))[None]
+    assert split_half_rdf_error(shifted, atoms, 3.0, 60, False) == pytest.approx(2.0)
+    # only the second half moved: comparing a half with itself would give 0
+    partly = pair(np.concatenate([d, d[:20], d[20:] + 1.0]))[None]
+    assert split_half_rdf_error(partly, atoms, 3.0, 60, False) == pytest.approx(1.0, abs=0.1)
 
 
 def test_temperature_matches_the_md_state():
@@ -114,8 +133,8 @@ def test_tiny_run_prints_every_quantity_and_writes_plots(tmp_path, capsys):
     results = run(["ar", "cu", "ethanol"], 8, 0, tmp_path / "cache", tmp_path / "out", 2,
                   models=models, equilibration_fs=20.0)
     text = capsys.readouterr().out
-    for needle in ("RDF error", "T mean ± std", "D, 1e-5 cm²/s", "VDOS peaks", "bond C-H",
-                   "speed, ps/s", "stable"):
+    for needle in ("RDF error", "sampling floor", "T mean ± std", "D, 1e-5 cm²/s",
+                   "VDOS peaks", "bond C-H", "speed, ps/s", "stable"):
         assert needle in text
     for png in ("rdf.png", "msd.png", "vdos.png", "bonds.png"):
         assert (tmp_path / "out" / png).stat().st_size > 1000
