@@ -82,8 +82,8 @@ def atom_weights(
     if not 0 < exponent <= 1:
         raise ValueError(f"mass exponent must be in [0, 1], got {exponent}")
     scaled = model.masses(graph) ** exponent
-    index, b = graph.system_index, graph.num_systems
-    mean = system_sum(scaled, index, b) / system_sum(torch.ones_like(scaled), index, b)
+    index = graph.system_index
+    mean = system_sum(scaled, index, graph.num_systems) / graph.atoms_per_system.to(scaled)
     return (scaled / mean.index_select(0, index))[:, None]
 
 

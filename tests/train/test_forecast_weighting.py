@@ -16,6 +16,7 @@ import torch
 
 from mlpot.datasets.forecast import collate_samples
 from mlpot.datasets.reference.trajectory import molecule_xtb_reference
+from mlpot.graph import AtomicGraph
 from mlpot.models.trajcast import Forecast
 from mlpot.train import ConfigError, parse_config
 from mlpot.train.forecast import atom_weights, squared_errors, unrolled_squared_errors
@@ -51,6 +52,13 @@ def test_mass_weights_by_hand(tmp_path, mol_store):
         one = masses**alpha / (masses**alpha).mean()
         np.testing.assert_allclose(w[:, 0].numpy(), np.concatenate([one, one]), rtol=1e-12)
         assert w.shape == (18, 1)
+    # two systems of different composition: the mean is taken per system
+    mixed = AtomicGraph.from_atoms(
+        [ase.build.molecule("H2O"), ase.build.molecule("CH4")], dtype=torch.float64
+    )
+    w = atom_weights(run.model, mixed, 1.0)
+    expected = [m / m.mean() for m in (ase.build.molecule(f).get_masses() for f in ("H2O", "CH4"))]
+    np.testing.assert_allclose(w[:, 0].numpy(), np.concatenate(expected), rtol=1e-12)
     assert atom_weights(run.model, graph, 0.0) is None
     with pytest.raises(ValueError, match="mass exponent"):
         atom_weights(run.model, graph, -1.0)
