@@ -5,7 +5,7 @@ the end of a run.
 :class:`ResumableRun` is the base of both trainers (:class:`mlpot.train.trainer.PotentialRun`,
 :class:`mlpot.train.forecast.ForecastRun`): a subclass builds the model, data and
 optimiser in its ``__init__`` and supplies the training data, one optimiser step
-(:meth:`ResumableRun._step`) and the end of an epoch (validation, logs).
+(:meth:`ResumableRun._step`), validation and its metrics-row columns and log.
 
 A resumable checkpoint (``checkpoints/step-XXXXXXXX.pt``, written with
 :func:`mlpot.save_model`) holds the raw weights plus the training state: the
@@ -170,9 +170,9 @@ class ResumableRun(Generic[ModelT]):
     """A training run's loop and bookkeeping, shared by both trainers.
 
     A subclass's ``__init__`` sets the attributes annotated below (``total_steps`` from
-    :meth:`_planned_steps`); it defines :meth:`_train_split`, :meth:`_to_device`, :meth:`_step`
-    and :meth:`_end_epoch`, and may add
-    :meth:`_start_epoch`, :meth:`_log_step` and :meth:`_extra_state`.
+    :meth:`_planned_steps`); it defines :meth:`_train_split`, :meth:`_to_device`,
+    :meth:`_step`, :meth:`validate`, :meth:`_epoch_metrics` and :meth:`_log_epoch`, and may
+    add :meth:`_start_epoch`, :meth:`_log_step` and :meth:`_extra_state`.
     """
 
     cfg: TrainingConfig
