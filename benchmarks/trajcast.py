@@ -31,6 +31,7 @@ from benchmarks.trajcast_analysis import (
     matched_shifts,
     pair_distribution,
     peaks,
+    rdf_frames,
     relative_l1,
     spectrum,
     split_half_rdf_error,
@@ -94,9 +95,9 @@ def evaluate_system(
     t_ref = temperatures(_frames(v_ref), masses, dof)
     t_roll = temperatures(_frames(v_roll), masses, dof)
     f_ref, f_roll = _frames(p_ref), _frames(p_roll)
-    r, g_ref = pair_distribution(f_ref[:: max(1, len(f_ref) // 2000)], start,
+    r, g_ref = pair_distribution(rdf_frames(f_ref, system.periodic), start,
                                  system.rdf_r_max, 160, system.periodic)
-    _, g = pair_distribution(f_roll[:: max(1, len(f_roll) // 2000)], start,
+    _, g = pair_distribution(rdf_frames(f_roll, system.periodic), start,
                              system.rdf_r_max, 160, system.periodic)
     floor = split_half_rdf_error(p_ref, start, system.rdf_r_max, 160, system.periodic)
     res = Result(

@@ -44,6 +44,17 @@ def pair_distribution(
     return 0.5 * (edges[1:] + edges[:-1]), hist / (len(positions) * len(i) * width)
 
 
+def rdf_frames(frames: np.ndarray, periodic: bool, budget: int = 2000) -> np.ndarray:
+    """The frames ``[T, N, 3]`` an RDF is averaged over: every frame for an isolated
+    molecule (its N(N−1)/2 distances per frame cost nothing; the 200-ps ethanol
+    reference's split-half error drops from 0.064 with 2000 frames to 0.044 with all),
+    an even subsample of about ``budget`` for a periodic cell (a neighbour list per
+    frame, ~6 ms for 108 atoms; 2000 frames already resolve the crystal and liquid)."""
+    if not periodic:
+        return frames
+    return frames[:: max(1, len(frames) // budget)]
+
+
 def relative_l1(x: np.ndarray, g: np.ndarray, g_ref: np.ndarray) -> float:
     """∫|g − g_ref| dx / ∫ g_ref dx (trapezoid rule)."""
     return float(np.trapezoid(np.abs(g - g_ref), x) / np.trapezoid(g_ref, x))
@@ -58,9 +69,9 @@ def split_half_rdf_error(
     half = positions.shape[1] // 2
     first = positions[:, :half].reshape(-1, *positions.shape[2:])
     second = positions[:, half : 2 * half].reshape(-1, *positions.shape[2:])
-    stride = max(1, len(first) // 1000)
-    r, g1 = pair_distribution(first[::stride], atoms, r_max, bins, periodic)
-    _, g2 = pair_distribution(second[::stride], atoms, r_max, bins, periodic)
+    first, second = rdf_frames(first, periodic, 1000), rdf_frames(second, periodic, 1000)
+    r, g1 = pair_distribution(first, atoms, r_max, bins, periodic)
+    _, g2 = pair_distribution(second, atoms, r_max, bins, periodic)
     return relative_l1(r, g2, g1)
 
 

@@ -38,6 +38,8 @@ SHIPPED_MODELS: dict[str, tuple[str, str]] = {
                           "TrajCast forecaster, liquid Ar (Lennard-Jones reference), 20 fs"),
     "mlpot-cu-trajcast": ("mlpot-cu-trajcast.pt",
                           "TrajCast forecaster, fcc Cu 300-600 K (EMT reference), 10 fs"),
+    "mlpot-ethanol-trajcast": ("mlpot-ethanol-trajcast.pt",
+                               "TrajCast forecaster, ethanol in vacuum 250-600 K (GFN2-xTB), 5 fs"),
 }
 #: Old names that still load: ``emt-cuni-small`` (Cu/Ni only) is superseded by the
 #: seven-metal model, which covers Cu and Ni with the same EMT reference.
