@@ -36,7 +36,11 @@ def rollout(
         "--thermostat/--no-thermostat",
         help="CSVR thermostat on the predicted velocities (off: NVE-like rollout).",
     ),
-    tau: float = typer.Option(100.0, help="Thermostat time constant, fs."),
+    tau: float = typer.Option(
+        100.0,
+        help="Thermostat time constant, fs. A forecaster that loses kinetic energy every "
+        "step runs cold under a loose thermostat: use 20 for mlpot-ethanol-trajcast.",
+    ),
     traj: Annotated[Path | None, typer.Option(
         help="Trajectory file, format from the suffix: .dcd .xtc .h5 .extxyz. Default: none."
     )] = None,
