@@ -25,7 +25,7 @@ from mlpot.datasets.forecast import ForecastPairs
 from mlpot.models import MODEL_CLASSES, TrajCastForecaster
 from mlpot.models.base import species_to_numbers
 from mlpot.neighbors import with_neighbors
-from mlpot.train.config import ConfigError, TrainingConfig
+from mlpot.train.config import ConfigError, LossConfig, TrainingConfig
 
 FORECASTER = "TrajCastForecaster"
 _SAMPLE = 50  # pairs read to measure the mean neighbour count
@@ -50,9 +50,34 @@ def is_forecaster_run(cfg: TrainingConfig) -> bool:
     return MODEL_CLASSES[cfg.model.kind] is TrajCastForecaster
 
 
+#: ``loss`` settings that only a forecaster's training reads, and those only a potential's.
+FORECASTER_LOSS = (
+    "displacement", "velocity", "position_noise", "velocity_noise", "noise_scale",
+    "unroll_steps", "mass_exponent",
+)
+POTENTIAL_LOSS = ("energy", "forces", "stress", "kind", "huber_delta")
+
+
+def _changed(loss: LossConfig, names: tuple[str, ...]) -> list[str]:
+    """``loss.NAME: value`` of each of ``names`` set to something other than its default."""
+    default = LossConfig()
+    return [f"loss.{n}: {getattr(loss, n)!r}" for n in names
+            if getattr(loss, n) != getattr(default, n)]
+
+
+def check_potential_config(cfg: TrainingConfig) -> None:
+    """Forecaster-only loss settings in a potential's config are errors, not silently
+    ignored (a config copied from a forecaster recipe keeps its ``unroll_steps``...)."""
+    problems = [f"{s} is for {FORECASTER} training; this run trains a potential "
+                "(remove the key)" for s in _changed(cfg.loss, FORECASTER_LOSS)]
+    if problems:
+        raise ConfigError("invalid potential config\n" + "\n".join(f"  {p}" for p in problems))
+
+
 def check_forecast_config(cfg: TrainingConfig) -> None:
     """Settings that mean nothing for a forecaster are errors, not silently ignored."""
-    problems = []
+    problems = [f"{s} weighs a potential's loss; a forecaster's loss is the normalised "
+                "MSE of Δx and v (remove the key)" for s in _changed(cfg.loss, POTENTIAL_LOSS)]
     if cfg.equivariance.mode != "none":
         problems.append(
             f"equivariance.mode: {cfg.equivariance.mode} is for non-equivariant "

@@ -59,12 +59,13 @@ def fit(config: TrainingConfig, resume: bool | str | Path = False) -> TrainResul
     device = _device(config.train.device)
     world = init_world(device)
     try:
-        from mlpot.train.forecast_data import is_forecaster_run
+        from mlpot.train.forecast_data import check_potential_config, is_forecaster_run
 
         if is_forecaster_run(config):  # TrajCast forecasters: mlpot.train.forecast
             from mlpot.train.forecast import ForecastRun
 
             return ForecastRun(config, world, device, resume).run()
+        check_potential_config(config)
         return PotentialRun(config, world, device, resume).run()
     finally:
         close_world(world)

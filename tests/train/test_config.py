@@ -8,7 +8,7 @@ from train_helpers import tiny_config
 from typer.testing import CliRunner
 
 from mlpot.cli.main import app
-from mlpot.train import ConfigError, load_config, parse_config
+from mlpot.train import ConfigError, fit, load_config, parse_config
 
 
 def test_valid_config_parses(tmp_path, cu_store):
@@ -57,6 +57,16 @@ def test_unknown_model_and_param(tmp_path, cu_store):
     raw["model"]["params"]["chanels"] = 8
     with pytest.raises(ConfigError, match=r"model.params: unknown key\(s\) \['chanels'\]"):
         parse_config(raw)
+
+
+def test_forecaster_loss_settings_in_a_potential_run_are_named(tmp_path, cu_store):
+    """A potential's training never reads ``loss.unroll_steps`` and the like: a config that
+    sets them (say, copied from a forecaster recipe) fails before anything is written."""
+    raw = tiny_config(tmp_path / "run", cu_store, loss={"unroll_steps": 4, "mass_exponent": 0.5})
+    with pytest.raises(ConfigError, match=r"loss\.unroll_steps: 4 is for TrajCast") as err:
+        fit(parse_config(raw))
+    assert "loss.mass_exponent: 0.5" in str(err.value)
+    assert not (tmp_path / "run").exists()
 
 
 def test_set_overrides_and_bad_override(tmp_path, cu_store):
