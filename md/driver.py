@@ -13,7 +13,13 @@ import torch
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress, TextColumn
 
-from mlpot.md.batching import max_batch_atoms, plan_batches
+from mlpot.md.commands import (
+    RunOptions,
+    batch_parts,
+    output_reporters,
+    print_outcome,
+    start_state,
+)
 from mlpot.md.config import (
     EnsembleConfig,
     LJParameters,
@@ -24,69 +30,37 @@ from mlpot.md.config import (
 from mlpot.md.forces import ForceField
 from mlpot.md.progress import RunProgress
 from mlpot.md.relax import FIRE, RelaxResult
-from mlpot.md.reporters import ThermoReporter, TrajectoryReporter, load_restart
-from mlpot.md.simulate import Reporter, RestartSchedule, RunSummary, SafetyLimits, run_md
-from mlpot.md.state import MDState, maxwell_boltzmann
+from mlpot.md.reporters import load_restart
+from mlpot.md.simulate import RestartSchedule, RunSummary, SafetyLimits, run_md
+from mlpot.md.state import MDState
 from mlpot.md.units import GPA, gpa_to_ev_per_a3
 
 
-@dataclass(frozen=True)
-class MDRunConfig:
-    """Everything ``mlpot md`` needs (units: fs, K, GPa, Å).
+@dataclass(frozen=True, kw_only=True)
+class MDRunConfig(RunOptions):
+    """Everything ``mlpot md`` needs (units: fs, K, GPa, Å): the options of
+    :class:`~mlpot.md.commands.RunOptions` and the potential and ensemble.
 
-    ``steps`` is the step count the run ends at, so re-running the same command with
-    ``restart`` continues an interrupted run to the same end.
+    Attributes:
+        model: a checkpoint path, a shipped model's name or "lj".
+        ensemble: integrator and thermostat/barostat settings.
+        every: log/trajectory interval, steps (default 10).
+        lj: the parameters of ``model="lj"``.
     """
 
-    structure: Path
     model: str
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
-    steps: int = 1000
-    traj: Path | None = None
-    log: Path | None = None
     every: int = 10
-    seed: int = 0
-    device: str = "cpu"
-    dtype: str | None = None
-    restart: Path | None = None
-    restart_out: Path | None = None
-    restart_every: int | None = None
-    skin: float = 1.0
     lj: LJParameters = field(default_factory=LJParameters)
-    max_temperature: float = 1.0e5
-    max_batch_atoms: int | None = None
-    progress: bool = True
-
-
-def check_run_options(steps: int, every: int, traj: Path | None) -> None:
-    """Options every MD-like run shares (``mlpot md``, ``mlpot rollout``): clear errors."""
-    if steps < 0:
-        raise ValueError(f"--steps must be >= 0, got {steps}")
-    if every < 1:
-        raise ValueError(f"--every must be >= 1, got {every}")
-    if traj is not None:
-        from mlpot.md.reporters.trajectory import trajectory_format
-
-        trajectory_format(traj)
-
-
-def restart_path_for(restart_out: Path | None, traj: Path | None, log: Path | None,
-                     stem: str) -> Path:
-    """Where a run writes its restart file: ``restart_out``, else beside the trajectory
-    or log (``NAME.restart.pt``), else ``STEM.restart.pt``."""
-    if restart_out is not None:
-        return restart_out
-    base = traj or log or Path(stem)
-    return base.with_name(base.stem + ".restart.pt")
 
 
 def _validate(cfg: MDRunConfig) -> None:
     cfg.ensemble.validate()
-    check_run_options(cfg.steps, cfg.every, cfg.traj)
+    cfg.check()
 
 
 def default_restart_path(cfg: MDRunConfig) -> Path:
-    return restart_path_for(cfg.restart_out, cfg.traj, cfg.log, "md")
+    return cfg.restart_path("md")
 
 
 def _initial_state(cfg: MDRunConfig, structures, model) -> tuple[MDState, dict | None]:
@@ -98,10 +72,7 @@ def _initial_state(cfg: MDRunConfig, structures, model) -> tuple[MDState, dict |
             raise ValueError(f"{cfg.restart}: saved in {state.momenta.dtype}, model runs in "
                              f"{dtype}; pass the same --dtype as the original run")
         return state, {"data": data}
-    state = MDState.from_atoms(structures, seed=cfg.seed, dtype=dtype, device=cfg.device)
-    if not bool((state.momenta != 0).any()):
-        state = maxwell_boltzmann(state, cfg.ensemble.temperature)
-    return state, None
+    return start_state(structures, cfg.seed, dtype, cfg.device, cfg.ensemble.temperature), None
 
 
 def run_md_command(cfg: MDRunConfig, console: Console | None = None,
@@ -119,25 +90,12 @@ def run_md_command(cfg: MDRunConfig, console: Console | None = None,
     if resumed is not None:
         return [_run_part(cfg, state, model, console, resumed["data"], 0, state.num_systems,
                           default_restart_path(cfg), should_stop=should_stop)]
-    stress = cfg.ensemble.ensemble == "npt"
-    limit = cfg.max_batch_atoms
-    if limit is None and state.num_systems > 1:
-        probe = MDState.from_atoms(structures[:1], dtype=model.dtype, device=cfg.device)
-        limit = max_batch_atoms(ForceField(model, cfg.skin, stress), probe)
-    groups = plan_batches(state.graph.atoms_per_system.tolist(), limit)
+    probe_field = ForceField(model, cfg.skin, cfg.ensemble.ensemble == "npt")
     summaries = []
-    for k, group in enumerate(groups):
-        part = MDState.from_atoms([structures[i] for i in group],
-                                  seed=[cfg.seed + i for i in group], dtype=model.dtype,
-                                  device=cfg.device)
-        if not bool((part.momenta != 0).any()):
-            part = maxwell_boltzmann(part, cfg.ensemble.temperature)
-        restart = default_restart_path(cfg)
-        if len(groups) > 1:
-            restart = restart.with_name(f"{restart.stem}.part{k}{restart.suffix}")
-            console.print(f"part {k + 1}/{len(groups)}: systems {group[0]}..{group[-1]}")
-        summaries.append(_run_part(cfg, part, model, console, None, group[0],
-                                   state.num_systems, restart, append_log=k > 0,
+    for part in batch_parts(cfg, structures, model.dtype, cfg.ensemble.temperature,
+                            probe_field, default_restart_path(cfg), console):
+        summaries.append(_run_part(cfg, part.state, model, console, None, part.first_index,
+                                   state.num_systems, part.restart, part.append_log,
                                    should_stop=should_stop))
         if summaries[-1].stop_reason != "completed":
             break
@@ -148,26 +106,18 @@ def _run_part(cfg, state, model, console, restart_data, first_index, total, rest
               append_log=False, should_stop=None) -> RunSummary:
     integrator = build_integrator(cfg.ensemble)
     ff = ForceField(model, skin=cfg.skin, compute_stress=cfg.ensemble.ensemble == "npt")
-    resume_step = None
     if restart_data is not None:
         if restart_data.verlet_reference is not None:
             ref_positions, ref_cell = restart_data.verlet_reference
             ff.rebuild_from(ref_positions, ref_cell, state.graph)
-        resume_step = state.step
         saved = restart_data.extra.get("ensemble")
         if saved is not None and saved != asdict(cfg.ensemble):
             raise ValueError(f"{cfg.restart}: saved with ensemble settings {saved}, "
                              f"not {asdict(cfg.ensemble)}; pass the original options")
     else:  # with a log, the stress gives the pressure of the first row
         state = integrator.init(ff.evaluate(state, compute_stress=cfg.log is not None))
-    reporters: list[Reporter] = []
-    if cfg.log is not None:
-        reporters.append(ThermoReporter(cfg.log, cfg.every, resume_step, append_log, first_index))
-    if cfg.traj is not None:
-        frames = None if restart_data is None else restart_data.extra.get("frames", 0)
-        reporters.append(TrajectoryReporter(cfg.traj, state, cfg.every, frames, first_index,
-                                            total))
-    traj = next((r for r in reporters if isinstance(r, TrajectoryReporter)), None)
+    reporters, traj = output_reporters(cfg, state, restart_data, first_index, total,
+                                       append_log)
 
     def extra() -> dict:
         return {"ensemble": asdict(cfg.ensemble), "model": cfg.model,
@@ -200,10 +150,7 @@ def print_summary(console: Console, s: RunSummary, ensemble: str) -> None:
                   + (f", P = {float(final.pressure().mean()) / GPA:.4f} GPa, "
                      f"V = {float(final.volume().mean()):.2f} Å³"
                      if final.stress is not None else ""))
-    if s.message:
-        console.print(f"[red]{s.message}[/]" if s.stop_reason != "interrupted" else s.message)
-    if s.restart_path is not None:
-        console.print(f"restart file: {s.restart_path}")
+    print_outcome(console, s)
 
 
 @dataclass(frozen=True)

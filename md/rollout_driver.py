@@ -17,50 +17,41 @@ import numpy as np
 from ase.data import chemical_symbols
 from rich.console import Console
 
-from mlpot.md.batching import max_batch_atoms, plan_batches
+from mlpot.md.commands import (
+    RunOptions,
+    batch_parts,
+    output_reporters,
+    print_outcome,
+    start_state,
+)
 from mlpot.md.config import DTYPES, read_structures
-from mlpot.md.driver import check_run_options, restart_path_for
 from mlpot.md.progress import RunProgress, kinetic_energy
-from mlpot.md.reporters import ThermoReporter, TrajectoryReporter, load_restart
+from mlpot.md.reporters import load_restart
 from mlpot.md.reporters.restart import RestartData
 from mlpot.md.rollout import ForecastField, ForecastState, ForecastStep
-from mlpot.md.simulate import Reporter, RestartSchedule, RunSummary, SafetyLimits, run_md
-from mlpot.md.state import MDState, maxwell_boltzmann
+from mlpot.md.simulate import RestartSchedule, RunSummary, SafetyLimits, run_md
+from mlpot.md.state import MDState
 from mlpot.models.trajcast import TrajCastForecaster
 
 
-@dataclass(frozen=True)
-class RolloutConfig:
-    """Everything ``mlpot rollout`` needs (units: K, fs, Å).
+@dataclass(frozen=True, kw_only=True)
+class RolloutConfig(RunOptions):
+    """Everything ``mlpot rollout`` needs (units: K, fs, Å): the options of
+    :class:`~mlpot.md.commands.RunOptions` (``steps`` counting forecast steps, each
+    ``forecast_fs`` long) and the forecaster and thermostat.
 
-    ``steps`` counts forecast steps (each ``forecast_fs`` long) and is the step the run
-    ends at, so re-running with ``restart`` continues an interrupted run to the same end.
-    ``temperature`` is the initial (Maxwell–Boltzmann, when the structure has no
-    velocities) and CSVR target temperature; ``thermostat=False`` runs without one.
-    ``max_batch_atoms`` splits many structures into consecutive batches of at most that
-    many atoms run one after the other (default: one batch on CPU; on CUDA as many as
-    fit in free memory), as ``mlpot md`` does.
+    Attributes:
+        forecaster: a forecaster checkpoint path or shipped name.
+        temperature: the initial (Maxwell–Boltzmann, when the structure has no
+            velocities) and CSVR target temperature, K.
+        thermostat: False runs without a thermostat.
+        tau: CSVR time constant, fs.
     """
 
-    structure: Path
     forecaster: str
-    steps: int = 1000
     temperature: float = 300.0
     thermostat: bool = True
     tau: float = 100.0
-    traj: Path | None = None
-    log: Path | None = None
-    every: int = 1
-    seed: int = 0
-    device: str = "cpu"
-    dtype: str | None = None
-    restart: Path | None = None
-    restart_out: Path | None = None
-    restart_every: int | None = None
-    skin: float = 1.0
-    max_temperature: float = 1.0e5
-    progress: bool = True
-    max_batch_atoms: int | None = None
 
 
 def load_forecaster(
@@ -103,13 +94,13 @@ def rollout_progress(
 
 
 def _validate(cfg: RolloutConfig) -> None:
-    check_run_options(cfg.steps, cfg.every, cfg.traj)
+    cfg.check()
     if not cfg.temperature >= 0:
         raise ValueError(f"--temperature must be >= 0 K, got {cfg.temperature}")
 
 
 def restart_path(cfg: RolloutConfig) -> Path:
-    return restart_path_for(cfg.restart_out, cfg.traj, cfg.log, "rollout")
+    return cfg.restart_path("rollout")
 
 
 def _initial_state(
@@ -134,10 +125,7 @@ def _initial_state(
                 f"{_settings(cfg, model)}; pass the original options"
             )
         return data.state, {"data": data}
-    state = MDState.from_atoms(structures, seed=cfg.seed, dtype=model.dtype, device=cfg.device)
-    if not bool((state.momenta != 0).any()):
-        state = maxwell_boltzmann(state, cfg.temperature)
-    return state, None
+    return start_state(structures, cfg.seed, model.dtype, cfg.device, cfg.temperature), None
 
 
 def _settings(cfg: RolloutConfig, model: TrajCastForecaster) -> dict:
@@ -177,36 +165,27 @@ def run_rollout_command(
                 should_stop,
             )
         ]
-    limit = cfg.max_batch_atoms
-    if limit is None and state.num_systems > 1:
-        probe = MDState.from_atoms(structures[:1], dtype=model.dtype, device=cfg.device)
-        limit = max_batch_atoms(ForecastField(model, cfg.skin), probe)
-    groups = plan_batches(state.graph.atoms_per_system.tolist(), limit)
     summaries = []
-    for k, group in enumerate(groups):
-        part = MDState.from_atoms(
-            [structures[i] for i in group],
-            seed=[cfg.seed + i for i in group],
-            dtype=model.dtype,
-            device=cfg.device,
-        )
-        if not bool((part.momenta != 0).any()):
-            part = maxwell_boltzmann(part, cfg.temperature)
-        restart = restart_path(cfg)
-        if len(groups) > 1:
-            restart = restart.with_name(f"{restart.stem}.part{k}{restart.suffix}")
-            console.print(f"part {k + 1}/{len(groups)}: systems {group[0]}..{group[-1]}")
+    for part in batch_parts(
+        cfg,
+        structures,
+        model.dtype,
+        cfg.temperature,
+        ForecastField(model, cfg.skin),
+        restart_path(cfg),
+        console,
+    ):
         summaries.append(
             _run_part(
                 cfg,
                 model,
-                part,
+                part.state,
                 None,
                 console,
-                group[0],
+                part.first_index,
                 state.num_systems,
-                restart,
-                k > 0,
+                part.restart,
+                part.append_log,
                 should_stop,
             )
         )
@@ -233,17 +212,9 @@ def _run_part(
     if data is not None and data.verlet_reference is not None:
         field.rebuild_from(*data.verlet_reference, state.graph)  # type: ignore[call-arg]  # mypy miscounts the unpacked (positions, cell) pair
     state = step.init(state)
-    reporters: list[Reporter] = []
-    if cfg.log is not None:
-        resume_step = None if data is None else state.step
-        reporters.append(
-            ThermoReporter(cfg.log, cfg.every, resume_step, append_log, first_index, pressure=False)
-        )
-    traj = None
-    if cfg.traj is not None:
-        frames = None if data is None else data.extra.get("frames", 0)
-        traj = TrajectoryReporter(cfg.traj, state, cfg.every, frames, first_index, total)
-        reporters.append(traj)
+    reporters, traj = output_reporters(
+        cfg, state, data, first_index, total, append_log, pressure=False
+    )
 
     def extra() -> dict:
         return {
@@ -278,7 +249,4 @@ def _print_summary(console: Console, s: RunSummary) -> None:
     )
     temperature = s.state.temperature().cpu().numpy()
     console.print(f"final T = {float(np.mean(temperature)):.2f} K")
-    if s.message:
-        console.print(f"[red]{s.message}[/]" if s.stop_reason != "interrupted" else s.message)
-    if s.restart_path is not None:
-        console.print(f"restart file: {s.restart_path}")
+    print_outcome(console, s)

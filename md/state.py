@@ -26,16 +26,9 @@ from mlpot.graph import AtomicGraph
 from mlpot.kernels.kinetic import kinetic_energy
 from mlpot.md.noise import normals_per_atom
 from mlpot.md.units import KB, MVV2E
+from mlpot.models.trajcast_conservation import system_sum
 
 S = TypeVar("S", bound="MDState")
-
-
-def system_sum(values: torch.Tensor, system_index: torch.Tensor, num_systems: int
-               ) -> torch.Tensor:
-    """Sum per-atom ``values [N, ...]`` into per-system ``[B, ...]``."""
-    out = torch.zeros((num_systems, *values.shape[1:]), dtype=values.dtype,
-                      device=values.device)
-    return out.index_add(0, system_index, values)
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,21 @@ def zeros_per_system(state: MDState, *shape: int) -> torch.Tensor:
                        device=state.momenta.device)
 
 
+def require_positive(params: object, **units: str) -> None:
+    """Raise ValueError unless each named field of ``params`` is > 0 (NaN fails too).
+
+    Args:
+        params: the object holding the fields (an integrator's parameters).
+        units: field name → its unit, for the message, in the order to check them,
+            e.g. ``require_positive(self, dt="fs", tau="fs")``.
+    """
+    for name, unit in units.items():
+        value = getattr(params, name)
+        if not value > 0:
+            raise ValueError(f"{type(params).__name__}: {name} must be positive, "
+                             f"got {value} {unit}")
+
+
 class Integrator(ABC):
     """Advances an :class:`MDState` by one time step ``dt`` (fs); holds parameters only.
 

@@ -15,6 +15,7 @@ from mlpot.md.integrators.base import (
     drift,
     kick,
     per_system,
+    require_positive,
     update_forces,
     zeros_per_system,
 )
@@ -115,10 +116,7 @@ class CSVR(Integrator):
     state_type = CSVRState
 
     def __post_init__(self) -> None:
-        if not self.dt > 0:
-            raise ValueError(f"time step must be positive, got {self.dt} fs")
-        if not self.tau > 0:
-            raise ValueError(f"thermostat time constant must be positive, got {self.tau} fs")
+        require_positive(self, dt="fs", tau="fs")
 
     def init(self, state: MDState) -> CSVRState:
         if isinstance(state, CSVRState):

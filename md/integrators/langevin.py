@@ -14,6 +14,7 @@ from mlpot.md.integrators.base import (
     drift,
     kick,
     per_system,
+    require_positive,
     update_forces,
     zeros_per_system,
 )
@@ -61,10 +62,7 @@ class Langevin(Integrator):
     state_type = LangevinState
 
     def __post_init__(self) -> None:
-        if not self.dt > 0:
-            raise ValueError(f"time step must be positive, got {self.dt} fs")
-        if not self.friction > 0:
-            raise ValueError(f"friction must be positive, got {self.friction} 1/fs")
+        require_positive(self, dt="fs", friction="1/fs")
 
     def init(self, state: MDState) -> LangevinState:
         if isinstance(state, LangevinState):

@@ -13,6 +13,7 @@ from mlpot.md.integrators.base import (
     drift,
     kick,
     per_system,
+    require_positive,
     update_forces,
     zeros_per_system,
 )
@@ -60,11 +61,9 @@ class NoseHooverChain(Integrator):
     state_type = NoseHooverState
 
     def __post_init__(self) -> None:
-        if not self.dt > 0:
-            raise ValueError(f"time step must be positive, got {self.dt} fs")
-        if not self.tau > 0 or self.chain_length < 1:
-            raise ValueError(f"need tau > 0 and chain_length >= 1, got {self.tau}, "
-                             f"{self.chain_length}")
+        require_positive(self, dt="fs", tau="fs")
+        if self.chain_length < 1:
+            raise ValueError(f"NoseHooverChain: chain_length must be >= 1, got {self.chain_length}")
 
     def init(self, state: MDState) -> NoseHooverState:
         if isinstance(state, NoseHooverState):

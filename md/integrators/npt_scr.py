@@ -13,6 +13,7 @@ from mlpot.md.integrators.base import (
     drift,
     kick,
     per_system,
+    require_positive,
     update_forces,
     zeros_per_system,
 )
@@ -111,10 +112,7 @@ class NPTStochasticCellRescaling(Integrator):
     state_type = NPTState
 
     def __post_init__(self) -> None:
-        if not self.dt > 0:
-            raise ValueError(f"time step must be positive, got {self.dt} fs")
-        if not (self.tau_t > 0 and self.tau_p > 0 and self.compressibility > 0):
-            raise ValueError("tau_t, tau_p and compressibility must be positive")
+        require_positive(self, dt="fs", tau_t="fs", tau_p="fs", compressibility="Å³/eV")
         if self.cell_mode not in CELL_MODES:
             raise ValueError(f"cell_mode must be one of {CELL_MODES}, got {self.cell_mode!r}")
 

@@ -10,6 +10,7 @@ from mlpot.md.integrators.base import (
     advance_clock,
     drift,
     kick,
+    require_positive,
     update_forces,
 )
 from mlpot.md.state import MDState
@@ -33,8 +34,7 @@ class VelocityVerlet(Integrator):
     dt: float
 
     def __post_init__(self) -> None:
-        if not self.dt > 0:
-            raise ValueError(f"time step must be positive, got {self.dt} fs")
+        require_positive(self, dt="fs")
 
     def step(self, state: MDState, forces_fn: ForcesFn, compute_stress: bool = False
              ) -> MDState:
