@@ -42,7 +42,13 @@ import torch
 
 from mlpot.md.errors import ResourceExhaustedError, is_out_of_memory
 from mlpot.md.forces import ForceField
-from mlpot.md.integrators.base import Integrator, advance_clock, per_system, zeros_per_system
+from mlpot.md.integrators.base import (
+    Integrator,
+    advance_clock,
+    per_system,
+    require_positive,
+    zeros_per_system,
+)
 from mlpot.md.integrators.csvr import CSVRState, csvr_thermostat
 from mlpot.md.state import MDState, extend_state, remove_total_momentum
 from mlpot.models.base import PotentialOutput
@@ -133,10 +139,7 @@ class ForecastStep(Integrator):
     state_type = ForecastState
 
     def __post_init__(self) -> None:
-        if not self.dt > 0:
-            raise ValueError(f"forecast interval must be positive, got {self.dt} fs")
-        if not self.tau > 0:
-            raise ValueError(f"thermostat time constant must be positive, got {self.tau} fs")
+        require_positive(self, dt="fs", tau="fs")
 
     @classmethod
     def for_forecaster(

@@ -1,6 +1,6 @@
-"""Integrator parameters: a time step, time constant, friction or compressibility that is
-zero, negative or NaN is refused at construction with an error naming the field, its value
-and its unit."""
+"""Integrator parameters (and the rollout step's): a time step, time constant, friction or
+compressibility that is zero, negative or NaN is refused at construction with an error
+naming the field, its value and its unit."""
 
 import math
 
@@ -8,6 +8,7 @@ import pytest
 
 from mlpot.md import CSVR, Langevin, NoseHooverChain, NPTStochasticCellRescaling, VelocityVerlet
 from mlpot.md.integrators.base import require_positive
+from mlpot.md.rollout import ForecastStep
 
 VALID = {
     VelocityVerlet: {"dt": 1.0},
@@ -16,6 +17,7 @@ VALID = {
     NoseHooverChain: {"dt": 1.0, "temperature": 300.0, "tau": 100.0},
     NPTStochasticCellRescaling: {"dt": 1.0, "temperature": 300.0, "tau_t": 100.0,
                                  "tau_p": 1000.0, "compressibility": 90.0},
+    ForecastStep: {"dt": 5.0, "temperature": 300.0, "tau": 20.0},
 }
 UNITS = {"dt": "fs", "tau": "fs", "tau_t": "fs", "tau_p": "fs", "friction": "1/fs",
          "compressibility": "Å³/eV"}
