@@ -76,7 +76,7 @@ def check_potential_config(cfg: TrainingConfig) -> None:
 
 def check_forecast_config(cfg: TrainingConfig) -> None:
     """Settings that mean nothing for a forecaster are errors, not silently ignored."""
-    problems = [f"{s} weighs a potential's loss; a forecaster's loss is the normalised "
+    problems = [f"{s} is a potential's loss setting; a forecaster's loss is the normalised "
                 "MSE of Δx and v (remove the key)" for s in _changed(cfg.loss, POTENTIAL_LOSS)]
     if cfg.equivariance.mode != "none":
         problems.append(

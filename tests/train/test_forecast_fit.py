@@ -163,9 +163,9 @@ def test_forecaster_on_a_potential_dataset_is_a_clear_error(tmp_path, cu_store, 
         )
     with pytest.raises(ConfigError, match=r"equivariance\.mode"):
         fit(parse_config(_config(tmp_path / "r3", traj_store, equivariance={"mode": "augment"})))
-    # a potential's loss weights would be ignored: named, with every other problem
+    # a potential's loss settings would be ignored: named, with every other problem
     loss = {"forces": 5.0, "kind": "huber"}
-    with pytest.raises(ConfigError, match=r"loss\.forces: 5\.0 weighs a potential's loss") as err:
+    with pytest.raises(ConfigError, match=r"loss\.forces: 5\.0 is a potential's loss") as err:
         fit(parse_config(_config(tmp_path / "r5", traj_store, loss=loss)))
     assert "loss.kind: 'huber'" in str(err.value)
     assert not (tmp_path / "r5").exists()
