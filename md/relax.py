@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
+from mlpot.graph import system_sum
 from mlpot.md.forces import ForceField
-from mlpot.md.state import MDState, system_sum
+from mlpot.md.state import MDState
 
 
 @dataclass

@@ -22,11 +22,10 @@ import ase
 import numpy as np
 import torch
 
-from mlpot.graph import AtomicGraph
+from mlpot.graph import AtomicGraph, system_sum
 from mlpot.kernels.kinetic import kinetic_energy
 from mlpot.md.noise import normals_per_atom
 from mlpot.md.units import KB, MVV2E
-from mlpot.models.trajcast_conservation import system_sum
 
 S = TypeVar("S", bound="MDState")
 

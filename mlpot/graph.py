@@ -253,6 +253,13 @@ class AtomicGraph:
         return out
 
 
+def system_sum(values: torch.Tensor, system_index: torch.Tensor, num_systems: int) -> torch.Tensor:
+    """Per-atom ``values [N, ...]`` summed per system, ``[B, ...]`` (``system_index [N]``:
+    :attr:`AtomicGraph.system_index`)."""
+    out = torch.zeros((num_systems, *values.shape[1:]), dtype=values.dtype, device=values.device)
+    return out.index_add(0, system_index, values)
+
+
 def collate(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
     """Concatenate several batches into one (edges and labels included when all have them)."""
     if not graphs:

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import torch
 
+from mlpot.graph import system_sum
 from mlpot.md.integrators.base import (
     ForcesFn,
     Integrator,
@@ -20,7 +21,7 @@ from mlpot.md.integrators.base import (
     zeros_per_system,
 )
 from mlpot.md.noise import normals
-from mlpot.md.state import MDState, S, extend_state, system_sum
+from mlpot.md.state import MDState, S, extend_state
 from mlpot.md.units import KB
 
 

@@ -21,13 +21,9 @@ from __future__ import annotations
 
 import torch
 
+from mlpot.graph import system_sum
+
 MOMENTUM_MODES = ("input", "zero")
-
-
-def system_sum(values: torch.Tensor, system_index: torch.Tensor, num_systems: int) -> torch.Tensor:
-    """Per-atom ``values [N, ...]`` summed per system, ``[B, ...]``."""
-    out = torch.zeros((num_systems, *values.shape[1:]), dtype=values.dtype, device=values.device)
-    return out.index_add(0, system_index, values)
 
 
 def _per_atom(values: torch.Tensor, system_index: torch.Tensor) -> torch.Tensor:

@@ -28,10 +28,9 @@ from torch.utils.data import DataLoader
 
 from mlpot.checkpoint import load_model, load_training_state
 from mlpot.datasets.forecast import ForecastSample, collate_samples
-from mlpot.graph import AtomicGraph
+from mlpot.graph import AtomicGraph, system_sum
 from mlpot.models import TrajCastForecaster
 from mlpot.models.trajcast import Forecast
-from mlpot.models.trajcast_conservation import system_sum
 from mlpot.models.trajcast_loss import squared_error_sums
 from mlpot.train.config import TrainingConfig
 from mlpot.train.distributed import World, all_reduce_sum, broadcast_parameters

@@ -42,8 +42,9 @@ from __future__ import annotations
 import torch
 
 from mlpot.datasets.forecast import ForecastSample
+from mlpot.graph import system_sum
 from mlpot.models.trajcast import TrajCastForecaster
-from mlpot.models.trajcast_conservation import fix_angular_momentum, system_sum
+from mlpot.models.trajcast_conservation import fix_angular_momentum
 
 
 def noise_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:

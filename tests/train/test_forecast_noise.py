@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from mlpot.datasets.forecast import ForecastSample, collate_samples
-from mlpot.graph import AtomicGraph
+from mlpot.graph import AtomicGraph, system_sum
 from mlpot.models import TrajCastForecaster
 from mlpot.models.trajcast import Forecast
-from mlpot.models.trajcast_conservation import angular_momentum, system_sum
+from mlpot.models.trajcast_conservation import angular_momentum
 from mlpot.models.trajcast_loss import forecast_loss
 from mlpot.train import ConfigError, parse_config
 from mlpot.train.forecast_noise import noise_generator, perturb
