@@ -36,6 +36,7 @@ from mlpot.train.distributed import (
     init_world,
 )
 from mlpot.train.equivariance import EquivarianceTraining
+from mlpot.train.forecast_data import check_potential_config
 from mlpot.train.loss import ErrorSums, LabelCounts, loss_terms
 from mlpot.train.model_setup import freeze
 from mlpot.train.report import RunLog, SilentLog
@@ -59,13 +60,12 @@ def fit(config: TrainingConfig, resume: bool | str | Path = False) -> TrainResul
     device = _device(config.train.device)
     world = init_world(device)
     try:
-        from mlpot.train.forecast_data import check_potential_config, is_forecaster_run
+        from mlpot.train.forecast_data import is_forecaster_run
 
         if is_forecaster_run(config):  # TrajCast forecasters: mlpot.train.forecast
             from mlpot.train.forecast import ForecastRun
 
             return ForecastRun(config, world, device, resume).run()
-        check_potential_config(config)
         return PotentialRun(config, world, device, resume).run()
     finally:
         close_world(world)
@@ -87,6 +87,7 @@ class PotentialRun(ResumableRun[Potential]):
     def __init__(
         self, cfg: TrainingConfig, world: World, device: torch.device, resume: bool | str | Path
     ) -> None:
+        check_potential_config(cfg)
         self.cfg, self.world = cfg, world
         if world.enabled and device.type == "cuda":
             device = torch.device("cuda", world.local_rank)
