@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from mlpot.graph import system_sum
+
 
 def kinetic_energy(momenta: torch.Tensor, masses: torch.Tensor, system_index: torch.Tensor,
                    num_systems: int) -> torch.Tensor:
@@ -25,5 +27,4 @@ def kinetic_energy(momenta: torch.Tensor, masses: torch.Tensor, system_index: to
     """
     p2 = momenta * momenta
     per_atom = ((p2[:, 0] + p2[:, 1]) + p2[:, 2]) / (masses + masses)
-    out = torch.zeros(num_systems, dtype=per_atom.dtype, device=per_atom.device)
-    return out.index_add(0, system_index, per_atom)
+    return system_sum(per_atom, system_index, num_systems)

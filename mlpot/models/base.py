@@ -16,7 +16,7 @@ import torch
 from ase.data import atomic_numbers as _symbol_to_z
 from ase.data import chemical_symbols
 
-from mlpot.graph import AtomicGraph
+from mlpot.graph import AtomicGraph, system_sum
 from mlpot.neighbors import with_neighbors
 
 
@@ -184,8 +184,7 @@ def energy_forces_stress(
     edge_vectors = positions_s.index_select(0, j) - positions_s.index_select(0, i) + shifts
     learned = model.atomic_energies(g, edge_vectors, species)
     energies = learned * model.scale + model.shift + model.e0[species]
-    energy = torch.zeros(graph.num_systems, dtype=energies.dtype, device=energies.device)
-    energy = energy.index_add(0, graph.system_index, energies)
+    energy = system_sum(energies, graph.system_index, graph.num_systems)
     inputs = [t for t, need in ((positions, compute_forces), (strain, compute_stress)) if need]
     forces = stress = None
     if inputs:

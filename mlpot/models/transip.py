@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mlpot.graph import AtomicGraph
+from mlpot.graph import AtomicGraph, system_sum
 from mlpot.models.base import Potential, species_to_numbers
 from mlpot.models.frames import principal_frames
 from mlpot.models.transip_layers import (
@@ -255,8 +255,7 @@ class TransIPPotential(Potential):
                 0, periodic, self._periodic_features(graph, tokens, periodic, vectors)
             )
         counts = graph.atoms_per_system.clamp_min(1).to(features.dtype)
-        pooled = features.new_zeros(graph.num_systems, features.shape[1])
-        pooled = pooled.index_add(0, graph.system_index, features) / counts[:, None]
+        pooled = system_sum(features, graph.system_index, graph.num_systems) / counts[:, None]
         return TransIPEmbedding(atoms=features, pooled=pooled)
 
     # --------------------------------------------------------------- internals
@@ -342,7 +341,7 @@ def _check_charge_spin(graph: AtomicGraph, max_charge: int, max_spin: int) -> No
             f"system {b}: charge {int(charge[b])} / spin multiplicity {int(spin[b])} outside "
             f"the model's range (|charge| <= {max_charge}, 1 <= spin <= {max_spin})"
         )
-    protons = torch.zeros_like(charge).index_add(0, graph.system_index, graph.atomic_numbers)
+    protons = system_sum(graph.atomic_numbers.to(charge.dtype), graph.system_index, len(charge))
     electrons = protons - charge
     unpaired = spin - 1
     molecule = ~graph.pbc.any(dim=1)
