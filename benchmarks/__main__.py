@@ -178,6 +178,8 @@ def transip_experiment(
                                 "validation split: 0.01, 0.03, 0.1)."),
     temperature: float = typer.Option(0.1, help="Contrastive InfoNCE temperature."),
     rotation_negatives: int = typer.Option(2, help="Wrong-rotation negatives per structure."),
+    level: str = typer.Option("system", help="Contrastive level: system (pooled "
+                              "embeddings) or atoms (atom tokens)."),
     speed_sizes: str = typer.Option("20,100,500", help="Speed-table sizes ('' skips it)."),
     threads: int = typer.Option(1, help="torch threads."),
     out: str = typer.Option("runs/transip-experiment", help="Run folders and results."),
@@ -201,7 +203,8 @@ def transip_experiment(
             equivariant={"channels": equivariant_channels, "lmax": equivariant_lmax,
                          "num_layers": 2, "avg_num_neighbors": "auto"},
             equivariance={"weight": weight, "temperature": temperature,
-                          "rotation_negatives": rotation_negatives, "variance_floor": 0.1},
+                          "rotation_negatives": rotation_negatives, "variance_floor": 0.1,
+                          "level": level},
             speed_sizes=_int_tuple(speed_sizes, "--speed-sizes") if speed_sizes else (),
             threads=threads, report_on="valid" if pilot else "test")
         run(cfg)

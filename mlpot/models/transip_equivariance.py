@@ -18,6 +18,12 @@ similarities) picks the true z(R_b x_b) among the candidates
 - p_b (positive), p_c for c ≠ b (the other structures: negatives, as in SimCLR),
 - T(z_b, R'_bk) for k = 1…K fresh wrong rotations R'_bk (rotation negatives).
 
+``level="atoms"`` applies the same objective to the per-atom tokens instead of the
+pooled vector: each atom a of system b is an anchor with rotation R_b, the other atoms
+of the batch (at most ``max_anchors`` anchors, drawn at random) are its negatives. The
+energy head reads the atom tokens, so this level shapes the features forces come from;
+the pooled level only sees their mean.
+
 Collapse guards:
 
 - rotation negatives block the *invariant* collapse: if z(R x) = z(x), the target does
@@ -50,6 +56,9 @@ from mlpot.models.transip import TransIPPotential
 EquivarianceMode = Literal["contrastive", "augment", "none"]
 #: The valid values of :data:`EquivarianceMode`.
 EQUIVARIANCE_MODES: tuple[str, ...] = get_args(EquivarianceMode)
+ContrastiveLevel = Literal["system", "atoms"]
+#: The valid values of :data:`ContrastiveLevel`.
+CONTRASTIVE_LEVELS: tuple[str, ...] = get_args(ContrastiveLevel)
 
 
 def random_rotations(
@@ -155,16 +164,25 @@ class ContrastiveConfig:
             invariant-collapse guard).
         variance_floor: γ, the per-dimension standard deviation the embeddings keep.
         variance_weight: weight of the variance hinge relative to InfoNCE.
+        level: ``"system"`` (pooled embeddings) or ``"atoms"`` (atom tokens).
+        max_anchors: ``atoms`` level: at most this many atoms of the batch (drawn at
+            random) are anchors; the InfoNCE logits are anchors × (K + 1)·anchors.
     """
 
     temperature: float = 0.1
     rotation_negatives: int = 2
     variance_floor: float = 0.1
     variance_weight: float = 1.0
+    level: ContrastiveLevel = "system"
+    max_anchors: int = 512
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.level not in CONTRASTIVE_LEVELS:
+            raise ValueError(f"level must be one of {CONTRASTIVE_LEVELS}, got {self.level!r}")
+        if self.max_anchors < 2:
+            raise ValueError(f"max_anchors must be >= 2, got {self.max_anchors}")
         if self.rotation_negatives < 0 or self.variance_floor < 0 or self.variance_weight < 0:
             raise ValueError("rotation_negatives, variance_floor and variance_weight must be >= 0")
 
@@ -225,12 +243,23 @@ def contrastive_loss(
     generator: torch.Generator | None = None,
 ) -> ContrastiveLoss:
     """The ``contrastive`` term for one batch: embeds x and R·x (fresh random R per
-    structure) with ``model.embed`` and scores them with :func:`contrastive_objective`."""
+    structure) with ``model.embed`` and scores them with :func:`contrastive_objective`,
+    per structure (``config.level == "system"``) or per atom (``"atoms"``)."""
     config = config or ContrastiveConfig()
     rotations = random_rotations(graph.num_systems, generator, model.dtype, model.e0.device)
-    embedding = model.embed(graph).pooled
+    plain = model.embed(graph)
     rotated = model.embed(rotate_graph(graph.to(model.e0.device, model.dtype), rotations))
-    return contrastive_objective(embedding, rotated.pooled, rotations, transform, config, generator)
+    if config.level == "system":
+        return contrastive_objective(
+            plain.pooled, rotated.pooled, rotations, transform, config, generator
+        )
+    per_atom = rotations[graph.system_index.to(rotations.device)]
+    anchors = torch.randperm(graph.num_atoms, generator=generator)[: config.max_anchors]
+    anchors = anchors.to(per_atom.device)
+    return contrastive_objective(
+        plain.atoms[anchors], rotated.atoms[anchors], per_atom[anchors], transform, config,
+        generator,
+    )
 
 
 @dataclass(frozen=True)

@@ -252,6 +252,9 @@ class EquivarianceConfig(_Section):
         variance_floor: per-dimension embedding spread the variance hinge keeps.
         variance_weight: weight of the variance hinge inside the contrastive term.
         hidden: hidden width of the rotation-conditioned transform (default 2·dim).
+        level: ``system`` (InfoNCE on pooled embeddings, other structures as
+            negatives) or ``atoms`` (on atom tokens, other atoms as negatives).
+        max_anchors: ``atoms`` level: atoms per batch used as anchors (random subset).
     """
 
     mode: Literal["none", "augment", "contrastive"] = "none"
@@ -261,6 +264,8 @@ class EquivarianceConfig(_Section):
     variance_floor: float = Field(0.1, ge=0.0)
     variance_weight: float = Field(1.0, ge=0.0)
     hidden: int | None = Field(None, ge=1)
+    level: Literal["system", "atoms"] = "system"
+    max_anchors: int = Field(512, ge=2)
 
 
 class TrainingConfig(_Section):

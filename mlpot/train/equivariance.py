@@ -51,6 +51,8 @@ class EquivarianceTraining:
                 rotation_negatives=cfg.rotation_negatives,
                 variance_floor=cfg.variance_floor,
                 variance_weight=cfg.variance_weight,
+                level=cfg.level,
+                max_anchors=cfg.max_anchors,
             )
             first = next(model.parameters())
             self.transform = RotationConditionedTransform(model.config.dim, cfg.hidden).to(  # type: ignore[arg-type]  # the config check admits only models with a TransIP config/embedding

@@ -284,14 +284,16 @@ def _contrastive_batch():
     return AtomicGraph.from_atoms([molecule(n) for n in names], dtype=torch.float64)
 
 
-def test_contrastive_loss_decreases_without_collapse():
+@pytest.mark.parametrize("level", ["system", "atoms"])
+def test_contrastive_loss_decreases_without_collapse(level):
     """A few Adam steps on a fixed batch (fixed rotations) lower the loss; the spread of
-    the embeddings stays above the floor all along. Mutant: gradients blocked from the
-    rotated branch (its embedding detached) → the loss does not halve."""
+    the embeddings stays above the floor all along (``atoms``: 24 of the batch's 41
+    atoms as anchors). Mutant: gradients blocked from the rotated branch (its embedding
+    detached) → the loss does not halve."""
     model = small_model(dim=32, heads=4)
     graph = _contrastive_batch()
     transform = RotationConditionedTransform(32).double()
-    config = ContrastiveConfig(variance_floor=0.1)
+    config = ContrastiveConfig(variance_floor=0.1, level=level, max_anchors=24)
     opt = torch.optim.Adam([*model.parameters(), *transform.parameters()], lr=3e-3)
     losses, spreads = [], []
     for _ in range(30):
@@ -307,6 +309,33 @@ def test_contrastive_loss_decreases_without_collapse():
     embedding = model.embed(graph)
     assert embedding.atoms.shape == (graph.num_atoms, 32)
     assert embedding.pooled.shape == (graph.num_systems, 32)
+
+
+def test_atom_level_pairs_each_atom_with_its_system_rotation():
+    """``level="atoms"``: anchors are a random subset of the batch's atoms, each scored
+    with the rotation of its own structure. Built by hand from the same generator draws,
+    the objective must match. Mutants: every atom given the first structure's rotation
+    → fails; anchors not subsampled (all 41 atoms) → fails."""
+    model = small_model(dim=32, heads=4)
+    graph = _contrastive_batch()
+    transform = RotationConditionedTransform(32).double()
+    torch.nn.init.normal_(transform.net[-1].weight, std=0.3)  # T must depend on R
+    config = ContrastiveConfig(level="atoms", max_anchors=24)
+    out = contrastive_loss(model, transform, graph, config, torch.Generator().manual_seed(5))
+    gen = torch.Generator().manual_seed(5)
+    rotations = random_rotations(graph.num_systems, gen, torch.float64)
+    plain = model.embed(graph).atoms
+    turned = model.embed(rotate_graph(graph, rotations)).atoms
+    anchors = torch.randperm(graph.num_atoms, generator=gen)[:24]
+    expected = contrastive_objective(
+        plain[anchors], turned[anchors], rotations[graph.system_index][anchors], transform,
+        config, gen,
+    )
+    assert torch.allclose(out.loss, expected.loss, rtol=1e-12)
+    pooled = contrastive_loss(
+        model, transform, graph, ContrastiveConfig(), torch.Generator().manual_seed(5)
+    )
+    assert not torch.allclose(out.loss, pooled.loss)
 
 
 def test_variance_floor_penalises_collapse():

@@ -71,6 +71,10 @@ def test_config_errors_name_the_key(tmp_path, molecules):
         parse_config(_config(tmp_path, molecules, "rotate"))
     with pytest.raises(ConfigError, match=r"equivariance\.temperature"):
         parse_config(_config(tmp_path, molecules, "contrastive", equivariance={"temperature": 0}))
+    with pytest.raises(ConfigError, match=r"equivariance\.level"):
+        parse_config(_config(tmp_path, molecules, "contrastive", equivariance={"level": "bond"}))
+    with pytest.raises(ConfigError, match=r"equivariance\.max_anchors"):
+        parse_config(_config(tmp_path, molecules, "contrastive", equivariance={"max_anchors": 1}))
     with pytest.raises(ConfigError, match=r"equivariance\.tau: unknown key"):
         parse_config(_config(tmp_path, molecules, "contrastive", equivariance={"tau": 1.0}))
     with pytest.raises(ConfigError, match="contrastive needs a model with embeddings"):
@@ -121,8 +125,11 @@ def test_augment_changes_a_non_invariant_models_loss(tmp_path, molecules):
     assert abs(losses["augment"] - losses["none"]) > 1e-6 * abs(losses["none"])
 
 
-def test_contrastive_trains_the_transform(tmp_path, molecules):
-    cfg = parse_config(_config(tmp_path / "c", molecules, "contrastive"))
+@pytest.mark.parametrize("level", ["system", "atoms"])
+def test_contrastive_trains_the_transform(tmp_path, molecules, level):
+    cfg = parse_config(
+        _config(tmp_path / "c", molecules, "contrastive", equivariance={"level": level})
+    )
     run = PotentialRun(cfg, World(), _device("cpu"), False)
     before = [p.detach().clone() for p in run.equivariance.parameters()]
     assert before and all(any(p is q for q in run.params) for p in run.equivariance.parameters())
