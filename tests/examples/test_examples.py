@@ -219,6 +219,7 @@ def test_train_mptrj_configs(tmp_path: Path, tiny_data: dict[str, Path], config:
     [
         ("mlpot-metals-small-finetune.yaml", "emt", "mlpot-metals-small"),
         ("mlpot-metals-small-stage3.yaml", "emt", "mlpot-metals-small"),
+        ("mlpot-metals-small-stage4.yaml", "emt", "mlpot-metals-small"),
         ("mlpot-organic-small-finetune.yaml", "xtb", "mlpot-organic-small"),
         ("mlpot-organic-small-stage3.yaml", "xtb", "mlpot-organic-small"),
     ],
@@ -259,6 +260,7 @@ def test_every_example_is_tested() -> None:
         "mlpot-metals-small.yaml",
         "mlpot-metals-small-finetune.yaml",
         "mlpot-metals-small-stage3.yaml",
+        "mlpot-metals-small-stage4.yaml",
         "mlpot-organic-small.yaml",
         "mlpot-organic-small-finetune.yaml",
         "mlpot-organic-small-stage3.yaml",
