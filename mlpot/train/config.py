@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mlpot.models import MODEL_CLASSES
+from mlpot.models.transip_equivariance import ContrastiveLevel, EquivarianceMode
 
 
 class ConfigError(ValueError):
@@ -257,14 +258,14 @@ class EquivarianceConfig(_Section):
         max_anchors: ``atoms`` level: atoms per batch used as anchors (random subset).
     """
 
-    mode: Literal["none", "augment", "contrastive"] = "none"
+    mode: EquivarianceMode = "none"
     weight: float = Field(0.1, ge=0.0)
     temperature: float = Field(0.1, gt=0.0)
     rotation_negatives: int = Field(2, ge=0)
     variance_floor: float = Field(0.1, ge=0.0)
     variance_weight: float = Field(1.0, ge=0.0)
     hidden: int | None = Field(None, ge=1)
-    level: Literal["system", "atoms"] = "system"
+    level: ContrastiveLevel = "system"
     max_anchors: int = Field(512, ge=2)
 
 
