@@ -125,8 +125,12 @@ def batch_parts(
     """The structures as consecutive batches of at most ``opts.max_batch_atoms`` atoms
     (when None: what ``probe_field`` on one structure says fits, see
     :func:`~mlpot.md.batching.max_batch_atoms`), each built when it is reached (see
-    :func:`start_state`). With several batches, batch ``k`` writes ``NAME.partK.pt``
-    next to ``restart`` and its range is printed."""
+    :func:`start_state`); all structures are checked on the CPU first. With several
+    batches, batch ``k`` writes ``NAME.partK.pt`` next to ``restart`` and its range is
+    printed."""
+    # Every structure is checked (positions, cell, masses) before the first batch runs
+    # and anything is written, on the CPU: only one batch is on the run's device at once.
+    MDState.from_atoms(structures, dtype=dtype, device="cpu")
     limit = opts.max_batch_atoms
     if limit is None and len(structures) > 1:
         probe = MDState.from_atoms(structures[:1], dtype=dtype, device=opts.device)

@@ -18,7 +18,6 @@ from mlpot.md.commands import (
     batch_parts,
     output_reporters,
     print_outcome,
-    start_state,
 )
 from mlpot.md.config import (
     EnsembleConfig,
@@ -31,6 +30,7 @@ from mlpot.md.forces import ForceField
 from mlpot.md.progress import RunProgress
 from mlpot.md.relax import FIRE, RelaxResult
 from mlpot.md.reporters import load_restart
+from mlpot.md.reporters.restart import RestartData
 from mlpot.md.simulate import RestartSchedule, RunSummary, SafetyLimits, run_md
 from mlpot.md.state import MDState
 from mlpot.md.units import GPA, gpa_to_ev_per_a3
@@ -63,16 +63,12 @@ def default_restart_path(cfg: MDRunConfig) -> Path:
     return cfg.restart_path("md")
 
 
-def _initial_state(cfg: MDRunConfig, structures, model) -> tuple[MDState, dict | None]:
-    dtype = model.dtype
-    if cfg.restart is not None:
-        data = load_restart(cfg.restart, device=cfg.device)
-        state = data.state
-        if state.momenta.dtype != dtype:
-            raise ValueError(f"{cfg.restart}: saved in {state.momenta.dtype}, model runs in "
-                             f"{dtype}; pass the same --dtype as the original run")
-        return state, {"data": data}
-    return start_state(structures, cfg.seed, dtype, cfg.device, cfg.ensemble.temperature), None
+def _load_restart(restart: Path, cfg: MDRunConfig, dtype: torch.dtype) -> RestartData:
+    data = load_restart(restart, device=cfg.device)
+    if data.state.momenta.dtype != dtype:
+        raise ValueError(f"{restart}: saved in {data.state.momenta.dtype}, model runs in "
+                         f"{dtype}; pass the same --dtype as the original run")
+    return data
 
 
 def run_md_command(cfg: MDRunConfig, console: Console | None = None,
@@ -86,16 +82,16 @@ def run_md_command(cfg: MDRunConfig, console: Console | None = None,
     if cfg.ensemble.ensemble == "npt" and not all(a.pbc.all() for a in structures):
         raise ValueError(f"{cfg.structure}: NPT needs a cell periodic in all three directions")
     model = build_model(cfg.model, structures, cfg.lj, cfg.device, cfg.dtype)
-    state, resumed = _initial_state(cfg, structures, model)
-    if resumed is not None:
-        return [_run_part(cfg, state, model, console, resumed["data"], 0, state.num_systems,
+    if cfg.restart is not None:
+        data = _load_restart(cfg.restart, cfg, model.dtype)
+        return [_run_part(cfg, data.state, model, console, data, 0, data.state.num_systems,
                           default_restart_path(cfg), should_stop=should_stop)]
     probe_field = ForceField(model, cfg.skin, cfg.ensemble.ensemble == "npt")
     summaries = []
     for part in batch_parts(cfg, structures, model.dtype, cfg.ensemble.temperature,
                             probe_field, default_restart_path(cfg), console):
         summaries.append(_run_part(cfg, part.state, model, console, None, part.first_index,
-                                   state.num_systems, part.restart, part.append_log,
+                                   len(structures), part.restart, part.append_log,
                                    should_stop=should_stop))
         if summaries[-1].stop_reason != "completed":
             break

@@ -22,7 +22,6 @@ from mlpot.md.commands import (
     batch_parts,
     output_reporters,
     print_outcome,
-    start_state,
 )
 from mlpot.md.config import DTYPES, read_structures
 from mlpot.md.progress import RunProgress, kinetic_energy
@@ -103,29 +102,25 @@ def restart_path(cfg: RolloutConfig) -> Path:
     return cfg.restart_path("rollout")
 
 
-def _initial_state(
-    cfg: RolloutConfig, structures: list, model: TrajCastForecaster
-) -> tuple[MDState, dict | None]:
-    if cfg.restart is not None:
-        data = load_restart(cfg.restart, device=cfg.device)
-        if not isinstance(data.state, ForecastState):
-            raise ValueError(
-                f"{cfg.restart}: holds a {type(data.state).__name__}, not a "
-                "rollout state (written by `mlpot md`?)"
-            )
-        if data.state.momenta.dtype != model.dtype:
-            raise ValueError(
-                f"{cfg.restart}: saved in {data.state.momenta.dtype}, the "
-                f"forecaster runs in {model.dtype}; pass the original --dtype"
-            )
-        saved = data.extra.get("rollout")
-        if saved is not None and saved != _settings(cfg, model):
-            raise ValueError(
-                f"{cfg.restart}: saved with rollout settings {saved}, not "
-                f"{_settings(cfg, model)}; pass the original options"
-            )
-        return data.state, {"data": data}
-    return start_state(structures, cfg.seed, model.dtype, cfg.device, cfg.temperature), None
+def _load_restart(restart: Path, cfg: RolloutConfig, model: TrajCastForecaster) -> RestartData:
+    data = load_restart(restart, device=cfg.device)
+    if not isinstance(data.state, ForecastState):
+        raise ValueError(
+            f"{restart}: holds a {type(data.state).__name__}, not a "
+            "rollout state (written by `mlpot md`?)"
+        )
+    if data.state.momenta.dtype != model.dtype:
+        raise ValueError(
+            f"{restart}: saved in {data.state.momenta.dtype}, the "
+            f"forecaster runs in {model.dtype}; pass the original --dtype"
+        )
+    saved = data.extra.get("rollout")
+    if saved is not None and saved != _settings(cfg, model):
+        raise ValueError(
+            f"{restart}: saved with rollout settings {saved}, not "
+            f"{_settings(cfg, model)}; pass the original options"
+        )
+    return data
 
 
 def _settings(cfg: RolloutConfig, model: TrajCastForecaster) -> dict:
@@ -149,17 +144,17 @@ def run_rollout_command(
     _validate(cfg)
     structures = read_structures(cfg.structure)
     model = load_forecaster(cfg.forecaster, structures, cfg.device, cfg.dtype)
-    state, resumed = _initial_state(cfg, structures, model)
-    if resumed is not None:
+    if cfg.restart is not None:
+        data = _load_restart(cfg.restart, cfg, model)
         return [
             _run_part(
                 cfg,
                 model,
-                state,
-                resumed["data"],
+                data.state,
+                data,
                 console,
                 0,
-                state.num_systems,
+                data.state.num_systems,
                 restart_path(cfg),
                 False,
                 should_stop,
@@ -183,7 +178,7 @@ def run_rollout_command(
                 None,
                 console,
                 part.first_index,
-                state.num_systems,
+                len(structures),
                 part.restart,
                 part.append_log,
                 should_stop,

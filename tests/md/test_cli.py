@@ -157,3 +157,36 @@ def test_many_frames_run_as_batches_split_to_fit(tmp_path):
     assert sorted(set(systems)) == ["0", "1", "2"]
     assert (tmp_path / "t.restart.part0.pt").exists()
     assert (tmp_path / "t.restart.part1.pt").exists()
+
+
+def test_batches_are_built_one_at_a_time_after_every_frame_is_checked(tmp_path, monkeypatch):
+    """Only one batch's state is built for the run (so --max-batch-atoms bounds device
+    memory), yet a bad last frame still fails before anything is written."""
+    import mlpot.md.commands as commands
+    import mlpot.md.driver as driver
+
+    built = []
+
+    def recording(structures, *args, **kwargs):
+        built.append(sum(len(a) for a in structures))
+        return start_state(structures, *args, **kwargs)
+
+    start_state = commands.start_state
+    monkeypatch.setattr(commands, "start_state", recording)
+    monkeypatch.setattr(driver, "start_state", recording, raising=False)
+    frames = [ase.build.bulk("Ar", "fcc", a=a, cubic=True).repeat(2) for a in (5.3, 5.35, 5.4)]
+    ase.io.write(tmp_path / "three.extxyz", frames)
+    res = mlpot("md", tmp_path / "three.extxyz", *BASE, "--steps", "4", "--every", "2",
+                "--max-batch-atoms", "64")
+    assert res.exit_code == 0, res.output
+    assert built == [64, 32]
+
+    frames[2].positions[5, 1] = np.nan
+    ase.io.write(tmp_path / "bad.extxyz", frames)
+    res = mlpot("md", tmp_path / "bad.extxyz", *BASE, "--steps", "4", "--every", "2",
+                "--max-batch-atoms", "64", "--traj", tmp_path / "bad_traj.extxyz",
+                "--log", tmp_path / "bad_log.csv")
+    assert res.exit_code != 0
+    assert "non-finite position" in res.output, res.output
+    assert not any(p.name.startswith("bad_") for p in tmp_path.iterdir())
+    assert not (tmp_path / "bad_traj.restart.part0.pt").exists()
