@@ -21,6 +21,7 @@ import torch
 from mlpot.graph import AtomicGraph
 from mlpot.models.transip_equivariance import (
     ContrastiveConfig,
+    ContrastiveLoss,
     RotationConditionedTransform,
     augment,
     contrastive_loss,
@@ -72,16 +73,14 @@ class EquivarianceTraining:
         """The batch the energy/force loss sees (rotated unless ``none``)."""
         return graph if self.mode == "none" else augment(graph, generator)
 
-    def extra_loss(
-        self, model: torch.nn.Module, graph: AtomicGraph, generator: torch.Generator, share: float
-    ) -> torch.Tensor | None:
-        """λ × contrastive loss of this rank's batch × ``share`` (its fraction of the
-        global batch's structures, so gradients summed over ranks average them);
-        None unless ``contrastive``."""
+    def contrastive_terms(
+        self, model: torch.nn.Module, graph: AtomicGraph, generator: torch.Generator
+    ) -> ContrastiveLoss | None:
+        """The contrastive objective of this rank's batch, not yet multiplied by λ; None
+        unless ``contrastive``."""
         if self.transform is None:
             return None
-        terms = contrastive_loss(model, self.transform, graph, self.contrastive, generator)  # type: ignore[arg-type]  # the config check admits only models with a TransIP config/embedding
-        return self.weight * share * terms.loss
+        return contrastive_loss(model, self.transform, graph, self.contrastive, generator)  # type: ignore[arg-type]  # the config check admits only models with a TransIP config/embedding
 
     def state_dict(self) -> dict | None:
         return None if self.transform is None else self.transform.state_dict()

@@ -6,6 +6,7 @@ Only rank 0 creates a :class:`RunLog`; other ranks get a :class:`SilentLog`.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import sys
 from pathlib import Path
@@ -23,6 +24,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+#: The training-loss terms of a step, in order: the total loss, its energy, force and
+#: stress parts, and the TransIP contrastive objective (before its weight λ; NaN when the
+#: run has no contrastive term).
+TRAIN_TERMS = ("loss", "energy", "forces", "stress", "contrastive")
+
 CSV_COLUMNS = (
     "epoch",
     "step",
@@ -33,6 +39,7 @@ CSV_COLUMNS = (
     "train_energy",
     "train_forces",
     "train_stress",
+    "train_contrastive",
     "valid_loss",
     "valid_energy_mae",
     "valid_energy_rmse",
@@ -57,7 +64,8 @@ class RunLog(SilentLog):
     """Progress bar (epoch, step, loss terms, LR, structures/s, ETA), tables, metrics files.
 
     ``metrics.csv`` has one row per validation (:data:`CSV_COLUMNS`) in eV, eV/atom,
-    eV/Å and eV/Å³; the printed table shows the same errors in meV.
+    eV/Å and eV/Å³ (``train_contrastive``: nats, NaN without a contrastive term); the
+    printed table shows the same errors in meV.
 
     Args:
         run_dir: ``metrics.csv`` (and ``tensorboard/``) go here.
@@ -104,14 +112,16 @@ class RunLog(SilentLog):
         )
 
     def step(self, values: dict[str, float]) -> None:
+        contrastive = values["contrastive"]
         info = (
             f"loss {values['loss']:.4g} (E {values['energy']:.3g} F {values['forces']:.3g}"
-            f" S {values['stress']:.3g})  lr {values['lr']:.2e}  "
-            f"{values['structures_per_s']:.1f} struct/s"
+            f" S {values['stress']:.3g}"
+            + ("" if math.isnan(contrastive) else f" C {contrastive:.3g}")
+            + f")  lr {values['lr']:.2e}  {values['structures_per_s']:.1f} struct/s"
         )
         self.progress.update(self.task, advance=1, info=info)  # type: ignore[arg-type]  # start_epoch() creates the task first
         if self.writer is not None:
-            for key in ("loss", "energy", "forces", "stress", "lr"):
+            for key in (*TRAIN_TERMS, "lr"):
                 self.writer.add_scalar(f"train/{key}", values[key], int(values["step"]))
 
     def end_epoch(self, row: dict[str, float]) -> None:

@@ -39,7 +39,7 @@ from mlpot.train.equivariance import EquivarianceTraining
 from mlpot.train.forecast_data import check_potential_config
 from mlpot.train.loss import ErrorSums, LabelCounts, loss_terms
 from mlpot.train.model_setup import freeze
-from mlpot.train.report import RunLog, SilentLog
+from mlpot.train.report import TRAIN_TERMS, RunLog, SilentLog
 from mlpot.train.resumable import (
     Progress,
     ResumableRun,
@@ -82,7 +82,7 @@ def _device(name: str) -> torch.device:
 class PotentialRun(ResumableRun[Potential]):
     """One potential training run (built once, then :meth:`run`)."""
 
-    num_terms = 4  # loss, energy, forces, stress
+    num_terms = len(TRAIN_TERMS)
 
     def __init__(
         self, cfg: TrainingConfig, world: World, device: torch.device, resume: bool | str | Path
@@ -166,7 +166,7 @@ class PotentialRun(ResumableRun[Potential]):
                 "step": self.progress.global_step,
                 "lr": self._lr(),
                 "structures_per_s": rate,
-                **dict(zip(("loss", "energy", "forces", "stress"), train.tolist(), strict=True)),
+                **dict(zip(TRAIN_TERMS, train.tolist(), strict=True)),
             }
         )
 
@@ -174,7 +174,7 @@ class PotentialRun(ResumableRun[Potential]):
         return {"equivariance": self.equivariance.state_dict()}
 
     def _step(self, graph: AtomicGraph | None) -> torch.Tensor:
-        """One optimiser step; returns the global batch's (loss, energy, forces, stress)."""
+        """One optimiser step; returns the global batch's :data:`TRAIN_TERMS`."""
         cfg = self.cfg
         w = (cfg.loss.energy, cfg.loss.forces, cfg.loss.stress)
         self._set_lr()
@@ -182,7 +182,7 @@ class PotentialRun(ResumableRun[Potential]):
         systems = torch.tensor([float(graph.num_systems) if graph is not None else 0.0])
         counts = all_reduce_sum(torch.cat([local.as_tensor(), systems.double()]), self.world)
         self.optimizer.zero_grad(set_to_none=True)
-        terms = torch.zeros(4, dtype=torch.float64)
+        terms = torch.zeros(len(TRAIN_TERMS), dtype=torch.float64)
         if graph is not None:
             rng = self.equivariance.generator(self.progress.global_step)
             graph = self.equivariance.batch(graph, rng)
@@ -196,12 +196,17 @@ class PotentialRun(ResumableRun[Potential]):
                 cfg.loss.huber_delta,
             )
             total = t.total
+            # each rank's share of the global batch's structures, so the sum over ranks
+            # of share × (its batch's contrastive loss) averages them
             share = graph.num_systems / float(counts[3])
-            extra = self.equivariance.extra_loss(self.model, graph, rng, share)
-            if extra is not None:
-                total = total + extra
+            contrastive = torch.tensor(float("nan"))
+            c = self.equivariance.contrastive_terms(self.model, graph, rng)
+            if c is not None:
+                total = total + self.equivariance.weight * share * c.loss
+                contrastive = share * c.loss
             total.backward()
-            terms = torch.stack([total, t.energy, t.forces, t.stress]).detach().double().cpu()
+            parts = (total, t.energy, t.forces, t.stress, contrastive.to(total))
+            terms = torch.stack(parts).detach().double().cpu()
         self._apply_gradients()
         return all_reduce_sum(terms, self.world)
 
@@ -245,8 +250,7 @@ class PotentialRun(ResumableRun[Potential]):
         return {
             "structures_per_s": rate,
             **{
-                f"train_{k}": float(v)
-                for k, v in zip(("loss", "energy", "forces", "stress"), train, strict=True)
+                f"train_{k}": float(v) for k, v in zip(TRAIN_TERMS, train, strict=True)
             },
             **{
                 f"valid_{k}": valid.get(k, float("nan"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import math
 import shutil
 from pathlib import Path
 
@@ -112,7 +114,9 @@ def test_augment_rotates_batch_and_labels(tmp_path, molecules):
         cfg = parse_config(_config(tmp_path / mode, molecules, mode, invariant=True))
         r = PotentialRun(cfg, World(), _device("cpu"), False)
         losses[mode] = r._step(_first_batch(r))
-    torch.testing.assert_close(losses["augment"], losses["none"], atol=1e-10, rtol=1e-10)
+    torch.testing.assert_close(
+        losses["augment"], losses["none"], atol=1e-10, rtol=1e-10, equal_nan=True
+    )
 
 
 def test_augment_changes_a_non_invariant_models_loss(tmp_path, molecules):
@@ -128,16 +132,25 @@ def test_augment_changes_a_non_invariant_models_loss(tmp_path, molecules):
 @pytest.mark.parametrize("level", ["system", "atoms"])
 def test_contrastive_trains_the_transform(tmp_path, molecules, level):
     cfg = parse_config(
-        _config(tmp_path / "c", molecules, "contrastive", equivariance={"level": level})
+        _config(
+            tmp_path / "c",
+            molecules,
+            "contrastive",
+            equivariance={"level": level, "weight": 0.5},
+        )
     )
     run = PotentialRun(cfg, World(), _device("cpu"), False)
     before = [p.detach().clone() for p in run.equivariance.parameters()]
     assert before and all(any(p is q for q in run.params) for p in run.equivariance.parameters())
     graph = _first_batch(run)
     plain = parse_config(_config(tmp_path / "a", molecules, "augment"))
-    baseline = float(PotentialRun(plain, World(), _device("cpu"), False)._step(graph)[0])
-    loss = float(run._step(graph)[0])
-    assert loss > baseline + 0.5  # the InfoNCE term (≈ log of candidates) is added
+    baseline_terms = PotentialRun(plain, World(), _device("cpu"), False)._step(graph)
+    terms = run._step(graph)
+    baseline, loss = float(baseline_terms[0]), float(terms[0])
+    assert loss > baseline + 0.25  # λ = 0.5 × the InfoNCE term (≈ log of candidates) is added
+    # the logged contrastive term is what was added, before its weight; NaN without one
+    assert torch.isnan(baseline_terms[4])
+    torch.testing.assert_close(loss - baseline, cfg.equivariance.weight * float(terms[4]))
     after = [p.detach() for p in run.equivariance.parameters()]
     assert max(float((a - b).abs().max()) for a, b in zip(after, before, strict=True)) > 1e-4
     # the deployed model carries no transform
@@ -149,6 +162,9 @@ def test_contrastive_resume_is_exact(tmp_path, molecules):
     extra = {"train": {"epochs": 2}, "checkpoint": {"every_steps": 1, "keep_last": 10}}
     raw = _config(tmp_path / "full", molecules, "contrastive", **extra)
     full = fit(parse_config(raw))
+    with open(tmp_path / "full" / "metrics.csv", newline="") as fh:
+        logged = [float(row["train_contrastive"]) for row in csv.DictReader(fh)]
+    assert len(logged) == 2 and all(math.log(3) - 1 < c < 20 for c in logged), logged
     mid = tmp_path / "full" / "checkpoints" / "step-00000001.pt"
     assert load_training_state(mid)["equivariance"] is not None
     resumed_dir = tmp_path / "resumed"
