@@ -127,12 +127,14 @@ def transip(
     device: str = typer.Option("cpu", help="cpu or cuda."),
     dtype: str = typer.Option("float32", help="float32 or float64."),
     frame_averaging: bool = typer.Option(True, help="Also time TransIP with frame averaging."),
+    neighbour_density: bool = typer.Option(True, help="TransIP with neighbour_density."),
 ) -> None:
     """TransIPPotential vs EquivariantPotential: energy+forces time on molecules."""
     from benchmarks.transip_speed import run
 
     run(sizes=_int_tuple(sizes, "--sizes"), repeats=repeats, threads=threads, device=device,
-        dtype=dtype, frame_averaging=frame_averaging)
+        dtype=dtype, frame_averaging=frame_averaging,
+        transip={"neighbour_density": neighbour_density})
 
 
 @bench_app.command("transip-md")
@@ -164,7 +166,7 @@ def transip_experiment(
     sizes: str = typer.Option("100,300,1000", help="Training-set sizes (structures)."),
     valid: int = typer.Option(100, help="Validation structures (model selection, tuning)."),
     test: int = typer.Option(200, help="Held-out test structures (generation seed + 1)."),
-    steps: int = typer.Option(600, help="Optimiser steps per training (all variants)."),
+    steps: int = typer.Option(4000, help="Optimiser steps per training (all variants)."),
     batch: int = typer.Option(16, help="Structures per batch."),
     lr: float = typer.Option(2e-3, help="Peak learning rate (cosine)."),
     seed: int = typer.Option(0, help="Seed of labels, initialisation and batch order."),
@@ -172,6 +174,8 @@ def transip_experiment(
                                  help="Variants to train."),
     transip_dim: int = typer.Option(64, help="TransIP token width."),
     transip_layers: int = typer.Option(3, help="TransIP blocks."),
+    neighbour_density: bool = typer.Option(True, help="TransIP neighbour_density (the "
+                                           "radial neighbour density in the input tokens)."),
     equivariant_channels: int = typer.Option(48, help="EquivariantPotential channels."),
     equivariant_lmax: int = typer.Option(2, help="EquivariantPotential lmax."),
     weight: float = typer.Option(0.03, help="Contrastive weight λ (tuned on the "
@@ -199,7 +203,7 @@ def transip_experiment(
             batch_size=batch, lr=lr, seed=seed,
             variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
             transip={"dim": transip_dim, "heads": 4, "num_layers": transip_layers,
-                     "head_hidden": 64},
+                     "head_hidden": 64, "neighbour_density": neighbour_density},
             equivariant={"channels": equivariant_channels, "lmax": equivariant_lmax,
                          "num_layers": 2, "avg_num_neighbors": "auto"},
             equivariance={"weight": weight, "temperature": temperature,

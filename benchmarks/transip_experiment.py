@@ -89,14 +89,15 @@ class ExperimentConfig:
     sizes: tuple[int, ...] = (100, 300, 1000)
     valid: int = 100
     test: int = 200
-    steps: int = 600
+    steps: int = 4000
     batch_size: int = 16
     lr: float = 2e-3
     warmup: int = 50
     seed: int = 0
     variants: tuple[str, ...] = VARIANTS
     transip: dict = field(
-        default_factory=lambda: {"dim": 64, "heads": 4, "num_layers": 3, "head_hidden": 64}
+        default_factory=lambda: {"dim": 64, "heads": 4, "num_layers": 3, "head_hidden": 64,
+                                 "neighbour_density": True}
     )
     equivariant: dict = field(
         default_factory=lambda: {"channels": 48, "lmax": 2, "num_layers": 2,

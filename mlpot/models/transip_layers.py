@@ -137,6 +137,60 @@ class DistanceBias(nn.Module):
         return self._all_layers(distance).transpose(1, 2)
 
 
+class NeighbourDensity(nn.Module):
+    """Token input from the radial density of the neighbours:
+
+        Δh_i = W vec_kc( Σ_{j≠i} φ_k(r_ij) c(r_ij) a_c(Z_j) ),
+
+    with the compact bumps φ_k of :class:`DistanceBias` on [0, r_c], the C² envelope c
+    of the cutoff, and a learned code a(Z) of ``channels`` numbers per species. It is
+    rotation invariant by construction (distances only), like the distance bias, and
+    costs O(pairs · K · channels) once per evaluation. It hands every token its radial
+    environment before the first attention block (the first layer of a SchNet/ACE-like
+    descriptor), which attention alone reaches only through softmax-normalised weights.
+    """
+
+    def __init__(
+        self, num_species: int, dim: int, count: int, cutoff: float, channels: int = 8
+    ) -> None:
+        super().__init__()
+        self.cutoff = cutoff
+        self.radial = DistanceBias(1, 1, count, cutoff)  # only its basis is used
+        self.radial.weight.requires_grad_(False)
+        self.species_code = nn.Parameter(torch.randn(num_species, channels))
+        self.out = nn.Linear(count * channels, dim, bias=False)
+
+    def dense(
+        self, positions: torch.Tensor, mask: torch.Tensor, species: torch.Tensor
+    ) -> torch.Tensor:
+        """``[B, n, dim]`` for centred ``positions [B, n, 3]`` (Å), the real-atom ``mask
+        [B, n]`` and species indices ``[B, n]`` (any value in the padding)."""
+        vectors = positions[:, None, :, :] - positions[:, :, None, :]
+        n = positions.shape[1]
+        eye = torch.eye(n, dtype=torch.bool, device=positions.device)
+        pair_mask = eye | ~(mask[:, :, None] & mask[:, None, :])
+        distance = safe_norm(vectors, pair_mask)
+        weight = smooth_envelope(distance, self.cutoff).masked_fill(pair_mask, 0.0)
+        phi = self.radial.basis(distance) * weight  # [K, B, n, n]
+        density = torch.einsum("kbij,bjc->bikc", phi, self.species_code[species])
+        return self.out(density.flatten(-2))
+
+    def sparse(
+        self,
+        num_tokens: int,
+        edge_index: torch.Tensor,
+        distance: torch.Tensor,
+        species: torch.Tensor,
+    ) -> torch.Tensor:
+        """``[T, dim]`` for the pairs ``edge_index [2, E]`` (i, j), i ≠ j, of lengths
+        ``distance [E]`` (Å) and the species indices ``[T]`` of the tokens."""
+        phi = self.radial.basis(distance) * smooth_envelope(distance, self.cutoff)  # [K, E]
+        messages = phi.T[:, :, None] * self.species_code[species[edge_index[1]]][:, None, :]
+        density = messages.new_zeros(num_tokens, *messages.shape[1:])
+        density = density.index_add(0, edge_index[0], messages)
+        return self.out(density.flatten(-2))
+
+
 @dataclass(frozen=True)
 class DenseGeometry:
     """Full attention within each molecule of a padded batch.

@@ -30,6 +30,11 @@ from mlpot.testing import (
 )
 
 SPECIES = ["H", "C", "N", "O"]
+#: The architectures every symmetry/smoothness test runs on: the plain transformer and
+#: the one whose tokens start with the radial neighbour density.
+ARCHITECTURES = pytest.mark.parametrize(
+    "arch", [{}, {"neighbour_density": True}], ids=["plain", "density"]
+)
 
 
 def small_model(**kwargs) -> TransIPPotential:
@@ -64,13 +69,14 @@ def predict(model, structures, stress=False):
 
 
 # ----------------------------------------------------------------- symmetries
-def test_translation_and_permutation_invariance_exact():
+@ARCHITECTURES
+def test_translation_and_permutation_invariance_exact(arch):
     """Centred coordinates and relative rotary phases each make translations exact.
     Mutants: centring dropped AND rotary phases on queries only (absolute positions reach
     the scores) → translation fails (either change alone passes, as it should); a
     channel-dependent embedding of each atom's rank in the padded batch → permutation
     fails."""
-    model = small_model()
+    model = small_model(**arch)
     rng = np.random.default_rng(0)
     systems = [molecule("CH3CH2OH"), diamond().repeat((2, 1, 1)), molecule("HCOOH")]
     moved, perms = [], []
@@ -92,45 +98,52 @@ def test_translation_and_permutation_invariance_exact():
     assert float((out.forces - expected).abs().max()) < 1e-12 * float(ref.forces.abs().max())
 
 
-def test_untrained_model_is_measurably_not_rotation_invariant():
+@ARCHITECTURES
+def test_untrained_model_is_measurably_not_rotation_invariant(arch):
     """No hidden equivariance: one random rotation changes energies and forces at O(1)
     of their variation. Mutant: rotary phases of |r| instead of u·r (a rotation-invariant
     model) → both errors drop to ~1e-16 and the test fails."""
-    model = small_model()
+    model = small_model(**arch)
     graph = AtomicGraph.from_atoms(
         [molecule("CH3CH2OH"), molecule("NH3"), diamond()], dtype=torch.float64
     )
     err = equivariance_error(model, graph, torch.Generator().manual_seed(0))
     assert err.forces > 1e-2, err
     assert err.energy > 1e-4, err
-    fa = small_model(frame_averaging=True)
+    fa = small_model(**arch, frame_averaging=True)
     mols = AtomicGraph.from_atoms([molecule("CH3CH2OH"), molecule("NH3")], dtype=torch.float64)
     exact = equivariance_error(fa, mols, torch.Generator().manual_seed(0))
     assert exact.forces < 1e-10 and exact.energy < 1e-12, exact
 
 
 # ------------------------------------------------------------ forces, stress
-def test_forces_match_finite_differences_molecule_and_frames():
+@ARCHITECTURES
+def test_forces_match_finite_differences_molecule_and_frames(arch):
     """Mutant: distances of the distance bias detached → forces wrong (err ~1e-1)."""
     mol = molecule("CH3CH2OH")
     mol.info["charge"], mol.info["spin"] = 1, 2
-    assert assert_forces_match_finite_differences(small_model(), mol) < 1e-6
-    assert assert_forces_match_finite_differences(small_model(frame_averaging=True), mol) < 1e-6
+    assert assert_forces_match_finite_differences(small_model(**arch), mol) < 1e-6
+    assert (
+        assert_forces_match_finite_differences(small_model(**arch, frame_averaging=True), mol)
+        < 1e-6
+    )
 
 
-def test_forces_and_stress_match_finite_differences_periodic():
+@ARCHITECTURES
+def test_forces_and_stress_match_finite_differences_periodic(arch):
     """Mutant: the strained edge vectors ignored (positions[j] − positions[i] without
     shifts) → stress and forces fail."""
-    model = small_model()
+    model = small_model(**arch)
     cell = diamond()
     assert assert_forces_match_finite_differences(model, cell) < 1e-6
     assert assert_stress_matches_finite_differences(model, cell) < 1e-6
 
 
-def test_periodic_energy_continuous_when_a_neighbour_crosses_the_cutoff():
+@ARCHITECTURES
+def test_periodic_energy_continuous_when_a_neighbour_crosses_the_cutoff(arch):
     """Two atoms in a large periodic box, scanned across r_c. Mutant: envelope replaced
     by the hard step (r < r_c) → the energy jumps at r_c (the test sees a 1e-2 jump)."""
-    model = small_model()
+    model = small_model(**arch)
     rc = model.cutoff
     rs = np.array([rc - 1e-3, rc - 1e-6, rc + 1e-6, rc + 1e-3, rc + 0.5])
     structures = [
@@ -234,13 +247,14 @@ def test_frame_averaging_rejects_periodic_systems():
 
 
 # ------------------------------------------------------------ batching, extensivity
-def test_mixed_size_batch_equals_one_by_one():
+@ARCHITECTURES
+def test_mixed_size_batch_equals_one_by_one(arch):
     """Mutant: padding keys not masked (key_mask zeros) → batched != single."""
     structures = [molecule("CH3CH2OH"), molecule("H2O"), diamond(), molecule("HCN")]
-    assert assert_batched_equals_single(small_model(), structures, rtol=1e-10) < 1e-10
+    assert assert_batched_equals_single(small_model(**arch), structures, rtol=1e-10) < 1e-10
     assert (
         assert_batched_equals_single(
-            small_model(frame_averaging=True),
+            small_model(**arch, frame_averaging=True),
             [structures[0], structures[1], structures[3]],
             rtol=1e-10,
         )
@@ -248,12 +262,14 @@ def test_mixed_size_batch_equals_one_by_one():
     )
 
 
-def test_periodic_energy_is_extensive():
+@ARCHITECTURES
+def test_periodic_energy_is_extensive(arch):
     """Mutant: full attention over the cell (dense path for periodic systems) → the
     2×2×2 supercell energy is not 8× the cell energy."""
-    assert assert_extensive(small_model(), diamond(), rtol=1e-10) < 1e-10
+    assert assert_extensive(small_model(**arch), diamond(), rtol=1e-10) < 1e-10
     assert (
-        assert_extensive(small_model(cutoff=2.0), diamond(), repeat=(3, 1, 2), rtol=1e-10) < 1e-10
+        assert_extensive(small_model(**arch, cutoff=2.0), diamond(), repeat=(3, 1, 2), rtol=1e-10)
+        < 1e-10
     )
 
 
@@ -328,8 +344,12 @@ def test_atom_level_pairs_each_atom_with_its_system_rotation():
     turned = model.embed(rotate_graph(graph, rotations)).atoms
     anchors = torch.randperm(graph.num_atoms, generator=gen)[:24]
     expected = contrastive_objective(
-        plain[anchors], turned[anchors], rotations[graph.system_index][anchors], transform,
-        config, gen,
+        plain[anchors],
+        turned[anchors],
+        rotations[graph.system_index][anchors],
+        transform,
+        config,
+        gen,
     )
     assert torch.allclose(out.loss, expected.loss, rtol=1e-12)
     pooled = contrastive_loss(
@@ -400,8 +420,9 @@ def test_rotation_negatives_block_invariant_collapse():
 
 
 # ------------------------------------------------------------ I/O, adapters, errors
-def test_checkpoint_round_trip(tmp_path):
-    model = small_model(frame_averaging=True)
+@ARCHITECTURES
+def test_checkpoint_round_trip(tmp_path, arch):
+    model = small_model(**arch, frame_averaging=True)
     model.set_reference_energies({"H": -13.6, "C": -1029.0, "N": -1485.0, "O": -2041.0})
     path = save_model(model, tmp_path / "transip.pt")
     loaded = load_model(path)
@@ -489,3 +510,47 @@ def test_rotation_of_the_input_is_what_frames_undo():
     assert not np.isclose(
         float(predict(plain, turned).energy[0]), float(predict(plain, mol).energy[0]), rtol=1e-6
     )
+
+
+def test_neighbour_density_matches_its_definition_dense_and_sparse():
+    """Δh_i = W vec(Σ_{j≠i} φ_k(r_ij) c(r_ij) a(Z_j)) by explicit loops, against the padded
+    dense form (two molecules of different size in one batch) and the pair form (all
+    pairs, both directions). Mutants: a(Z_i) instead of a(Z_j) in the pair form, padding
+    not masked in the dense form → each fails."""
+    from mlpot.models.transip_layers import NeighbourDensity, smooth_envelope
+
+    torch.manual_seed(0)
+    density = NeighbourDensity(num_species=4, dim=6, count=5, cutoff=3.0, channels=3).double()
+    mols = [molecule("CH3CH2OH"), molecule("HCN")]
+    species = [torch.as_tensor([SPECIES.index(s) for s in m.get_chemical_symbols()]) for m in mols]
+    expected = []
+    for atoms, z in zip(mols, species, strict=True):
+        r = torch.as_tensor(atoms.positions)
+        out = torch.zeros(len(atoms), 5, 3, dtype=torch.float64)
+        for i in range(len(atoms)):
+            for j in range(len(atoms)):
+                if i != j:
+                    d = (r[j] - r[i]).norm()
+                    phi = density.radial.basis(d) * smooth_envelope(d, 3.0)
+                    out[i] += phi[:, None] * density.species_code[z[j]][None, :]
+        expected.append(density.out(out.flatten(-2)))
+    n = max(len(m) for m in mols)
+    positions = torch.zeros(2, n, 3, dtype=torch.float64)
+    mask = torch.zeros(2, n, dtype=torch.bool)
+    codes = torch.zeros(2, n, dtype=torch.int64)
+    for b, (atoms, z) in enumerate(zip(mols, species, strict=True)):
+        positions[b, : len(atoms)] = torch.as_tensor(atoms.positions)
+        mask[b, : len(atoms)] = True
+        codes[b, : len(atoms)] = z
+    positions[1, len(mols[1]) :] = 0.3  # padding near real atoms must not count
+    dense = density.dense(positions, mask, codes)
+    for b, atoms in enumerate(mols):
+        torch.testing.assert_close(dense[b, : len(atoms)], expected[b], rtol=1e-12, atol=1e-12)
+    atoms, z = mols[0], species[0]
+    i, j = torch.meshgrid(torch.arange(len(atoms)), torch.arange(len(atoms)), indexing="ij")
+    keep = i != j
+    edges = torch.stack([i[keep], j[keep]])
+    r = torch.as_tensor(atoms.positions)
+    lengths = (r[edges[1]] - r[edges[0]]).norm(dim=1)
+    sparse = density.sparse(len(atoms), edges, lengths, z)
+    torch.testing.assert_close(sparse, expected[0], rtol=1e-12, atol=1e-12)
