@@ -236,18 +236,18 @@ class TransIPPotential(Potential):
         self, graph: AtomicGraph, edge_vectors: torch.Tensor, species: torch.Tensor
     ) -> torch.Tensor:
         """Per-atom energies ``[N]`` (eV, before scale/shift and E0)."""
-        tokens = self._tokens(graph, species)
+        tokens = self._tokens(graph, species, edge_vectors)
         molecules, periodic = self._split(graph)
         energies = tokens.new_zeros(graph.num_atoms)
         if len(molecules):
             packing, features = self._molecule_features(
-                graph, tokens, species, molecules, self.config.frame_averaging
+                graph, tokens, molecules, self.config.frame_averaging
             )
             frame_energies = self.energy_head(features).squeeze(-1)  # [B_m·G, n]
             per_frame = frame_energies.unflatten(0, (packing.num_systems, -1))
             energies = energies.index_copy(0, molecules, packing.unpad(per_frame.mean(1)))
         if len(periodic):
-            features = self._periodic_features(graph, tokens, species, periodic, edge_vectors)
+            features = self._periodic_features(graph, tokens, periodic, edge_vectors)
             energies = energies.index_copy(0, periodic, self.energy_head(features).squeeze(-1))
         return energies
 
@@ -258,34 +258,46 @@ class TransIPPotential(Potential):
         if graph.dtype != self.dtype or graph.device != self.e0.device:
             graph = graph.to(self.e0.device, self.dtype)
         species = self.species_index(graph)
-        tokens = self._tokens(graph, species)
         molecules, periodic = self._split(graph)
-        features = tokens.new_zeros(tokens.shape)
-        if len(molecules):
-            packing, packed = self._molecule_features(graph, tokens, species, molecules, False)
-            features = features.index_copy(0, molecules, packing.unpad(packed))
-        if len(periodic):
+        vectors = None  # edge vectors: needed by periodic systems and the density
+        if len(periodic) or self.density is not None:
             if graph.edge_index is None:
                 graph = with_neighbors(graph, self.cutoff)
             assert graph.edge_index is not None and graph.shifts is not None  # built above
             i, j = graph.edge_index
             vectors = graph.positions[j] - graph.positions[i] + graph.shifts
+        tokens = self._tokens(graph, species, vectors)
+        features = tokens.new_zeros(tokens.shape)
+        if len(molecules):
+            packing, packed = self._molecule_features(graph, tokens, molecules, False)
+            features = features.index_copy(0, molecules, packing.unpad(packed))
+        if len(periodic):
+            assert vectors is not None  # built above
             features = features.index_copy(
-                0, periodic, self._periodic_features(graph, tokens, species, periodic, vectors)
+                0, periodic, self._periodic_features(graph, tokens, periodic, vectors)
             )
         counts = graph.atoms_per_system.clamp_min(1).to(features.dtype)
         pooled = system_sum(features, graph.system_index, graph.num_systems) / counts[:, None]
         return TransIPEmbedding(atoms=features, pooled=pooled)
 
     # --------------------------------------------------------------- internals
-    def _tokens(self, graph: AtomicGraph, species: torch.Tensor) -> torch.Tensor:
-        """``[N, d]`` species + charge + spin embeddings."""
+    def _tokens(
+        self, graph: AtomicGraph, species: torch.Tensor, edge_vectors: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``[N, d]`` species + charge + spin embeddings (+ the neighbour density, from the
+        graph's edges and their vectors ``[E, 3]``, Å)."""
         c = self.config
         _check_charge_spin(graph, c.max_charge, c.max_spin)
         per_system = (
             self.charge_embedding[graph.charge + c.max_charge] + self.spin_embedding[graph.spin - 1]
         )
-        return self.species_embedding[species] + per_system[graph.system_index]
+        tokens = self.species_embedding[species] + per_system[graph.system_index]
+        if self.density is None:
+            return tokens
+        assert graph.edge_index is not None and edge_vectors is not None  # callers build them
+        no_self = torch.zeros_like(edge_vectors[:, 0], dtype=torch.bool)
+        distance = safe_norm(edge_vectors, no_self)
+        return tokens + self.density(graph.num_atoms, graph.edge_index, distance, species)
 
     def _split(self, graph: AtomicGraph) -> tuple[torch.Tensor, torch.Tensor]:
         """Flat indices of the atoms of molecules and of periodic systems."""
@@ -301,12 +313,7 @@ class TransIPPotential(Potential):
         return (~periodic_atom).nonzero().squeeze(1), periodic
 
     def _molecule_features(
-        self,
-        graph: AtomicGraph,
-        tokens: torch.Tensor,
-        species: torch.Tensor,
-        atoms: torch.Tensor,
-        frame_average: bool,
+        self, graph: AtomicGraph, tokens: torch.Tensor, atoms: torch.Tensor, frame_average: bool
     ) -> tuple[_Packing, torch.Tensor]:
         """Padded final features ``[B_m·G, n, d]`` (G = 4 frames or 1) of the molecules."""
         packing = _Packing.build(atoms, graph.system_index)
@@ -322,10 +329,6 @@ class TransIPPotential(Potential):
             centred = torch.einsum("bni,bgij->bgnj", centred, rotations).flatten(0, 1)
             x = x.repeat_interleave(frames, dim=0)
             mask = mask.repeat_interleave(frames, dim=0)
-        if self.density is not None:
-            frames_per_system = len(x) // packing.num_systems  # 4 with frame averaging
-            codes = packing.pad(species[atoms]).repeat_interleave(frames_per_system, dim=0)
-            x = x + self.density.dense(centred, mask, codes)
         geometry = DenseGeometry.build(centred, mask, self.rotary, self.distance_bias)
         for block in self.blocks:
             x = block(x, geometry)
@@ -335,7 +338,6 @@ class TransIPPotential(Potential):
         self,
         graph: AtomicGraph,
         tokens: torch.Tensor,
-        species: torch.Tensor,
         atoms: torch.Tensor,
         edge_vectors: torch.Tensor,
     ) -> torch.Tensor:
@@ -350,10 +352,6 @@ class TransIPPotential(Potential):
             len(atoms), edges, edge_vectors[keep], self.cutoff, self.rotary, self.distance_bias
         )
         x = tokens[atoms]
-        if self.density is not None:
-            vectors = edge_vectors[keep]
-            distance = safe_norm(vectors, torch.zeros_like(vectors[:, 0], dtype=torch.bool))
-            x = x + self.density.sparse(len(atoms), edges, distance, species[atoms])
         for block in self.blocks:
             x = block(x, geometry)
         return self.final_norm(x)

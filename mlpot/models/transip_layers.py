@@ -158,7 +158,8 @@ class NeighbourDensity(nn.Module):
     with the compact bumps φ_k of :class:`DistanceBias` on [0, r_c], the C² envelope c
     of the cutoff, and a learned code a(Z) of ``channels`` numbers per species. It is
     rotation invariant by construction (distances only), like the distance bias, and
-    costs O(pairs · K · channels) once per evaluation. It hands every token its radial
+    costs O(pairs within the cutoff · K · channels) once per evaluation, from the
+    graph's neighbour list for molecules and cells alike. It hands every token its radial
     environment before the first attention block (the first layer of a SchNet/ACE-like
     descriptor), which attention alone reaches only through softmax-normalised weights.
     """
@@ -173,26 +174,16 @@ class NeighbourDensity(nn.Module):
         self.species_code = nn.Parameter(torch.randn(num_species, channels))
         self.out = nn.Linear(count * channels, dim, bias=False)
 
-    def dense(
-        self, positions: torch.Tensor, mask: torch.Tensor, species: torch.Tensor
-    ) -> torch.Tensor:
-        """``[B, n, dim]`` for centred ``positions [B, n, 3]`` (Å), the real-atom ``mask
-        [B, n]`` and species indices ``[B, n]`` (any value in the padding)."""
-        distance, pair_mask = pair_distances(positions, mask)
-        weight = smooth_envelope(distance, self.cutoff).masked_fill(pair_mask, 0.0)
-        phi = self.radial.basis(distance) * weight  # [K, B, n, n]
-        density = torch.einsum("kbij,bjc->bikc", phi, self.species_code[species])
-        return self.out(density.flatten(-2))
-
-    def sparse(
+    def forward(
         self,
         num_tokens: int,
         edge_index: torch.Tensor,
         distance: torch.Tensor,
         species: torch.Tensor,
     ) -> torch.Tensor:
-        """``[T, dim]`` for the pairs ``edge_index [2, E]`` (i, j), i ≠ j, of lengths
-        ``distance [E]`` (Å) and the species indices ``[T]`` of the tokens."""
+        """``[T, dim]`` for the neighbour pairs ``edge_index [2, E]`` (i, j; no self pairs,
+        pairs beyond the cutoff count zero) of lengths ``distance [E]`` (Å) and the
+        species indices ``[T]`` of the tokens."""
         phi = self.radial.basis(distance) * smooth_envelope(distance, self.cutoff)  # [K, E]
         messages = phi.T[:, :, None] * self.species_code[species[edge_index[1]]][:, None, :]
         density = messages.new_zeros(num_tokens, *messages.shape[1:])

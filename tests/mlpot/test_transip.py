@@ -512,45 +512,31 @@ def test_rotation_of_the_input_is_what_frames_undo():
     )
 
 
-def test_neighbour_density_matches_its_definition_dense_and_sparse():
-    """Δh_i = W vec(Σ_{j≠i} φ_k(r_ij) c(r_ij) a(Z_j)) by explicit loops, against the padded
-    dense form (two molecules of different size in one batch) and the pair form (all
-    pairs, both directions). Mutants: a(Z_i) instead of a(Z_j) in the pair form, padding
-    not masked in the dense form → each fails."""
+def test_neighbour_density_matches_its_definition():
+    """Δh_i = W vec(Σ_{j≠i} φ_k(r_ij) c(r_ij) a(Z_j)) by explicit loops over all pairs,
+    against the module on the neighbour list of a model-sized cutoff (pairs beyond it
+    must add nothing), and the model's tokens. Mutants: a(Z_i) instead of a(Z_j), the
+    envelope dropped → each fails."""
     from mlpot.models.transip_layers import NeighbourDensity, smooth_envelope
+    from mlpot.neighbors import with_neighbors
 
     torch.manual_seed(0)
-    density = NeighbourDensity(num_species=4, dim=6, count=5, cutoff=3.0, channels=3).double()
-    mols = [molecule("CH3CH2OH"), molecule("HCN")]
-    species = [torch.as_tensor([SPECIES.index(s) for s in m.get_chemical_symbols()]) for m in mols]
-    expected = []
-    for atoms, z in zip(mols, species, strict=True):
-        r = torch.as_tensor(atoms.positions)
-        out = torch.zeros(len(atoms), 5, 3, dtype=torch.float64)
-        for i in range(len(atoms)):
-            for j in range(len(atoms)):
-                if i != j:
-                    d = (r[j] - r[i]).norm()
-                    phi = density.radial.basis(d) * smooth_envelope(d, 3.0)
-                    out[i] += phi[:, None] * density.species_code[z[j]][None, :]
-        expected.append(density.out(out.flatten(-2)))
-    n = max(len(m) for m in mols)
-    positions = torch.zeros(2, n, 3, dtype=torch.float64)
-    mask = torch.zeros(2, n, dtype=torch.bool)
-    codes = torch.zeros(2, n, dtype=torch.int64)
-    for b, (atoms, z) in enumerate(zip(mols, species, strict=True)):
-        positions[b, : len(atoms)] = torch.as_tensor(atoms.positions)
-        mask[b, : len(atoms)] = True
-        codes[b, : len(atoms)] = z
-    positions[1, len(mols[1]) :] = 0.3  # padding near real atoms must not count
-    dense = density.dense(positions, mask, codes)
-    for b, atoms in enumerate(mols):
-        torch.testing.assert_close(dense[b, : len(atoms)], expected[b], rtol=1e-12, atol=1e-12)
-    atoms, z = mols[0], species[0]
-    i, j = torch.meshgrid(torch.arange(len(atoms)), torch.arange(len(atoms)), indexing="ij")
-    keep = i != j
-    edges = torch.stack([i[keep], j[keep]])
+    density = NeighbourDensity(num_species=4, dim=6, count=5, cutoff=2.0, channels=3).double()
+    atoms = molecule("CH3CH2OH")
+    z = torch.as_tensor([SPECIES.index(s) for s in atoms.get_chemical_symbols()])
     r = torch.as_tensor(atoms.positions)
-    lengths = (r[edges[1]] - r[edges[0]]).norm(dim=1)
-    sparse = density.sparse(len(atoms), edges, lengths, z)
-    torch.testing.assert_close(sparse, expected[0], rtol=1e-12, atol=1e-12)
+    loops = torch.zeros(len(atoms), 5, 3, dtype=torch.float64)
+    for i in range(len(atoms)):
+        for j in range(len(atoms)):
+            if i != j:
+                d = (r[j] - r[i]).norm()
+                phi = density.radial.basis(d) * smooth_envelope(d, 2.0)
+                loops[i] += phi[:, None] * density.species_code[z[j]][None, :]
+    expected = density.out(loops.flatten(-2))
+    graph = AtomicGraph.from_atoms(atoms, dtype=torch.float64, read_labels=False)
+    graph = with_neighbors(graph, 2.5)  # a skin: pairs in (2.0, 2.5] must count zero
+    i, j = graph.edge_index
+    lengths = (graph.positions[j] - graph.positions[i]).norm(dim=1)
+    assert bool((lengths > 2.0).any()) and bool((lengths < 2.0).any())
+    got = density(len(atoms), graph.edge_index, lengths, z)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
