@@ -26,7 +26,6 @@ from mlpot.models.transip_layers import (
     RotaryGeometry,
     SparseGeometry,
     TransformerBlock,
-    safe_norm,
 )
 from mlpot.neighbors import with_neighbors
 
@@ -295,8 +294,7 @@ class TransIPPotential(Potential):
         if self.density is None:
             return tokens
         assert graph.edge_index is not None and edge_vectors is not None  # callers build them
-        no_self = torch.zeros_like(edge_vectors[:, 0], dtype=torch.bool)
-        distance = safe_norm(edge_vectors, no_self)
+        distance = edge_vectors.norm(dim=1)  # neighbour pairs: never a self pair
         return tokens + self.density(graph.num_atoms, graph.edge_index, distance, species)
 
     def _split(self, graph: AtomicGraph) -> tuple[torch.Tensor, torch.Tensor]:

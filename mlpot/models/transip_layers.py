@@ -60,19 +60,6 @@ def safe_norm(vectors: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
     return torch.where(zero, torch.zeros_like(squared), squared.sqrt())
 
 
-def pair_distances(
-    positions: torch.Tensor, mask: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """|r_j − r_i| ``[B, n, n]`` (Å) of padded ``positions [B, n, 3]``, and the pairs to
-    leave out ``[B, n, n]`` (self pairs and any pair with a padded atom; their distance
-    is 0 with a finite gradient)."""
-    vectors = positions[:, None, :, :] - positions[:, :, None, :]
-    n = positions.shape[1]
-    eye = torch.eye(n, dtype=torch.bool, device=positions.device)
-    pair_mask = eye | ~(mask[:, :, None] & mask[:, None, :])
-    return safe_norm(vectors, pair_mask), pair_mask
-
-
 class RotaryGeometry(nn.Module):
     """Fixed directions ``u [H, P, 3]`` and angular frequencies ``ω [H, P]`` (rad/Å).
 
@@ -214,10 +201,13 @@ class DenseGeometry:
     ) -> DenseGeometry:
         """From centred ``positions [B, n, 3]`` (Å) and the real-atom ``mask [B, n]``."""
         cos, sin = rotary.phases(positions)
-        distance, _ = pair_distances(positions, mask)
+        vectors = positions[:, None, :, :] - positions[:, :, None, :]
+        n = positions.shape[1]
+        eye = torch.eye(n, dtype=torch.bool, device=positions.device)
+        pair_mask = eye | ~(mask[:, :, None] & mask[:, None, :])
         key_mask = torch.zeros(mask.shape, dtype=positions.dtype, device=positions.device)
         key_mask = key_mask.masked_fill(~mask, float("-inf"))[:, None, None, :]
-        bias = distance_bias.pairs(distance) + key_mask
+        bias = distance_bias.pairs(safe_norm(vectors, pair_mask)) + key_mask
         return cls(cos, sin, bias)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer: int) -> torch.Tensor:
