@@ -148,6 +148,7 @@ def transip_md(
     threads: int = typer.Option(1, help="torch threads."),
     json_out: str = typer.Option(None, "--json", help="Also write the results here."),
     frames: str = typer.Option("both", help="Frame averaging: both, off or on (one run)."),
+    series: str = typer.Option(None, help="Write each run's time series to PREFIX-*.csv."),
 ) -> None:
     """TransIP NVE: energy and angular-momentum drift with and without frame averaging."""
     from benchmarks.transip_md import run
@@ -155,7 +156,7 @@ def transip_md(
     try:
         run(model_path=model, molecule=molecule, time_ps=time_ps, timestep=timestep,
             temperature=temperature, every=every, threads=threads, json_out=json_out,
-            frames=frames)
+            frames=frames, series=series)
     except (ValueError, FileNotFoundError) as err:
         typer.echo(f"benchmarks transip-md: {err}", err=True)
         raise typer.Exit(1) from err

@@ -7,13 +7,18 @@ linear fit, and the largest excursion, per atom) and the angular-momentum change
 |L(t) − L(0)| about the centre of mass. An exactly rotation-invariant energy has zero
 torque, so velocity Verlet keeps L to rounding; a learned, approximate invariance shows
 up as a drift of L. Without ``--model`` a randomly initialised model is used (a smoke run:
-its energy surface is arbitrary).
+its energy surface is arbitrary). With ``--series PREFIX`` each run also writes its time
+series (``PREFIX-plain.csv`` / ``PREFIX-fa.csv``: conserved and potential energy,
+temperature, |L(t) − L(0)|, shortest pair distance and largest force), to find when and
+where an energy excursion happens.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +69,61 @@ def angular_momentum(state: MDState) -> torch.Tensor:
     return torch.linalg.cross(state.positions - centre, state.momenta).sum(0)
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One sampled step of an NVE run (single system).
+
+    Attributes:
+        time: ps.
+        conserved: conserved energy, eV.
+        potential: potential energy, eV.
+        temperature: instantaneous temperature, K.
+        angular_momentum: ``[3]`` L about the centre of mass, amu·Å²/fs.
+        min_distance: shortest pair distance, Å.
+        max_force: largest per-atom |F|, eV/Å.
+    """
+
+    time: float
+    conserved: float
+    potential: float
+    temperature: float
+    angular_momentum: np.ndarray
+    min_distance: float
+    max_force: float
+
+
+def sample(state: MDState, integrator: VelocityVerlet, time_ps: float) -> Sample:
+    """The observables of a single-system ``state`` at ``time_ps``."""
+    positions = state.positions.detach()
+    distances = torch.pdist(positions) if len(positions) > 1 else positions.new_full((1,), 0.0)
+    return Sample(
+        time_ps,
+        float(integrator.conserved_energy(state)[0]),
+        float(state.energy[0]),
+        float(state.temperature()[0]),
+        angular_momentum(state).detach().numpy(),
+        float(distances.min()),
+        float(state.forces.detach().norm(dim=1).max()),
+    )
+
+
+def write_series(path: Path, samples: list[Sample], atoms: int) -> None:
+    """Write ``samples`` as CSV to ``path`` (through a temporary file, then renamed).
+    Energies are per atom relative to the first sample, eV/atom."""
+    e0, p0, ell0 = samples[0].conserved, samples[0].potential, samples[0].angular_momentum
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["time_ps", "conserved_dE_eV_per_atom", "potential_dE_eV_per_atom",
+                      "temperature_K", "dL_amu_A2_per_fs", "min_distance_A", "max_force_eV_A"])
+        for s in samples:
+            out.writerow([f"{s.time:.5f}", f"{(s.conserved - e0) / atoms:.6e}",
+                          f"{(s.potential - p0) / atoms:.6e}", f"{s.temperature:.2f}",
+                          f"{np.linalg.norm(s.angular_momentum - ell0):.4e}",
+                          f"{s.min_distance:.4f}", f"{s.max_force:.4f}"])
+    os.replace(tmp, path)
+
+
 def nve_run(
     model: TransIPPotential,
     atoms: ase.Atoms,
@@ -72,26 +132,29 @@ def nve_run(
     temperature: float,
     every: int,
     seed: int = 0,
+    series: Path | None = None,
 ) -> DriftResult:
-    """Velocity Verlet for ``steps`` steps of ``timestep`` fs, sampled ``every`` steps."""
+    """Velocity Verlet for ``steps`` steps of ``timestep`` fs, sampled ``every`` steps
+    (the samples written to ``series`` as CSV when given)."""
     force_field = ForceField(model)
     state = maxwell_boltzmann(MDState.from_atoms([atoms], seed=seed), temperature)
     state = force_field.evaluate(state)
     integrator = VelocityVerlet(timestep)
-    times, energies, momenta = [], [], []
+    samples = []
     start = time.perf_counter()
     for step in range(steps + 1):
         if step % every == 0:
-            times.append(step * timestep / 1000.0)
-            energies.append(float(integrator.conserved_energy(state)[0]))
-            momenta.append(angular_momentum(state).detach().numpy())
+            samples.append(sample(state, integrator, step * timestep / 1000.0))
         if step < steps:
             state = integrator.step(state, force_field)
     seconds = time.perf_counter() - start
     n = len(atoms)
-    e = (np.array(energies) - energies[0]) / n
+    if series is not None:
+        write_series(series, samples, n)
+    times = [s.time for s in samples]
+    e = (np.array([s.conserved for s in samples]) - samples[0].conserved) / n
     slope = float(np.polyfit(times, e, 1)[0]) if len(times) > 1 else 0.0
-    ell = np.array(momenta)
+    ell = np.array([s.angular_momentum for s in samples])
     return DriftResult(
         model.config.frame_averaging,
         slope,
@@ -112,11 +175,13 @@ def run(
     threads: int = 1,
     json_out: str | None = None,
     frames: str = "both",
+    series: str | None = None,
 ) -> list[DriftResult]:
     """Run NVE with and without frame averaging; print and return both results
     (also written to ``json_out`` with the run's settings when given). ``frames``:
     ``both``, ``off`` (without frame averaging only) or ``on`` (with it only), so the two
-    runs can go to two processes."""
+    runs can go to two processes. ``series``: a path prefix for the time series of each
+    run (``-plain.csv``, ``-fa.csv``)."""
     if frames not in ("both", "off", "on"):
         raise ValueError(f"frames: {frames!r}, expected both, off or on")
     torch.set_num_threads(threads)
@@ -141,8 +206,10 @@ def run(
     results = []
     chosen = {"both": (False, True), "off": (False,), "on": (True,)}[frames]
     for enabled in chosen:
+        path = None if series is None else Path(f"{series}-{'fa' if enabled else 'plain'}.csv")
         r = nve_run(
-            with_frame_averaging(model, enabled), atoms, steps, timestep, temperature, every
+            with_frame_averaging(model, enabled), atoms, steps, timestep, temperature, every,
+            series=path,
         )
         results.append(r)
         print(
