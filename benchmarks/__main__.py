@@ -171,6 +171,8 @@ def transip_experiment(
     batch: int = typer.Option(16, help="Structures per batch."),
     lr: float = typer.Option(2e-3, help="Peak learning rate (cosine)."),
     seed: int = typer.Option(0, help="Seed of labels, initialisation and batch order."),
+    train_seed: int = typer.Option(None, help="Seed of initialisation and batch order only "
+                                   "(default: --seed), for the spread between trainings."),
     variants: str = typer.Option(",".join(("contrastive", "augment", "none", "equivariant")),
                                  help="Variants to train."),
     transip_dim: int = typer.Option(64, help="TransIP token width."),
@@ -201,7 +203,7 @@ def transip_experiment(
         cfg = ExperimentConfig(
             cache=Path(cache) if cache else Path(out) / "labels", out=Path(out),
             sizes=_int_tuple(sizes, "--sizes"), valid=valid, test=test, steps=steps,
-            batch_size=batch, lr=lr, seed=seed,
+            batch_size=batch, lr=lr, seed=seed, train_seed=train_seed,
             variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
             transip={"dim": transip_dim, "heads": 4, "num_layers": transip_layers,
                      "head_hidden": 64, "neighbour_density": neighbour_density},

@@ -69,8 +69,10 @@ class ExperimentConfig:
         steps: optimiser steps per training (the budget, equal for all variants).
         batch_size: structures per batch.
         lr: peak learning rate (cosine schedule, ``warmup`` linear warm-up steps).
-        seed: model initialisation and batch order; labels use ``seed`` (train/valid)
-            and ``seed + 1`` (test).
+        seed: labels use ``seed`` (train/valid) and ``seed + 1`` (test); also the model
+            initialisation and batch order unless ``train_seed`` is given.
+        train_seed: model initialisation and batch order only (None: ``seed``), to
+            measure the spread between trainings on the same labels.
         variants: which of :data:`VARIANTS` to train.
         transip: TransIPPotential hyper-parameters.
         equivariant: EquivariantPotential hyper-parameters.
@@ -94,6 +96,7 @@ class ExperimentConfig:
     lr: float = 2e-3
     warmup: int = 50
     seed: int = 0
+    train_seed: int | None = None
     variants: tuple[str, ...] = VARIANTS
     transip: dict = field(
         default_factory=lambda: {"dim": 64, "heads": 4, "num_layers": 3, "head_hidden": 64,
@@ -224,7 +227,9 @@ def training_config(cfg: ExperimentConfig, variant: str, size: int, files: Label
         "optimizer": {"lr": cfg.lr, "warmup_steps": cfg.warmup, "schedule": "cosine",
                       "ema_decay": 0.99},
         "train": {"epochs": epochs, "max_steps": cfg.steps, "dtype": "float32",
-                  "device": "cpu", "seed": cfg.seed, "threads": cfg.threads,
+                  "device": "cpu",
+                  "seed": cfg.seed if cfg.train_seed is None else cfg.train_seed,
+                  "threads": cfg.threads,
                   "valid_every": max(1, epochs // 5)},
         "checkpoint": {"every_epochs": epochs, "keep_last": 1},
         "log": {"progress": False, "tensorboard": False},
@@ -316,7 +321,8 @@ def run(cfg: ExperimentConfig) -> list[ResultRow]:
     torch.set_num_threads(cfg.threads)
     counts = parameter_counts(cfg)
     print(f"TransIP experiment: sizes {list(cfg.sizes)}, valid {cfg.valid}, test {cfg.test}, "
-          f"{cfg.steps} steps of {cfg.batch_size}, seed {cfg.seed}; parameters: "
+          f"{cfg.steps} steps of {cfg.batch_size}, seed {cfg.seed}, training seed "
+          f"{cfg.seed if cfg.train_seed is None else cfg.train_seed}; parameters: "
           + ", ".join(f"{k} {v}" for k, v in counts.items()))
     if cfg.report_on not in ("test", "valid"):
         raise ValueError(f"report_on must be 'test' or 'valid', got {cfg.report_on!r}")

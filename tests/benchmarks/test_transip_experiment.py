@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -62,6 +63,10 @@ def test_every_variant_gets_the_same_budget_and_data(tmp_path):
         mode = c["equivariance"]["mode"]
         assert mode == ("none" if v == "equivariant" else v)
     assert configs["equivariant"]["model"]["kind"] == "EquivariantPotential"
+    # a training seed changes initialisation and batch order only, not the labels
+    other = dataclasses.replace(cfg, train_seed=5)
+    assert exp.label_files(other) == files
+    assert exp.training_config(other, "augment", 12, files, tmp_path / "a")["train"]["seed"] == 5
 
 
 def test_experiment_end_to_end(tmp_path, capsys):
