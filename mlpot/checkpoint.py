@@ -151,7 +151,8 @@ def load_model(
         raise ValueError(f"{path}: unknown model class {payload.get('model_class')!r}; "
                          f"known: {sorted(MODEL_CLASSES)}")
     try:
-        model = cls(**payload["config"])
+        # keys added since the checkpoint was written take their pre-addition value
+        model = cls(**{**getattr(cls, "legacy_config", {}), **payload["config"]})
         saved_dtype = getattr(torch, payload.get("dtype", "float32"))
         model = model.to(saved_dtype)
         model.load_state_dict(payload["state_dict"], strict=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from ase.data import atomic_numbers as _symbol_to_z
@@ -71,6 +71,10 @@ class Potential(torch.nn.Module):
     """
 
     config: Any  # a dataclass (saved in checkpoints); subclasses name its type
+    #: Constructor arguments added after checkpoints of the class were first written,
+    #: each with the value that rebuilds such an older checkpoint unchanged;
+    #: :func:`~mlpot.checkpoint.load_model` uses it where a saved config lacks the key.
+    legacy_config: ClassVar[dict[str, Any]] = {}
     species_numbers: torch.Tensor
     species_lookup: torch.Tensor
     e0: torch.Tensor

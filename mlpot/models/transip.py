@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -49,7 +50,8 @@ class TransIPPotentialConfig:
         max_spin: largest spin multiplicity the spin embedding covers.
         frame_averaging: average the energy over the 4 proper PCA frames (molecules only).
         neighbour_density: add the radial neighbour density
-            (:class:`~mlpot.models.transip_layers.NeighbourDensity`) to the input tokens.
+            (:class:`~mlpot.models.transip_layers.NeighbourDensity`) to the input tokens
+            (default on; False in checkpoints written before the option existed).
     """
 
     species: tuple[int, ...]
@@ -65,7 +67,7 @@ class TransIPPotentialConfig:
     max_charge: int = 10
     max_spin: int = 11
     frame_averaging: bool = False
-    neighbour_density: bool = False
+    neighbour_density: bool = True
 
 
 @dataclass(frozen=True)
@@ -128,13 +130,14 @@ class TransIPPotential(Potential):
     positions on queries, keys and values plus a learned radial distance bias (see
     :mod:`mlpot.models.transip_layers`). Rotary phases depend on the direction of
     r_j − r_i, so an untrained model is not rotation invariant — on purpose. With
-    ``neighbour_density=True`` the input tokens also get the radial density of their
-    neighbours within ``cutoff`` (:class:`~mlpot.models.transip_layers.NeighbourDensity`:
-    distances only, so it adds no direction and no hidden equivariance). On the xTB
-    experiment (``python -m benchmarks transip-experiment``) it lowered the validation
-    force MAE of the ``augment`` model from 542 to 370 meV/Å (1000 structures, 4000
-    steps of 16). It is off by default only so that checkpoints written before it load
-    unchanged; new models should turn it on.
+    ``neighbour_density=True`` (the default) the input tokens also get the radial
+    density of their neighbours within ``cutoff``
+    (:class:`~mlpot.models.transip_layers.NeighbourDensity`: distances only, so it adds
+    no direction and no hidden equivariance). On the xTB experiment (``python -m
+    benchmarks transip-experiment``) it lowered the validation force MAE of the
+    ``augment`` model from 542 to 370 meV/Å (1000 structures, 4000 steps of 16).
+    Checkpoints written before the option existed load without it
+    (:attr:`legacy_config`).
 
     - Molecules (no periodic direction): full attention over all atoms of the molecule
       with ``scaled_dot_product_attention`` on a padded batch; padded keys are masked,
@@ -158,13 +161,16 @@ class TransIPPotential(Potential):
     module: finite there, invariant only for linear molecules and single atoms).
 
     Default sizes: d = 96, 6 heads of 16 (8 rotary pairs each), 3 blocks, FFN 2d,
-    16 radial functions, 5 Å: 0.235 M parameters for H/C/N/O, close to the
-    :class:`~mlpot.models.EquivariantPotential` default (0.189 M), the model it is
+    16 radial functions, 5 Å: 0.247 M parameters for H/C/N/O (0.235 M without the
+    density), close to the :class:`~mlpot.models.EquivariantPotential` default
+    (0.189 M), the model it is
     compared with (``python -m benchmarks transip``). Rotary wavelengths 1–20 Å span
     bond lengths to molecular size.
     """
 
     config: TransIPPotentialConfig
+    # checkpoints written before neighbour_density existed have no density
+    legacy_config: ClassVar[dict[str, Any]] = {"neighbour_density": False}
 
     def __init__(
         self,
@@ -181,7 +187,7 @@ class TransIPPotential(Potential):
         max_charge: int = 10,
         max_spin: int = 11,
         frame_averaging: bool = False,
-        neighbour_density: bool = False,
+        neighbour_density: bool = True,
     ) -> None:
         super().__init__(species, cutoff)
         _validate(

@@ -33,7 +33,8 @@ SPECIES = ["H", "C", "N", "O"]
 #: The architectures every symmetry/smoothness test runs on: the plain transformer and
 #: the one whose tokens start with the radial neighbour density.
 ARCHITECTURES = pytest.mark.parametrize(
-    "arch", [{}, {"neighbour_density": True}], ids=["plain", "density"]
+    "arch", [{"neighbour_density": False}, {"neighbour_density": True}],
+    ids=["plain", "density"]
 )
 
 
@@ -431,6 +432,22 @@ def test_checkpoint_round_trip(tmp_path, arch):
     a, b = predict(model, molecule("CH3CH2OH")), predict(loaded, molecule("CH3CH2OH"))
     assert torch.equal(a.energy, b.energy)
     assert torch.equal(a.forces, b.forces)
+
+
+def test_checkpoint_from_before_the_density_loads_without_it(tmp_path):
+    """A checkpoint written before ``neighbour_density`` existed (its config lacks the
+    key) rebuilds the plain architecture with the same energies, although new models
+    have the density by default."""
+    assert small_model().config.neighbour_density
+    model = small_model(neighbour_density=False)
+    path = save_model(model, tmp_path / "transip.pt")
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]["neighbour_density"]
+    torch.save(payload, path)
+    loaded = load_model(path)
+    assert not loaded.config.neighbour_density
+    assert torch.equal(predict(model, molecule("CH3CH2OH")).energy,
+                       predict(loaded, molecule("CH3CH2OH")).energy)
 
 
 def test_calculator_and_md_angular_momentum():
