@@ -7,10 +7,11 @@ linear fit, and the largest excursion, per atom) and the angular-momentum change
 |L(t) − L(0)| about the centre of mass. An exactly rotation-invariant energy has zero
 torque, so velocity Verlet keeps L to rounding; a learned, approximate invariance shows
 up as a drift of L. Without ``--model`` a randomly initialised model is used (a smoke run:
-its energy surface is arbitrary). With ``--series PREFIX`` each run also writes its time
-series (``PREFIX-plain.csv`` / ``PREFIX-fa.csv``: conserved and potential energy,
-temperature, |L(t) − L(0)|, shortest pair distance and largest force), to find when and
-where an energy excursion happens.
+its energy surface is arbitrary). Any other potential (an ``EquivariantPotential``
+trained on the same data, for comparison) runs with ``--frames off``. With ``--series
+PREFIX`` each run also writes its time series (``PREFIX-plain.csv`` / ``PREFIX-fa.csv``:
+conserved and potential energy, temperature, |L(t) − L(0)|, shortest pair distance and
+largest force), to find when and where an energy excursion happens.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch
 
 from mlpot.checkpoint import load_model
 from mlpot.md import ForceField, MDState, VelocityVerlet, maxwell_boltzmann
-from mlpot.models import TransIPPotential
+from mlpot.models import Potential, TransIPPotential
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,14 @@ class DriftResult:
     seconds: float
 
 
-def with_frame_averaging(model: TransIPPotential, enabled: bool) -> TransIPPotential:
-    """The same weights with ``frame_averaging`` set (it adds no parameters)."""
+def with_frame_averaging(model: Potential, enabled: bool) -> Potential:
+    """The same weights with ``frame_averaging`` set (it adds no parameters); a model
+    other than TransIP is returned as it is when ``enabled`` is False."""
+    if not isinstance(model, TransIPPotential):
+        if enabled:
+            raise ValueError(f"frame averaging needs a TransIPPotential, not a "
+                             f"{type(model).__name__}: use --frames off")
+        return model.eval()
     config = dataclasses.replace(model.config, frame_averaging=enabled)
     out = TransIPPotential(**dataclasses.asdict(config)).to(model.dtype)
     out.load_state_dict(model.state_dict())
@@ -125,7 +132,7 @@ def write_series(path: Path, samples: list[Sample], atoms: int) -> None:
 
 
 def nve_run(
-    model: TransIPPotential,
+    model: Potential,
     atoms: ase.Atoms,
     steps: int,
     timestep: float,
@@ -156,7 +163,7 @@ def nve_run(
     slope = float(np.polyfit(times, e, 1)[0]) if len(times) > 1 else 0.0
     ell = np.array([s.angular_momentum for s in samples])
     return DriftResult(
-        model.config.frame_averaging,
+        getattr(model.config, "frame_averaging", False),
         slope,
         float(np.abs(e).max()),
         float(np.linalg.norm(ell - ell[0], axis=1).max()),
@@ -189,9 +196,10 @@ def run(
         torch.manual_seed(0)
         model = TransIPPotential(["H", "C", "N", "O"])
     else:
-        model = load_model(model_path)
-        if not isinstance(model, TransIPPotential):
-            raise ValueError(f"{model_path}: a {type(model).__name__}, not a TransIPPotential")
+        loaded = load_model(model_path)
+        if not isinstance(loaded, Potential):
+            raise ValueError(f"{model_path}: a {type(loaded).__name__}, not a potential")
+        model = loaded
     model = model.double()
     atoms = ase.build.molecule(molecule)
     steps = round(time_ps * 1000.0 / timestep)
