@@ -179,6 +179,8 @@ def transip_experiment(
     transip_layers: int = typer.Option(3, help="TransIP blocks."),
     neighbour_density: bool = typer.Option(True, help="TransIP neighbour_density (the "
                                            "radial neighbour density in the input tokens)."),
+    pair_repulsion: bool = typer.Option(False, help="Both architectures with the ZBL "
+                                        "pair repulsion (pair_repulsion=True)."),
     equivariant_channels: int = typer.Option(48, help="EquivariantPotential channels."),
     equivariant_lmax: int = typer.Option(2, help="EquivariantPotential lmax."),
     weight: float = typer.Option(0.03, help="Contrastive weight λ (tuned on the "
@@ -206,9 +208,11 @@ def transip_experiment(
             batch_size=batch, lr=lr, seed=seed, train_seed=train_seed,
             variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
             transip={"dim": transip_dim, "heads": 4, "num_layers": transip_layers,
-                     "head_hidden": 64, "neighbour_density": neighbour_density},
+                     "head_hidden": 64, "neighbour_density": neighbour_density,
+                     "pair_repulsion": pair_repulsion},
             equivariant={"channels": equivariant_channels, "lmax": equivariant_lmax,
-                         "num_layers": 2, "avg_num_neighbors": "auto"},
+                         "num_layers": 2, "avg_num_neighbors": "auto",
+                         "pair_repulsion": pair_repulsion},
             equivariance={"weight": weight, "temperature": temperature,
                           "rotation_negatives": rotation_negatives, "variance_floor": 0.1,
                           "level": level},

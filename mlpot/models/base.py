@@ -17,6 +17,7 @@ from ase.data import atomic_numbers as _symbol_to_z
 from ase.data import chemical_symbols
 
 from mlpot.graph import AtomicGraph, system_sum
+from mlpot.models.repulsion import ZBLRepulsion
 from mlpot.neighbors import with_neighbors
 
 
@@ -68,6 +69,11 @@ class Potential(torch.nn.Module):
         species_lookup: ``[119]`` map atomic number → species index (-1 = unknown).
         e0: ``[S]`` per-element reference energies, eV.
         scale, shift: scalars applied to the learned per-atom energy, eV.
+
+    Attributes:
+        repulsion: a fixed short-range prior added to the per-atom energies after
+            scale/shift (:class:`~mlpot.models.repulsion.ZBLRepulsion`), or None;
+            subclasses set it from a ``pair_repulsion`` option.
     """
 
     config: Any  # a dataclass (saved in checkpoints); subclasses name its type
@@ -94,6 +100,7 @@ class Potential(torch.nn.Module):
         self.register_buffer("e0", torch.zeros(len(numbers)))
         self.register_buffer("scale", torch.ones(()))
         self.register_buffer("shift", torch.zeros(()))
+        self.repulsion: ZBLRepulsion | None = None
 
     @property
     def species(self) -> list[str]:
@@ -188,6 +195,8 @@ def energy_forces_stress(
     edge_vectors = positions_s.index_select(0, j) - positions_s.index_select(0, i) + shifts
     learned = model.atomic_energies(g, edge_vectors, species)
     energies = learned * model.scale + model.shift + model.e0[species]
+    if model.repulsion is not None:
+        energies = energies + model.repulsion(edge_vectors, g.require_edges()[0], species)
     energy = system_sum(energies, graph.system_index, graph.num_systems)
     inputs = [t for t, need in ((positions, compute_forces), (strain, compute_stress)) if need]
     forces = stress = None

@@ -17,6 +17,7 @@ from mlpot.graph import AtomicGraph
 from mlpot.kernels.dispatch import requested_backend
 from mlpot.models.base import Potential, species_to_numbers
 from mlpot.models.equivariant_layers import EdgeFeatures, EquivariantLayer
+from mlpot.models.repulsion import ZBLRepulsion
 
 BACKENDS = ("grid", "cg")
 
@@ -44,6 +45,8 @@ class EquivariantPotentialConfig:
         max_spin: largest spin multiplicity the spin embedding covers.
         grid_oversample: extra polynomial degree of the grid beyond the exact rule
             (reduces MLP aliasing; products are exact for any value ≥ 0).
+        pair_repulsion: add the ZBL short-range repulsion
+            (:class:`~mlpot.models.repulsion.ZBLRepulsion`) to the learned energy.
     """
 
     species: tuple[int, ...]
@@ -61,6 +64,7 @@ class EquivariantPotentialConfig:
     max_charge: int = 10
     max_spin: int = 11
     grid_oversample: int = 4
+    pair_repulsion: bool = False
 
 
 class EquivariantPotential(Potential):
@@ -137,6 +141,7 @@ class EquivariantPotential(Potential):
         max_charge: int = 10,
         max_spin: int = 11,
         grid_oversample: int = 4,
+        pair_repulsion: bool = False,
         kernels: str | None = None,
     ) -> None:
         super().__init__(species, cutoff)
@@ -151,7 +156,10 @@ class EquivariantPotential(Potential):
             num_layers=int(num_layers), num_knots=int(num_knots), backend=backend,
             self_mlp=bool(self_mlp), readout_hidden=int(readout_hidden),
             avg_num_neighbors=float(avg_num_neighbors), max_charge=int(max_charge),
-            max_spin=int(max_spin), grid_oversample=int(grid_oversample))
+            max_spin=int(max_spin), grid_oversample=int(grid_oversample),
+            pair_repulsion=bool(pair_repulsion))
+        if pair_repulsion:
+            self.repulsion = ZBLRepulsion(self.config.species, self.cutoff)
         num_species = len(self.config.species)
         self.species_embedding = nn.Parameter(torch.randn(num_species, channels))
         self.charge_embedding = nn.Parameter(torch.zeros(2 * max_charge + 1, channels))

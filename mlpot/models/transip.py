@@ -20,6 +20,7 @@ from torch import nn
 from mlpot.graph import AtomicGraph, system_sum
 from mlpot.models.base import Potential, species_to_numbers
 from mlpot.models.frames import principal_frames
+from mlpot.models.repulsion import ZBLRepulsion
 from mlpot.models.transip_layers import (
     DenseGeometry,
     DistanceBias,
@@ -52,6 +53,8 @@ class TransIPPotentialConfig:
         neighbour_density: add the radial neighbour density
             (:class:`~mlpot.models.transip_layers.NeighbourDensity`) to the input tokens
             (default on; False in checkpoints written before the option existed).
+        pair_repulsion: add the ZBL short-range repulsion
+            (:class:`~mlpot.models.repulsion.ZBLRepulsion`) to the learned energy.
     """
 
     species: tuple[int, ...]
@@ -68,6 +71,7 @@ class TransIPPotentialConfig:
     max_spin: int = 11
     frame_averaging: bool = False
     neighbour_density: bool = True
+    pair_repulsion: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,7 @@ class TransIPPotential(Potential):
         max_spin: int = 11,
         frame_averaging: bool = False,
         neighbour_density: bool = True,
+        pair_repulsion: bool = False,
     ) -> None:
         super().__init__(species, cutoff)
         _validate(
@@ -217,7 +222,10 @@ class TransIPPotential(Potential):
             max_spin=int(max_spin),
             frame_averaging=bool(frame_averaging),
             neighbour_density=bool(neighbour_density),
+            pair_repulsion=bool(pair_repulsion),
         )
+        if pair_repulsion:
+            self.repulsion = ZBLRepulsion(self.config.species, self.cutoff)
         self.species_embedding = nn.Parameter(torch.randn(len(self.config.species), dim))
         self.charge_embedding = nn.Parameter(0.5 * torch.randn(2 * max_charge + 1, dim))
         self.spin_embedding = nn.Parameter(0.5 * torch.randn(max_spin, dim))
