@@ -87,12 +87,9 @@ class ZBLRepulsion(nn.Module):
         x = distance / a
         phi = sum(c * torch.exp(-e * x) for c, e in zip(PHI_COEFFICIENTS, PHI_EXPONENTS,
                                                         strict=True))
-        inside = distance < switch_radius
-        # pairs outside the switch get a finite dummy distance, so that no 1/r of a
-        # far pair can turn the masked gradient into NaN
-        safe = torch.where(inside, distance, switch_radius)
-        energy = COULOMB * zi * zj / safe * phi * switch(safe / switch_radius)
-        return torch.where(inside, energy, torch.zeros_like(energy))
+        # beyond the switch radius the clamped switch is 0 with zero slope, so far
+        # pairs add nothing to the energy or the forces
+        return COULOMB * zi * zj / distance * phi * switch(distance / switch_radius)
 
     def forward(self, edge_vectors: torch.Tensor, edge_index: torch.Tensor,
                 species: torch.Tensor) -> torch.Tensor:
