@@ -115,6 +115,11 @@ class ExperimentConfig:
     threads: int = 1
     report_on: str = "test"
 
+    @property
+    def training_seed(self) -> int:
+        """The seed of initialisation and batch order: ``train_seed``, else ``seed``."""
+        return self.seed if self.train_seed is None else self.train_seed
+
 
 @dataclass(frozen=True)
 class LabelFiles:
@@ -227,9 +232,7 @@ def training_config(cfg: ExperimentConfig, variant: str, size: int, files: Label
         "optimizer": {"lr": cfg.lr, "warmup_steps": cfg.warmup, "schedule": "cosine",
                       "ema_decay": 0.99},
         "train": {"epochs": epochs, "max_steps": cfg.steps, "dtype": "float32",
-                  "device": "cpu",
-                  "seed": cfg.seed if cfg.train_seed is None else cfg.train_seed,
-                  "threads": cfg.threads,
+                  "device": "cpu", "seed": cfg.training_seed, "threads": cfg.threads,
                   "valid_every": max(1, epochs // 5)},
         "checkpoint": {"every_epochs": epochs, "keep_last": 1},
         "log": {"progress": False, "tensorboard": False},
@@ -322,7 +325,7 @@ def run(cfg: ExperimentConfig) -> list[ResultRow]:
     counts = parameter_counts(cfg)
     print(f"TransIP experiment: sizes {list(cfg.sizes)}, valid {cfg.valid}, test {cfg.test}, "
           f"{cfg.steps} steps of {cfg.batch_size}, seed {cfg.seed}, training seed "
-          f"{cfg.seed if cfg.train_seed is None else cfg.train_seed}; parameters: "
+          f"{cfg.training_seed}; parameters: "
           + ", ".join(f"{k} {v}" for k, v in counts.items()))
     if cfg.report_on not in ("test", "valid"):
         raise ValueError(f"report_on must be 'test' or 'valid', got {cfg.report_on!r}")

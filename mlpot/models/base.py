@@ -196,7 +196,7 @@ def energy_forces_stress(
     learned = model.atomic_energies(g, edge_vectors, species)
     energies = learned * model.scale + model.shift + model.e0[species]
     if model.repulsion is not None:
-        energies = energies + model.repulsion(edge_vectors, g.require_edges()[0], species)
+        energies = energies + model.repulsion(edge_vectors, edge_index, species)
     energy = system_sum(energies, graph.system_index, graph.num_systems)
     inputs = [t for t, need in ((positions, compute_forces), (strain, compute_stress)) if need]
     forces = stress = None

@@ -19,7 +19,7 @@ Pair energy, eV (r in Å):
   the two covalent radii (``ase.data.covalent_radii``): the prior vanishes, with its
   first two derivatives, before a bond reaches its usual length, so near equilibrium
   the learned energy is unchanged and the wall acts only on compressed pairs (C–H at
-  0.5 Å: +13 eV).
+  0.5 Å: +14.8 eV).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from ase.data import chemical_symbols, covalent_radii
 from torch import nn
 
 from mlpot.graph import system_sum
+from mlpot.models.transip_layers import smooth_envelope
 
 COULOMB = 14.399645
 """k_e = e²/(4πε₀), eV·Å."""
@@ -38,12 +39,6 @@ SCREENING_LENGTH = 0.8854 * 0.529177
 """0.8854 a₀, Å (the ZBL universal screening length before the Z^0.23 terms)."""
 PHI_COEFFICIENTS = (0.18175, 0.50986, 0.28022, 0.02817)
 PHI_EXPONENTS = (3.19980, 0.94229, 0.40290, 0.20162)
-
-
-def switch(x: torch.Tensor) -> torch.Tensor:
-    """C² switch 1 − 10x³ + 15x⁴ − 6x⁵ of ``x`` clamped to [0, 1] (1 at 0, 0 from 1)."""
-    x = x.clamp(0.0, 1.0)
-    return 1.0 - x**3 * (10.0 - 15.0 * x + 6.0 * x * x)
 
 
 class ZBLRepulsion(nn.Module):
@@ -87,9 +82,9 @@ class ZBLRepulsion(nn.Module):
         x = distance / a
         phi = sum(c * torch.exp(-e * x) for c, e in zip(PHI_COEFFICIENTS, PHI_EXPONENTS,
                                                         strict=True))
-        # beyond the switch radius the clamped switch is 0 with zero slope, so far
-        # pairs add nothing to the energy or the forces
-        return COULOMB * zi * zj / distance * phi * switch(distance / switch_radius)
+        # beyond the switch radius the envelope is 0 with zero slope, so far pairs
+        # add nothing to the energy or the forces
+        return COULOMB * zi * zj / distance * phi * smooth_envelope(distance, switch_radius)
 
     def forward(self, edge_vectors: torch.Tensor, edge_index: torch.Tensor,
                 species: torch.Tensor) -> torch.Tensor:

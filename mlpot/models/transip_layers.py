@@ -47,8 +47,9 @@ def fibonacci_sphere(count: int) -> torch.Tensor:
     return torch.stack([rho * torch.cos(phi), rho * torch.sin(phi), z], dim=-1)
 
 
-def smooth_envelope(distance: torch.Tensor, cutoff: float) -> torch.Tensor:
-    """C² smoothstep 1 − 10x³ + 15x⁴ − 6x⁵ of x = r/r_c, 1 at r = 0, 0 for r ≥ r_c."""
+def smooth_envelope(distance: torch.Tensor, cutoff: float | torch.Tensor) -> torch.Tensor:
+    """C² smoothstep 1 − 10x³ + 15x⁴ − 6x⁵ of x = r/r_c, 1 at r = 0, 0 for r ≥ r_c
+    (``cutoff``: one radius, or one per element of ``distance``)."""
     x = (distance / cutoff).clamp(0.0, 1.0)
     return 1.0 - x**3 * (10.0 - 15.0 * x + 6.0 * x * x)
 
