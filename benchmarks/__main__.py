@@ -143,12 +143,17 @@ def transip_md(
     molecule: str = typer.Option("CH3CH2OH", help="ase.build.molecule name."),
     time_ps: float = typer.Option(1.0, help="Simulated time per run, ps."),
     timestep: float = typer.Option(0.5, help="Time step, fs."),
-    temperature: float = typer.Option(300.0, help="Initial temperature, K."),
+    temperature: float = typer.Option(300.0, help="Temperature of the start, K."),
     every: int = typer.Option(20, help="Sample energy and angular momentum every N steps."),
     threads: int = typer.Option(1, help="torch threads."),
     json_out: str = typer.Option(None, "--json", help="Also write the results here."),
     frames: str = typer.Option("both", help="Frame averaging: both, off or on (one run)."),
     series: str = typer.Option(None, help="Write each run's time series to PREFIX-*.csv."),
+    relax: bool = typer.Option(True, help="Relax ASE's geometry with the model (FIRE) "
+                               "before drawing momenta."),
+    fmax: float = typer.Option(0.01, help="FIRE convergence, eV/A."),
+    equilibrate_ps: float = typer.Option(2.0, help="Langevin equilibration at the "
+                                         "temperature before the NVE runs, ps."),
 ) -> None:
     """TransIP NVE: energy and angular-momentum drift with and without frame averaging."""
     from benchmarks.transip_md import run
@@ -156,7 +161,8 @@ def transip_md(
     try:
         run(model_path=model, molecule=molecule, time_ps=time_ps, timestep=timestep,
             temperature=temperature, every=every, threads=threads, json_out=json_out,
-            frames=frames, series=series)
+            frames=frames, series=series, relax_fmax=fmax if relax else None,
+            equilibrate_ps=equilibrate_ps)
     except (ValueError, FileNotFoundError) as err:
         typer.echo(f"benchmarks transip-md: {err}", err=True)
         raise typer.Exit(1) from err

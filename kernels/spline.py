@@ -58,11 +58,15 @@ def bspline_basis(r: torch.Tensor, num_knots: int, cutoff: float) -> torch.Tenso
     return cubic_bspline_piece((q - j)[:, None], j[:, None] + 3 - k)
 
 
-def polynomial_envelope(r: torch.Tensor, cutoff: float, p: int = ENVELOPE_POWER) -> torch.Tensor:
-    """``[E]`` envelope u(r / cutoff): 1 at r = 0, C² zero at the cutoff, 0 beyond.
+def polynomial_envelope(
+    r: torch.Tensor, cutoff: float | torch.Tensor, p: int = ENVELOPE_POWER
+) -> torch.Tensor:
+    """``[E]`` envelope u(r / cutoff): 1 at r = 0, C² zero at the cutoff, 0 beyond
+    (``cutoff``: one radius, or one per element of ``r``).
 
     Evaluated in the factored form u(x) = (1 − x)³ Σ_{k<p} (k+1)(k+2)/2 · x^k (the same
-    polynomial), which has no cancellation near x = 1.
+    polynomial), which has no cancellation near x = 1. p = 3 is the smoothstep
+    1 − 10x³ + 15x⁴ − 6x⁵ (TransIP's attention and density cut-offs, the ZBL switch).
     """
     x = (r / cutoff).clamp(max=1.0)
     poly = torch.full_like(x, p * (p + 1) / 2)

@@ -31,7 +31,7 @@ from ase.data import chemical_symbols, covalent_radii
 from torch import nn
 
 from mlpot.graph import system_sum
-from mlpot.models.transip_layers import smooth_envelope
+from mlpot.kernels.spline import polynomial_envelope
 
 COULOMB = 14.399645
 """k_e = e²/(4πε₀), eV·Å."""
@@ -84,7 +84,8 @@ class ZBLRepulsion(nn.Module):
                                                         strict=True))
         # beyond the switch radius the envelope is 0 with zero slope, so far pairs
         # add nothing to the energy or the forces
-        return COULOMB * zi * zj / distance * phi * smooth_envelope(distance, switch_radius)
+        switch = polynomial_envelope(distance, switch_radius, p=3)
+        return COULOMB * zi * zj / distance * phi * switch
 
     def forward(self, edge_vectors: torch.Tensor, edge_index: torch.Tensor,
                 species: torch.Tensor) -> torch.Tensor:

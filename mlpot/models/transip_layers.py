@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as tnf
 from torch import nn
 
+from mlpot.kernels.spline import polynomial_envelope
+
 
 def fibonacci_sphere(count: int) -> torch.Tensor:
     """``[count, 3]`` nearly uniform unit vectors (golden-angle spiral), float64."""
@@ -45,13 +47,6 @@ def fibonacci_sphere(count: int) -> torch.Tensor:
     phi = k * math.pi * (3.0 - math.sqrt(5.0))
     rho = torch.sqrt(1.0 - z * z)
     return torch.stack([rho * torch.cos(phi), rho * torch.sin(phi), z], dim=-1)
-
-
-def smooth_envelope(distance: torch.Tensor, cutoff: float | torch.Tensor) -> torch.Tensor:
-    """C² smoothstep 1 − 10x³ + 15x⁴ − 6x⁵ of x = r/r_c, 1 at r = 0, 0 for r ≥ r_c
-    (``cutoff``: one radius, or one per element of ``distance``)."""
-    x = (distance / cutoff).clamp(0.0, 1.0)
-    return 1.0 - x**3 * (10.0 - 15.0 * x + 6.0 * x * x)
 
 
 def safe_norm(vectors: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
@@ -172,7 +167,8 @@ class NeighbourDensity(nn.Module):
         """``[T, dim]`` for the neighbour pairs ``edge_index [2, E]`` (i, j; no self pairs,
         pairs beyond the cutoff count zero) of lengths ``distance [E]`` (Å) and the
         species indices ``[T]`` of the tokens."""
-        phi = self.radial.basis(distance) * smooth_envelope(distance, self.cutoff)  # [K, E]
+        envelope = polynomial_envelope(distance, self.cutoff, p=3)  # the C² smoothstep
+        phi = self.radial.basis(distance) * envelope  # [K, E]
         messages = phi.T[:, :, None] * self.species_code[species[edge_index[1]]][:, None, :]
         density = messages.new_zeros(num_tokens, *messages.shape[1:])
         density = density.index_add(0, edge_index[0], messages)
@@ -265,7 +261,7 @@ class SparseGeometry:
             cos,
             sin,
             distance_bias.edges(distance),
-            smooth_envelope(distance, cutoff),
+            polynomial_envelope(distance, cutoff, p=3),
             num_tokens,
         )
 

@@ -67,6 +67,18 @@ def test_envelope_is_c2_and_zero_beyond_cutoff():
     assert float(polynomial_envelope(r0, CUTOFF)[0]) == 1.0
 
 
+def test_p3_envelope_is_the_smoothstep_with_one_cutoff_per_pair():
+    """p = 3 (TransIP, the ZBL switch) with a cutoff per element: 1 − 10x³ + 15x⁴ − 6x⁵
+    of each element's own x, and exactly 0 at and beyond its cutoff."""
+    r = torch.tensor([0.0, 0.3, 0.9, 1.2, 2.0, 2.5], dtype=torch.float64)
+    cutoff = torch.tensor([1.0, 1.0, 1.5, 1.0, 2.0, 3.0], dtype=torch.float64)
+    x = (r / cutoff).clamp(max=1.0).numpy()
+    expected = 1 - 10 * x**3 + 15 * x**4 - 6 * x**5
+    got = polynomial_envelope(r, cutoff, p=3).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-15)
+    assert got[3] == 0.0 and got[4] == 0.0 and got[0] == 1.0
+
+
 def test_radial_exactly_zero_beyond_cutoff():
     coeffs = torch.randn(8, 5, dtype=torch.float64, requires_grad=True)
     r = torch.tensor([CUTOFF, CUTOFF + 1e-9, 6.5, 9.0], dtype=torch.float64, requires_grad=True)

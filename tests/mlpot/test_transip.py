@@ -534,7 +534,7 @@ def test_neighbour_density_matches_its_definition():
     against the module on the neighbour list of a model-sized cutoff (pairs beyond it
     must add nothing), and the model's tokens. Mutants: a(Z_i) instead of a(Z_j), the
     envelope dropped → each fails."""
-    from mlpot.models.transip_layers import NeighbourDensity, smooth_envelope
+    from mlpot.models.transip_layers import NeighbourDensity
     from mlpot.neighbors import with_neighbors
 
     torch.manual_seed(0)
@@ -547,7 +547,8 @@ def test_neighbour_density_matches_its_definition():
         for j in range(len(atoms)):
             if i != j:
                 d = (r[j] - r[i]).norm()
-                phi = density.radial.basis(d) * smooth_envelope(d, 2.0)
+                x = min(float(d) / 2.0, 1.0)  # the C² smoothstep envelope, written out
+                phi = density.radial.basis(d) * (1 - 10 * x**3 + 15 * x**4 - 6 * x**5)
                 loops[i] += phi[:, None] * density.species_code[z[j]][None, :]
     expected = density.out(loops.flatten(-2))
     graph = AtomicGraph.from_atoms(atoms, dtype=torch.float64, read_labels=False)
