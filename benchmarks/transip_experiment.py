@@ -25,13 +25,19 @@
 4. **Speed** (optional): :mod:`benchmarks.transip_speed`'s energy+forces table for the
    two architectures at the sizes trained here.
 
-The table is printed and saved as ``results.json`` and ``results.csv`` in ``out``.
+The table is printed and saved as ``results.json`` and ``results.csv`` in ``out``, with a
+fingerprint of the labels (:func:`label_fingerprint`) and the versions of the packages
+that made them: the generator is deterministic for a given environment, but another
+tblite or ASE release relaxes and samples other geometries, so numbers are comparable
+only between runs whose fingerprints agree.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
+import importlib.metadata
 import json
 import math
 import os
@@ -196,6 +202,33 @@ def xtb_shard(path: Path, count: int, seed: int) -> list[ase.Atoms]:
     return list(read(path))
 
 
+def label_fingerprint(structures: Iterable[ase.Atoms]) -> str:
+    """First 12 hex digits of the SHA-256 of every structure's atomic numbers,
+    positions, energy, forces, charge and spin (float64 bytes, in order): equal labels,
+    equal fingerprint."""
+    digest = hashlib.sha256()
+    for atoms in structures:
+        digest.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
+        digest.update(np.asarray(atoms.positions, dtype=np.float64).tobytes())
+        digest.update(np.float64(atoms.get_potential_energy()).tobytes())
+        digest.update(np.asarray(atoms.get_forces(), dtype=np.float64).tobytes())
+        digest.update(np.array([atoms.info.get("charge", 0), atoms.info.get("spin", 1)],
+                               dtype=np.float64).tobytes())
+    return digest.hexdigest()[:12]
+
+
+def package_versions(names: Iterable[str] = ("tblite", "ase", "numpy", "torch")
+                     ) -> dict[str, str]:
+    """Installed versions of ``names`` (``"not installed"`` where missing)."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
 def label_files(cfg: ExperimentConfig) -> LabelFiles:
     """Generate (or find) the pool and test shards; write the per-size training shards."""
     cfg.cache.mkdir(parents=True, exist_ok=True)
@@ -299,13 +332,16 @@ def print_targets(rows: list[ResultRow]) -> None:
 
 
 def save(rows: list[ResultRow], cfg: ExperimentConfig, counts: dict[str, int],
-         speed: list | None) -> None:
-    """``results.json`` (config, parameter counts, rows, speed) and ``results.csv``."""
+         speed: list | None, labels: dict[str, str]) -> None:
+    """``results.json`` (config, parameter counts, label fingerprints and package
+    versions, rows, speed) and ``results.csv``."""
     cfg.out.mkdir(parents=True, exist_ok=True)
     payload = {
         "config": {k: (str(v) if isinstance(v, Path) else v)
                    for k, v in dataclasses.asdict(cfg).items()},
         "parameters": counts,
+        "labels": labels,
+        "versions": package_versions(),
         "rows": [dataclasses.asdict(r) for r in rows],
         "speed": [dataclasses.asdict(s) for s in speed] if speed else [],
     }
@@ -331,12 +367,17 @@ def run(cfg: ExperimentConfig) -> list[ResultRow]:
         raise ValueError(f"report_on must be 'test' or 'valid', got {cfg.report_on!r}")
     files = label_files(cfg)
     test = list(read(files.test if cfg.report_on == "test" else files.valid))
+    labels = {"train": label_fingerprint(read(files.train[max(cfg.sizes)])),
+              "valid": label_fingerprint(read(files.valid)),
+              "test": label_fingerprint(read(files.test))}
+    print("label fingerprints: " + ", ".join(f"{k} {v}" for k, v in labels.items())
+          + "; " + ", ".join(f"{k} {v}" for k, v in package_versions().items()))
     rows = []
     for size in cfg.sizes:
         for variant in cfg.variants:
             rows.append(train_and_test(cfg, variant, size, files, test))
             print_table(rows[-1:])
-            save(rows, cfg, counts, None)
+            save(rows, cfg, counts, None, labels)
     print(f"\nErrors on the {cfg.report_on} set (force MAE per component; rotation error "
           "of the forces):")
     print_table(rows)
@@ -349,6 +390,6 @@ def run(cfg: ExperimentConfig) -> list[ResultRow]:
         speed = speed_run(sizes=cfg.speed_sizes, threads=cfg.threads,
                           transip=cfg.transip,
                           equivariant={k: v for k, v in cfg.equivariant.items() if v != "auto"})
-    save(rows, cfg, counts, speed)
+    save(rows, cfg, counts, speed, labels)
     print(f"saved {cfg.out / 'results.json'} and {cfg.out / 'results.csv'}")
     return rows

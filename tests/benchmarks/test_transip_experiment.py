@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from benchmarks import transip_experiment as exp
 from mlpot.datasets import OMol25Reader, read
@@ -82,9 +83,32 @@ def test_experiment_end_to_end(tmp_path, capsys):
     assert rot["none"] > 1e-4  # learned, not built in
     saved = json.loads((cfg.out / "results.json").read_text())
     assert len(saved["rows"]) == 8 and saved["parameters"]["transip"] > 0
+    files = exp.label_files(cfg)
+    assert saved["labels"]["test"] == exp.label_fingerprint(read(files.test))
+    assert saved["labels"]["train"] == exp.label_fingerprint(read(files.train[12]))
+    assert saved["versions"]["torch"] == torch.__version__
     assert (cfg.out / "results.csv").read_text().count("\n") == 9
     out = capsys.readouterr().out
     assert "contrastive vs augment" in out and "equivariant force MAE" in out
+
+
+def test_label_fingerprint_sees_any_change_of_a_label(tmp_path):
+    import ase.build
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    def labelled(force: float, charge: int = 0):
+        atoms = ase.build.molecule("H2O")
+        forces = np.zeros((3, 3))
+        forces[1, 2] = force
+        atoms.calc = SinglePointCalculator(atoms, energy=-14.2, forces=forces)
+        atoms.info.update(charge=charge, spin=1)
+        return atoms
+
+    ref = exp.label_fingerprint([labelled(0.5)])
+    assert exp.label_fingerprint([labelled(0.5)]) == ref and len(ref) == 12
+    assert exp.label_fingerprint([labelled(0.5 + 1e-12)]) != ref
+    assert exp.label_fingerprint([labelled(0.5, charge=1)]) != ref
+    assert exp.label_fingerprint([labelled(0.5)] * 2) != ref
 
 
 def test_random_orientation_turns_positions_and_forces_together():
