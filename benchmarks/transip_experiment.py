@@ -332,7 +332,7 @@ def print_targets(rows: list[ResultRow]) -> None:
 
 
 def save(rows: list[ResultRow], cfg: ExperimentConfig, counts: dict[str, int],
-         speed: list | None, labels: dict[str, str]) -> None:
+         speed: list | None, labels: dict[str, str], versions: dict[str, str]) -> None:
     """``results.json`` (config, parameter counts, label fingerprints and package
     versions, rows, speed) and ``results.csv``."""
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -341,7 +341,7 @@ def save(rows: list[ResultRow], cfg: ExperimentConfig, counts: dict[str, int],
                    for k, v in dataclasses.asdict(cfg).items()},
         "parameters": counts,
         "labels": labels,
-        "versions": package_versions(),
+        "versions": versions,
         "rows": [dataclasses.asdict(r) for r in rows],
         "speed": [dataclasses.asdict(s) for s in speed] if speed else [],
     }
@@ -366,18 +366,19 @@ def run(cfg: ExperimentConfig) -> list[ResultRow]:
     if cfg.report_on not in ("test", "valid"):
         raise ValueError(f"report_on must be 'test' or 'valid', got {cfg.report_on!r}")
     files = label_files(cfg)
-    test = list(read(files.test if cfg.report_on == "test" else files.valid))
+    valid, test = list(read(files.valid)), list(read(files.test))
     labels = {"train": label_fingerprint(read(files.train[max(cfg.sizes)])),
-              "valid": label_fingerprint(read(files.valid)),
-              "test": label_fingerprint(read(files.test))}
+              "valid": label_fingerprint(valid), "test": label_fingerprint(test)}
+    versions = package_versions()
     print("label fingerprints: " + ", ".join(f"{k} {v}" for k, v in labels.items())
-          + "; " + ", ".join(f"{k} {v}" for k, v in package_versions().items()))
+          + "; " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    report_set = test if cfg.report_on == "test" else valid
     rows = []
     for size in cfg.sizes:
         for variant in cfg.variants:
-            rows.append(train_and_test(cfg, variant, size, files, test))
+            rows.append(train_and_test(cfg, variant, size, files, report_set))
             print_table(rows[-1:])
-            save(rows, cfg, counts, None, labels)
+            save(rows, cfg, counts, None, labels, versions)
     print(f"\nErrors on the {cfg.report_on} set (force MAE per component; rotation error "
           "of the forces):")
     print_table(rows)
@@ -390,6 +391,6 @@ def run(cfg: ExperimentConfig) -> list[ResultRow]:
         speed = speed_run(sizes=cfg.speed_sizes, threads=cfg.threads,
                           transip=cfg.transip,
                           equivariant={k: v for k, v in cfg.equivariant.items() if v != "auto"})
-    save(rows, cfg, counts, speed, labels)
+    save(rows, cfg, counts, speed, labels, versions)
     print(f"saved {cfg.out / 'results.json'} and {cfg.out / 'results.csv'}")
     return rows

@@ -31,7 +31,7 @@ import dataclasses
 import json
 import os
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -42,6 +42,7 @@ import torch
 
 from mlpot.checkpoint import load_model
 from mlpot.md import FIRE, ForceField, Langevin, MDState, VelocityVerlet, maxwell_boltzmann
+from mlpot.md.state import extend_state
 from mlpot.models import Potential, TransIPPotential
 
 
@@ -187,12 +188,6 @@ class SeriesWriter:
         os.replace(self.partial, self.path)
 
 
-def plain_state(state: MDState) -> MDState:
-    """An integrator's extended state as a plain :class:`MDState` with the clock at 0."""
-    values = {f.name: getattr(state, f.name) for f in fields(MDState)}
-    return MDState(**{**values, "step": 0, "time": 0.0})
-
-
 def prepare_start(
     model: Potential,
     atoms: ase.Atoms,
@@ -225,7 +220,8 @@ def prepare_start(
         thermostat = Langevin(timestep, temperature, friction=friction)
         for _ in range(steps):
             state = thermostat.step(state, force_field)
-        state = plain_state(state)
+        # back to a plain MDState (the thermostat's heat dropped), clock at 0
+        state = extend_state(state, MDState).replace(step=0, time=0.0)
     temperature_now = float(state.temperature()[0])
     return state, Start(relax_fmax is not None, relax_steps, drop, fmax, equilibrate_ps,
                         temperature_now)
