@@ -170,7 +170,7 @@ def transip_md(
 
 @bench_app.command("transip-experiment")
 def transip_experiment(
-    sizes: str = typer.Option("100,300,1000", help="Training-set sizes (structures)."),
+    sizes: str = typer.Option("300,1000,3000", help="Training-set sizes (structures)."),
     valid: int = typer.Option(100, help="Validation structures (model selection, tuning)."),
     test: int = typer.Option(200, help="Held-out test structures (generation seed + 1)."),
     steps: int = typer.Option(4000, help="Optimiser steps per training (all variants)."),
@@ -196,7 +196,9 @@ def transip_experiment(
     level: str = typer.Option("system", help="Contrastive level: system (pooled "
                               "embeddings) or atoms (atom tokens)."),
     speed_sizes: str = typer.Option("20,100,500", help="Speed-table sizes ('' skips it)."),
-    threads: int = typer.Option(1, help="torch threads."),
+    threads: int = typer.Option(1, help="torch threads (per training)."),
+    workers: int = typer.Option(1, help="Trainings at once, one process each "
+                                "(workers x threads <= cores)."),
     out: str = typer.Option("runs/transip-experiment", help="Run folders and results."),
     cache: str = typer.Option(None, help="Label cache (default OUT/labels)."),
     pilot: bool = typer.Option(False, help="Tuning pilot: report validation-set errors "
@@ -223,7 +225,7 @@ def transip_experiment(
                           "rotation_negatives": rotation_negatives, "variance_floor": 0.1,
                           "level": level},
             speed_sizes=_int_tuple(speed_sizes, "--speed-sizes") if speed_sizes else (),
-            threads=threads, report_on="valid" if pilot else "test")
+            threads=threads, report_on="valid" if pilot else "test", workers=workers)
         run(cfg)
     except ValueError as err:
         typer.echo(f"benchmarks transip-experiment: {err}", err=True)

@@ -5,7 +5,7 @@
 1. **Labels.** GFN2-xTB (tblite) energies and forces of small organic molecules, neutral,
    charged and open-shell (:func:`mlpot.datasets.reference.xtb.xtb_molecules`): a
    training pool (seed ``seed``) whose first ``max(sizes)`` structures are the training
-   sets (nested: the first 100 ⊂ the first 300 ⊂ ...) and whose next ``valid``
+   sets (nested: the first 300 ⊂ the first 1000 ⊂ ...) and whose next ``valid``
    structures are the validation set (model selection and any tuning), and a test set
    generated with another seed (``seed + 1``: other geometries, other MD runs), used only
    for the final numbers. Every structure is turned by a random rotation (OMol25's
@@ -40,9 +40,11 @@ import hashlib
 import importlib.metadata
 import json
 import math
+import multiprocessing
 import os
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,14 +89,17 @@ class ExperimentConfig:
         rotation_structures: test structures the equivariance error is measured on
             (4 random rotations each).
         speed_sizes: molecule sizes of the speed table (empty: no table).
-        threads: torch threads of training and timing.
+        threads: torch threads of training and timing (per worker).
         report_on: ``test`` (the experiment) or ``valid`` (a tuning pilot: the errors are
             measured on the validation set, the test set is not used).
+        workers: trainings run at once, each in its own process (on a machine with
+            N cores, ``workers * threads <= N``). Each training is deterministic
+            given its config, so the table does not depend on ``workers``.
     """
 
     cache: Path = Path("runs/transip-experiment/labels")
     out: Path = Path("runs/transip-experiment")
-    sizes: tuple[int, ...] = (100, 300, 1000)
+    sizes: tuple[int, ...] = (300, 1000, 3000)
     valid: int = 100
     test: int = 200
     steps: int = 4000
@@ -120,6 +125,7 @@ class ExperimentConfig:
     speed_sizes: tuple[int, ...] = (20, 100, 500)
     threads: int = 1
     report_on: str = "test"
+    workers: int = 1
 
     @property
     def training_seed(self) -> int:
@@ -297,6 +303,23 @@ def train_and_test(cfg: ExperimentConfig, variant: str, size: int, files: LabelF
     )
 
 
+def _train_grid(cfg: ExperimentConfig, files: LabelFiles,
+                report_set: list[ase.Atoms]) -> Iterator[ResultRow]:
+    """Every (size, variant) cell in grid order, ``cfg.workers`` trainings at a time
+    (separate processes, started with ``spawn`` so no torch state is forked)."""
+    cells = [(variant, size) for size in cfg.sizes for variant in cfg.variants]
+    if cfg.workers <= 1:
+        for variant, size in cells:
+            yield train_and_test(cfg, variant, size, files, report_set)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(cfg.workers, mp_context=context) as pool:
+        futures = [pool.submit(train_and_test, cfg, variant, size, files, report_set)
+                   for variant, size in cells]
+        for future in futures:
+            yield future.result()
+
+
 def parameter_counts(cfg: ExperimentConfig) -> dict[str, int]:
     """Parameters of the two architectures as configured (before training)."""
     equivariant = {k: v for k, v in cfg.equivariant.items() if v != "auto"}
@@ -365,6 +388,8 @@ def run(cfg: ExperimentConfig) -> list[ResultRow]:
           + ", ".join(f"{k} {v}" for k, v in counts.items()))
     if cfg.report_on not in ("test", "valid"):
         raise ValueError(f"report_on must be 'test' or 'valid', got {cfg.report_on!r}")
+    if cfg.workers < 1:
+        raise ValueError(f"workers must be >= 1, got {cfg.workers}")
     files = label_files(cfg)
     valid, test = list(read(files.valid)), list(read(files.test))
     labels = {"train": label_fingerprint(read(files.train[max(cfg.sizes)])),
@@ -374,11 +399,10 @@ def run(cfg: ExperimentConfig) -> list[ResultRow]:
           + "; " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     report_set = test if cfg.report_on == "test" else valid
     rows = []
-    for size in cfg.sizes:
-        for variant in cfg.variants:
-            rows.append(train_and_test(cfg, variant, size, files, report_set))
-            print_table(rows[-1:])
-            save(rows, cfg, counts, None, labels, versions)
+    for row in _train_grid(cfg, files, report_set):
+        rows.append(row)
+        print_table(rows[-1:])
+        save(rows, cfg, counts, None, labels, versions)
     print(f"\nErrors on the {cfg.report_on} set (force MAE per component; rotation error "
           "of the forces):")
     print_table(rows)

@@ -110,7 +110,11 @@ def evaluate(
     seed: int = 0,
     parity_png: str | Path | None = None,
 ) -> EvalReport:
-    """Errors of ``model`` on the labelled structures in ``data`` (a file or a list)."""
+    """Errors of ``model`` on the labelled structures in ``data`` (a file or a list).
+
+    The equivariance error uses ``rotations`` random rotations of each of
+    ``rotation_structures`` structures; either one 0 skips it (``equivariance`` None).
+    """
     model = model.eval()
     structures = data if not isinstance(data, str | Path) else read(data)
     sums, chunk = _PerStructure(), []
@@ -133,7 +137,7 @@ def evaluate(
             rng.choice(len(sampled), size=min(rotation_structures, len(sampled)), replace=False)
         )
     ]
-    equi = equivariance_error(model, picks, rotations, rng) if rotations > 0 else None
+    equi = equivariance_error(model, picks, rotations, rng) if rotations > 0 and picks else None
     classes = sorted({c for cs in sums.classes for c in cs})
     by_class = {c: _stats(sums, [c in cs for cs in sums.classes]) for c in classes}
     png = None

@@ -92,6 +92,18 @@ def test_experiment_end_to_end(tmp_path, capsys):
     assert "contrastive vs augment" in out and "equivariant force MAE" in out
 
 
+def test_parallel_workers_give_the_sequential_table(tmp_path):
+    cfg = _tiny(tmp_path, sizes=(6,), variants=("augment", "equivariant"))
+    sequential = exp.run(cfg)
+    parallel = exp.run(dataclasses.replace(cfg, out=tmp_path / "parallel", workers=2))
+    assert [(r.variant, r.size) for r in parallel] == [(r.variant, r.size) for r in sequential]
+    for a, b in zip(parallel, sequential, strict=True):
+        assert (a.energy_mae, a.forces_mae, a.equivariance) == (
+            b.energy_mae, b.forces_mae, b.equivariance)
+    with pytest.raises(ValueError, match="workers"):
+        exp.run(dataclasses.replace(cfg, workers=0))
+
+
 def test_label_fingerprint_sees_any_change_of_a_label(tmp_path):
     import ase.build
     from ase.calculators.singlepoint import SinglePointCalculator

@@ -45,6 +45,12 @@ def test_errors_match_a_direct_computation(cu_store):
     assert report.element_force_mae["Cu"] == pytest.approx(report.overall.forces_mae)
 
 
+def test_zero_rotation_structures_skip_the_equivariance_error(cu_store):
+    model = LennardJones(["Cu"], epsilon=0.4, sigma=2.3, cutoff=5.0, onset=4.0)
+    report = evaluate(model, cu_store, batch_size=5, rotation_structures=0)
+    assert report.equivariance is None and report.overall.structures > 0
+
+
 def test_equivariance_error_separates_invariant_and_tilted_models(cu_store):
     structures = list(read(cu_store))[:3]
     rng = np.random.default_rng(0)
