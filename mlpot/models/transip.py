@@ -159,7 +159,7 @@ class TransIPPotential(Potential):
     the energy is averaged over the 4 proper PCA frames (:mod:`mlpot.models.frames`),
     exactly SO(3)-invariant with equivariant forces. Cost: 4 evaluations (a batch of 4
     rotated copies); measured on one CPU thread, float32, energy+forces: 1.6× the
-    plain model's time at 20 atoms, 3.1× at 100, 8.6× at 500 (the four copies' n² pair
+    plain model's time at 20 atoms, 2.2× at 100, 5.9× at 500 (the four copies' n² pair
     tensors no longer fit in cache), see ``python -m benchmarks transip``.
     It is not smooth where the covariance spectrum is degenerate (see the frames
     module: finite there, invariant only for linear molecules and single atoms).

@@ -558,3 +558,30 @@ def test_neighbour_density_matches_its_definition():
     assert bool((lengths > 2.0).any()) and bool((lengths < 2.0).any())
     got = density(len(atoms), graph.edge_index, lengths, z)
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_distance_bias_of_pairs_matches_its_definition():
+    """b_lh(r) = Σ_k w_lhk φ_k(r) for every pair, written out with the bumps'
+    formula, on distances on both sides of the basis' reach r_max + 2s (where pairs()
+    skips the basis), values and distance gradients. Mutant: the reach cut at r_max →
+    fails."""
+    from mlpot.models.transip_layers import DistanceBias
+
+    torch.manual_seed(1)
+    bias = DistanceBias(layers=2, heads=3, count=5, r_max=2.0).double()
+    s = 2.0 / 4
+    reach = 2.0 + 2 * s
+    distance = torch.rand(2, 7, 7, dtype=torch.float64) * 2 * reach
+    distance[0, 0, 1] = reach - 1e-3  # just inside: non-zero, small
+    distance.requires_grad_(True)
+    x = (distance[..., None] - torch.arange(5, dtype=torch.float64) * s) / (2 * s)
+    phi = torch.clamp(1 - x * x, min=0) ** 3  # [B, n, n, K]
+    expected = torch.einsum("bijk,lhk->lbhij", phi, bias.weight)
+    got = bias.pairs(distance)
+    assert got.shape == (2, 2, 3, 7, 7)
+    assert bool((distance > reach).any()) and float(got[:, 0, :, 0, 1].abs().max()) > 0
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-14)
+    probe = torch.randn_like(got)
+    (grad,) = torch.autograd.grad((got * probe).sum(), distance)
+    (ref,) = torch.autograd.grad((expected * probe).sum(), distance)
+    torch.testing.assert_close(grad, ref, rtol=1e-10, atol=1e-12)
