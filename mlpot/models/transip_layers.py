@@ -130,12 +130,11 @@ class DistanceBias(nn.Module):
         pairs of a large molecule, most of its n², get an exact 0 without K basis
         evaluations each (measured: 500 atoms, energy+forces 1.5× faster).
         """
-        layers, heads, count = self.weight.shape
         flat = distance.reshape(-1)
         near = (flat < self.centres[-1] + self.half_width).nonzero().squeeze(1)
-        values = self.weight.reshape(layers * heads, count) @ self.basis(flat[near])
-        out = values.new_zeros(layers * heads, flat.numel()).index_copy(1, near, values)
-        return out.view(layers, heads, *distance.shape).transpose(1, 2)
+        values = self._all_layers(flat[near])  # [L, H, pairs within reach]
+        out = values.new_zeros(*values.shape[:2], flat.numel()).index_copy(2, near, values)
+        return out.view(*out.shape[:2], *distance.shape).transpose(1, 2)
 
     def edges(self, distance: torch.Tensor) -> torch.Tensor:
         """``[L, E, H]`` biases of the edge lengths ``[E]``."""
