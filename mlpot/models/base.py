@@ -17,6 +17,7 @@ from ase.data import atomic_numbers as _symbol_to_z
 from ase.data import chemical_symbols
 
 from mlpot.graph import AtomicGraph, system_sum
+from mlpot.models.references import SystemReferences
 from mlpot.models.repulsion import ZBLRepulsion
 from mlpot.neighbors import with_neighbors
 
@@ -74,6 +75,10 @@ class Potential(torch.nn.Module):
         repulsion: a fixed short-range prior added to the per-atom energies after
             scale/shift (:class:`~mlpot.models.repulsion.ZBLRepulsion`), or None;
             subclasses set it from a ``pair_repulsion`` option.
+        system_references: per-system energies of the total charge and spin
+            multiplicity (:class:`~mlpot.models.references.SystemReferences`), or None;
+            subclasses whose inputs include charge and spin set it from a
+            ``system_references`` option.
     """
 
     config: Any  # a dataclass (saved in checkpoints); subclasses name its type
@@ -101,6 +106,7 @@ class Potential(torch.nn.Module):
         self.register_buffer("scale", torch.ones(()))
         self.register_buffer("shift", torch.zeros(()))
         self.repulsion: ZBLRepulsion | None = None
+        self.system_references: SystemReferences | None = None
 
     @property
     def species(self) -> list[str]:
@@ -198,6 +204,12 @@ def energy_forces_stress(
     if model.repulsion is not None:
         energies = energies + model.repulsion(edge_vectors, edge_index, species)
     energy = system_sum(energies, graph.system_index, graph.num_systems)
+    if model.system_references is not None:
+        # a constant per system; shared by its atoms so the per-atom energies add up
+        per_system = model.system_references(graph.charge, graph.spin).to(energy.dtype)
+        energy = energy + per_system
+        share = per_system / graph.atoms_per_system.clamp_min(1).to(energy.dtype)
+        energies = energies + share[graph.system_index]
     inputs = [t for t, need in ((positions, compute_forces), (strain, compute_stress)) if need]
     forces = stress = None
     if inputs:

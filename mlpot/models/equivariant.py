@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as tnf
@@ -17,6 +18,7 @@ from mlpot.graph import AtomicGraph
 from mlpot.kernels.dispatch import requested_backend
 from mlpot.models.base import Potential, species_to_numbers
 from mlpot.models.equivariant_layers import EdgeFeatures, EquivariantLayer
+from mlpot.models.references import SystemReferences
 from mlpot.models.repulsion import ZBLRepulsion
 
 BACKENDS = ("grid", "cg")
@@ -47,6 +49,10 @@ class EquivariantPotentialConfig:
             (reduces MLP aliasing; products are exact for any value ≥ 0).
         pair_repulsion: add the ZBL short-range repulsion
             (:class:`~mlpot.models.repulsion.ZBLRepulsion`) to the learned energy.
+        system_references: add per-system reference energies of the charge and spin
+            states (:class:`~mlpot.models.references.SystemReferences`, fitted with E0
+            by ``mlpot train``; default on, off in checkpoints written before the
+            option existed).
     """
 
     species: tuple[int, ...]
@@ -65,6 +71,7 @@ class EquivariantPotentialConfig:
     max_spin: int = 11
     grid_oversample: int = 4
     pair_repulsion: bool = False
+    system_references: bool = True
 
 
 class EquivariantPotential(Potential):
@@ -123,6 +130,8 @@ class EquivariantPotential(Potential):
     """
 
     config: EquivariantPotentialConfig
+    # checkpoints written before system_references existed have none
+    legacy_config: ClassVar[dict[str, Any]] = {"system_references": False}
 
     def __init__(
         self,
@@ -142,6 +151,7 @@ class EquivariantPotential(Potential):
         max_spin: int = 11,
         grid_oversample: int = 4,
         pair_repulsion: bool = False,
+        system_references: bool = True,
         kernels: str | None = None,
     ) -> None:
         super().__init__(species, cutoff)
@@ -157,9 +167,11 @@ class EquivariantPotential(Potential):
             self_mlp=bool(self_mlp), readout_hidden=int(readout_hidden),
             avg_num_neighbors=float(avg_num_neighbors), max_charge=int(max_charge),
             max_spin=int(max_spin), grid_oversample=int(grid_oversample),
-            pair_repulsion=bool(pair_repulsion))
+            pair_repulsion=bool(pair_repulsion), system_references=bool(system_references))
         if pair_repulsion:
             self.repulsion = ZBLRepulsion(self.config.species, self.cutoff)
+        if system_references:
+            self.system_references = SystemReferences(max_charge, max_spin)
         num_species = len(self.config.species)
         self.species_embedding = nn.Parameter(torch.randn(num_species, channels))
         self.charge_embedding = nn.Parameter(torch.zeros(2 * max_charge + 1, channels))

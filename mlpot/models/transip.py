@@ -20,6 +20,7 @@ from torch import nn
 from mlpot.graph import AtomicGraph, system_sum
 from mlpot.models.base import Potential, species_to_numbers
 from mlpot.models.frames import principal_frames
+from mlpot.models.references import SystemReferences
 from mlpot.models.repulsion import ZBLRepulsion
 from mlpot.models.transip_layers import (
     DenseGeometry,
@@ -55,6 +56,10 @@ class TransIPPotentialConfig:
             (default on; False in checkpoints written before the option existed).
         pair_repulsion: add the ZBL short-range repulsion
             (:class:`~mlpot.models.repulsion.ZBLRepulsion`) to the learned energy.
+        system_references: add per-system reference energies of the charge and spin
+            states (:class:`~mlpot.models.references.SystemReferences`, fitted with E0
+            by ``mlpot train``; default on, off in checkpoints written before the
+            option existed).
     """
 
     species: tuple[int, ...]
@@ -72,6 +77,7 @@ class TransIPPotentialConfig:
     frame_averaging: bool = False
     neighbour_density: bool = True
     pair_repulsion: bool = False
+    system_references: bool = True
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,11 @@ class TransIPPotential(Potential):
 
     config: TransIPPotentialConfig
     # checkpoints written before neighbour_density existed have no density
-    legacy_config: ClassVar[dict[str, Any]] = {"neighbour_density": False}
+    # (and no system references)
+    legacy_config: ClassVar[dict[str, Any]] = {
+        "neighbour_density": False,
+        "system_references": False,
+    }
 
     def __init__(
         self,
@@ -193,6 +203,7 @@ class TransIPPotential(Potential):
         frame_averaging: bool = False,
         neighbour_density: bool = True,
         pair_repulsion: bool = False,
+        system_references: bool = True,
     ) -> None:
         super().__init__(species, cutoff)
         _validate(
@@ -223,9 +234,12 @@ class TransIPPotential(Potential):
             frame_averaging=bool(frame_averaging),
             neighbour_density=bool(neighbour_density),
             pair_repulsion=bool(pair_repulsion),
+            system_references=bool(system_references),
         )
         if pair_repulsion:
             self.repulsion = ZBLRepulsion(self.config.species, self.cutoff)
+        if system_references:
+            self.system_references = SystemReferences(max_charge, max_spin)
         self.species_embedding = nn.Parameter(torch.randn(len(self.config.species), dim))
         self.charge_embedding = nn.Parameter(0.5 * torch.randn(2 * max_charge + 1, dim))
         self.spin_embedding = nn.Parameter(0.5 * torch.randn(max_spin, dim))

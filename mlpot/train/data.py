@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import ase
 import numpy as np
@@ -24,6 +24,9 @@ from mlpot.datasets import PackedStore, convert, detect_format, open_reader
 from mlpot.datasets.records import atoms_labels
 from mlpot.graph import AtomicGraph
 from mlpot.neighbors import with_neighbors
+
+if TYPE_CHECKING:
+    from mlpot.models import Potential
 
 _GROUP_KEYS = ("group", "mp_id", "molecule_id", "source")
 _SAMPLE = 500  # structures read to estimate force scale and neighbour counts
@@ -117,50 +120,111 @@ class ConcatSource:
         return sorted(found)
 
     def normal_equations(
-        self, indices: np.ndarray, species: Sequence[int]
+        self, indices: np.ndarray, columns: Sequence[ReferenceColumn]
     ) -> tuple[np.ndarray, np.ndarray, int]:
-        """AᵀA, Aᵀy of the E0 least-squares problem over ``indices`` (streamed).
+        """AᵀA, Aᵀy of the reference least-squares problem over ``indices`` (streamed).
 
-        A is the ``[B, S]`` composition, y the total energies; structures without
-        an energy are skipped. Returns (AᵀA ``[S, S]``, Aᵀy ``[S]``, structures used).
+        A is ``[B, C]``: the count of each element, then 1 where the structure has the
+        charge / multiplicity of a charge or spin column (:class:`ReferenceColumn`);
+        y the total energies. Structures without an energy are skipped. Returns
+        (AᵀA ``[C, C]``, Aᵀy ``[C]``, structures used).
         """
-        col = np.full(256, -1, dtype=np.int64)
-        col[np.asarray(species, dtype=np.int64)] = np.arange(len(species))
-        ata, aty, used = np.zeros((len(species),) * 2), np.zeros(len(species)), 0
+        design = _Design(columns)
+        ata, aty, used = np.zeros((len(columns),) * 2), np.zeros(len(columns)), 0
         for block in np.array_split(np.sort(indices), max(1, len(indices) // 4096)):
-            comp, energy = self._composition(block, col, len(species))
+            rows, energy = self._design_rows(block, design)
             keep = np.isfinite(energy)
-            comp, energy = comp[keep], energy[keep]
-            ata += comp.T @ comp
-            aty += comp.T @ energy
+            rows, energy = rows[keep], energy[keep]
+            ata += rows.T @ rows
+            aty += rows.T @ energy
             used += int(keep.sum())
         return ata, aty, used
 
-    def _composition(
-        self, block: np.ndarray, col: np.ndarray, size: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        comp, energy = np.zeros((len(block), size)), np.full(len(block), np.nan)
+    def _design_rows(self, block: np.ndarray, design: _Design) -> tuple[np.ndarray, np.ndarray]:
+        rows, energy = np.zeros((len(block), design.size)), np.full(len(block), np.nan)
         for row, index in enumerate(block):
             k, local = self.locate(int(index))
             r = self.readers[k]
             if isinstance(r, PackedStore):
                 rec = r.record(local)
                 numbers, e = rec.atomic_numbers.astype(np.int64), float(rec.energy)
+                charge, spin = int(rec.charge), int(rec.spin) or 1  # spin 0: not given
             else:
                 atoms = r[local]
                 numbers = atoms.numbers
                 e = atoms_labels(atoms)["energy"]  # type: ignore[assignment]  # energy label is a float or None
                 e = np.nan if e is None else float(e)
-            cols = col[numbers]
-            if (cols < 0).any():
-                raise ValueError(
-                    f"structure {int(index)}: element Z="
-                    f"{int(numbers[cols < 0][0])} is not among the model's "
-                    f"species"
-                )
-            np.add.at(comp[row], cols, 1.0)
+                charge = int(atoms.info.get("charge", 0))
+                spin = int(atoms.info.get("spin", 1))
+            rows[row] = design.row(int(index), numbers, charge, spin)
             energy[row] = e
-        return comp, energy
+        return rows, energy
+
+
+@dataclass(frozen=True)
+class ReferenceColumn:
+    """One unknown of the reference-energy fit.
+
+    Attributes:
+        kind: ``"element"`` (E0 of atomic number ``value``), ``"charge"`` (e_Q of total
+            charge ``value``, e) or ``"spin"`` (e_S of multiplicity ``value`` = 2S+1).
+    """
+
+    kind: Literal["element", "charge", "spin"]
+    value: int
+
+
+def reference_columns(model: Potential) -> list[ReferenceColumn]:
+    """The unknowns of ``model``'s reference fit: E0 of each element, then (with
+    :class:`~mlpot.models.references.SystemReferences`) every non-zero charge and
+    every multiplicity above 1 in its range (those absent from the data come out 0)."""
+    columns = [ReferenceColumn("element", int(z)) for z in model.species_numbers]
+    refs = model.system_references
+    if refs is not None:
+        columns += [ReferenceColumn("charge", q)
+                    for q in range(-refs.max_charge, refs.max_charge + 1) if q]
+        columns += [ReferenceColumn("spin", s) for s in range(2, refs.max_spin + 1)]
+    return columns
+
+
+class _Design:
+    """Maps a structure to its row of the design matrix A."""
+
+    def __init__(self, columns: Sequence[ReferenceColumn]) -> None:
+        self.size = len(columns)
+        self.element = np.full(256, -1, dtype=np.int64)
+        self.charge: dict[int, int] = {}
+        self.spin: dict[int, int] = {}
+        for k, c in enumerate(columns):
+            if c.kind == "element":
+                self.element[c.value] = k
+            else:
+                (self.charge if c.kind == "charge" else self.spin)[c.value] = k
+        self.references = bool(self.charge or self.spin)
+        self.max_charge = max((abs(q) for q in self.charge), default=0)
+        self.max_spin = max(self.spin, default=1)
+
+    def row(self, index: int, numbers: np.ndarray, charge: int, spin: int) -> np.ndarray:
+        out = np.zeros(self.size)
+        cols = self.element[np.asarray(numbers, dtype=np.int64)]
+        if (cols < 0).any():
+            raise ValueError(
+                f"structure {index}: element Z={int(numbers[cols < 0][0])} is not among the "
+                "model's species"
+            )
+        np.add.at(out, cols, 1.0)
+        if self.references:
+            if abs(charge) > self.max_charge or not 1 <= spin <= self.max_spin:
+                raise ValueError(
+                    f"structure {index}: charge {charge} / spin multiplicity {spin} outside "
+                    f"the model's range (|charge| <= {self.max_charge}, "
+                    f"1 <= spin <= {self.max_spin})"
+                )
+            if charge:
+                out[self.charge[charge]] = 1.0
+            if spin > 1:
+                out[self.spin[spin]] = 1.0
+        return out
 
 
 def _group(atoms: ase.Atoms) -> str:
@@ -238,20 +302,26 @@ def sample_statistics(dataset: GraphDataset, seed: int) -> DataStatistics:
     )
 
 
-def solve_e0(
-    ata: np.ndarray, aty: np.ndarray, fixed: dict[int, float], species: Sequence[int]
-) -> dict[int, float]:
-    """Least-squares E0 from normal equations, with some elements' E0 held ``fixed``.
+def solve_references(
+    ata: np.ndarray,
+    aty: np.ndarray,
+    fixed: dict[ReferenceColumn, float],
+    columns: Sequence[ReferenceColumn],
+) -> dict[ReferenceColumn, float]:
+    """Least-squares reference energies (eV) from normal equations, the ``fixed``
+    columns held at their values.
 
-    Minimum-norm solution (pseudo-inverse) when compositions are linearly dependent.
+    A column absent from the data (a charge state no structure has) gets exactly 0;
+    minimum-norm solution (pseudo-inverse) when the others are linearly dependent (one
+    fixed stoichiometry).
     """
-    species = list(species)
-    free = [k for k, z in enumerate(species) if z not in fixed]
-    e0 = np.array([fixed.get(z, 0.0) for z in species], dtype=float)
+    columns = list(columns)
+    free = [k for k, c in enumerate(columns) if c not in fixed and ata[k, k] > 0]
+    values = np.array([fixed.get(c, 0.0) for c in columns], dtype=float)
     if free:
-        rhs = aty[free] - ata[np.ix_(free, range(len(species)))] @ e0
-        e0[free] = np.linalg.pinv(ata[np.ix_(free, free)]) @ rhs
-    return {int(z): float(v) for z, v in zip(species, e0, strict=True)}
+        rhs = aty[free] - ata[np.ix_(free, range(len(columns)))] @ values
+        values[free] = np.linalg.pinv(ata[np.ix_(free, free)]) @ rhs
+    return {c: float(v) for c, v in zip(columns, values, strict=True)}
 
 
 def describe(source: Any) -> str:

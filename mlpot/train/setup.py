@@ -17,9 +17,11 @@ from mlpot.train.config import TrainingConfig
 from mlpot.train.data import (
     ConcatSource,
     GraphDataset,
+    ReferenceColumn,
     prepare_inputs,
+    reference_columns,
     sample_statistics,
-    solve_e0,
+    solve_references,
 )
 from mlpot.train.distributed import World, barrier
 from mlpot.train.model_setup import finetune_model, fresh_model, symbols
@@ -102,14 +104,16 @@ def build_model(
     data_species = src.species()
     if m.from_ is not None:
         model, new = finetune_model(m, data_species)
+        # keep (the default when fine-tuning): the base model's E0 of the elements it
+        # knew and its charge/spin references stay; new elements are fitted
         fixed = (
-            {}
-            if cfg.data.e0 is not None
-            else {
-                int(z): float(e)
-                for z, e in zip(model.species_numbers, model.e0, strict=True)
-                if int(z) not in new
+            {
+                c: value
+                for c, value in current_references(model).items()
+                if not (c.kind == "element" and c.value in new)
             }
+            if cfg.data.e0 in (None, "keep")
+            else {}
         )
         if new:
             log.message(f"fine-tuning {m.from_}: new elements {symbols(new)}")
@@ -143,20 +147,65 @@ def build_model(
     return model
 
 
+def current_references(model: Potential) -> dict[ReferenceColumn, float]:
+    """The model's reference energies (E0, and charge/spin references if it has them), eV."""
+    values = {
+        ReferenceColumn("element", int(z)): float(e)
+        for z, e in zip(model.species_numbers, model.e0, strict=True)
+    }
+    refs = model.system_references
+    if refs is not None:
+        for q, e in enumerate(refs.charge_energy):
+            if q != refs.max_charge:
+                values[ReferenceColumn("charge", q - refs.max_charge)] = float(e)
+        for s, e in enumerate(refs.spin_energy[1:]):
+            values[ReferenceColumn("spin", s + 2)] = float(e)
+    return values
+
+
 def _set_e0(
-    model: Potential, cfg: TrainingConfig, data: RunData, fixed: dict[int, float], log: SilentLog
+    model: Potential,
+    cfg: TrainingConfig,
+    data: RunData,
+    fixed: dict[ReferenceColumn, float],
+    log: SilentLog,
 ) -> None:
-    species = [int(z) for z in model.species_numbers]
+    """E0 (and the charge/spin references) given, kept or fitted on the training set."""
+    columns = reference_columns(model)
     if isinstance(cfg.data.e0, dict):
         model.set_reference_energies(cfg.data.e0)
+        fixed = {c: value for c, value in current_references(model).items()
+                 if c.kind == "element"}
+    if all(c in fixed for c in columns):
+        _apply_references(model, fixed)
         return
-    if len(fixed) == len(species):
-        return
-    ata, aty, used = data.train.source.normal_equations(data.train.indices, species)
-    e0 = solve_e0(ata, aty, fixed, species)
-    model.set_reference_energies(torch.tensor([e0[z] for z in species], dtype=torch.float64))
-    log.message(
+    ata, aty, used = data.train.source.normal_equations(data.train.indices, columns)
+    fitted = solve_references(ata, aty, fixed, columns)
+    _apply_references(model, fitted)
+    species = [int(z) for z in model.species_numbers]
+    e0 = {c.value: v for c, v in fitted.items() if c.kind == "element"}
+    message = (
         f"E0 fitted on {used} structures: "
         + ", ".join(f"{s} {e0[z]:.4f}" for s, z in zip(symbols(species), species, strict=True))
         + " eV"
     )
+    if model.system_references is not None:
+        charge, spin = model.system_references.as_dicts()
+        states = [f"charge {q:+d} {e:.4f}" for q, e in sorted(charge.items())]
+        states += [f"multiplicity {s} {e:.4f}" for s, e in sorted(spin.items())]
+        message += f"; charge/spin references: {', '.join(states) or 'none (all neutral singlets)'}"
+        message += " eV" if states else ""
+    log.message(message)
+
+
+def _apply_references(model: Potential, values: dict[ReferenceColumn, float]) -> None:
+    species = [int(z) for z in model.species_numbers]
+    model.set_reference_energies(
+        torch.tensor([values[ReferenceColumn("element", z)] for z in species],
+                     dtype=torch.float64)
+    )
+    if model.system_references is not None:
+        model.system_references.set(
+            {c.value: v for c, v in values.items() if c.kind == "charge"},
+            {c.value: v for c, v in values.items() if c.kind == "spin"},
+        )

@@ -6,14 +6,12 @@ import json
 
 import ase.io
 import numpy as np
-import pytest
 import torch
 from format_writers import make_mptrj, write_omol25_shard
 from train_helpers import tiny_config
 
 from mlpot.datasets import read
 from mlpot.train import fit, parse_config
-from mlpot.train.data import solve_e0
 from mlpot.train.distributed import World
 from mlpot.train.setup import open_data
 
@@ -70,18 +68,3 @@ def test_extxyz_and_atom_count_batches(tmp_path, cu_store):
     )
     result = fit(parse_config(raw))
     assert result.steps == 3
-
-
-def test_e0_with_fixed_elements_solves_the_rest():
-    rng = np.random.default_rng(2)
-    comp = rng.integers(0, 5, size=(30, 3)).astype(float)
-    e0 = np.array([-1.0, -2.5, -4.0])
-    y = comp @ e0
-    ata, aty = comp.T @ comp, comp.T @ y
-    free = solve_e0(ata, aty, {}, [1, 6, 8])
-    assert [free[z] for z in (1, 6, 8)] == pytest.approx(e0.tolist())
-    held = solve_e0(ata, aty, {6: -3.0}, [1, 6, 8])
-    assert held[6] == -3.0
-    resid = comp @ np.array([held[1], held[6], held[8]]) - y
-    fixed_cols = comp[:, [0, 2]]
-    assert np.abs(fixed_cols.T @ resid).max() < 1e-8  # least squares over the free ones
