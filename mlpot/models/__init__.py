@@ -3,6 +3,7 @@
 from mlpot.models.base import Potential, PotentialOutput, energy_forces_stress
 from mlpot.models.equivariant import EquivariantPotential, EquivariantPotentialConfig
 from mlpot.models.lj import LennardJones, LennardJonesConfig
+from mlpot.models.references import SystemReferences
 from mlpot.models.trajcast import Forecast, TrajCastForecaster, TrajCastForecasterConfig
 from mlpot.models.transip import TransIPEmbedding, TransIPPotential, TransIPPotentialConfig
 
@@ -23,6 +24,7 @@ __all__ = [
     "LennardJonesConfig",
     "Potential",
     "PotentialOutput",
+    "SystemReferences",
     "TrajCastForecaster",
     "TrajCastForecasterConfig",
     "TransIPEmbedding",

@@ -43,7 +43,9 @@ class DataConfig(_Section):
         num_workers: DataLoader worker processes.
         e0: ``fit`` (least squares on the training set), ``keep`` (a fine-tuned
             model's E0; new elements fitted) or ``{symbol: eV}``; default ``fit``
-            for a new model, ``keep`` when fine-tuning.
+            for a new model, ``keep`` when fine-tuning. A model with charge/spin
+            references (``system_references``) fits them with E0, keeps them with
+            ``keep``, and fits them alone when E0 is given.
         max_valid: use at most this many validation structures (first of the split).
         cache_dir: where streamed formats (MPTrj JSON) are packed into a store;
             default ``<run_dir>/cache``.
