@@ -17,7 +17,10 @@
    ``EquivariantPotential`` of similar parameter count) at every training-set size is
    trained by :func:`mlpot.train.fit` from the ``.aselmdb`` files (the OMol25 reader,
    ``mlpot train``'s data path) with the same steps, batch size, optimiser, seed and
-   validation set. The checkpoint with the lowest validation loss is kept.
+   validation set. The checkpoint with the lowest validation loss is kept. Both
+   architectures have per-system charge/spin reference energies
+   (:class:`~mlpot.models.references.SystemReferences`, the models' default), fitted
+   with E0 on each training set.
 3. **Evaluation** on the test set with :func:`mlpot.train.evaluate.evaluate` (the numbers
    ``mlpot eval`` prints): energy MAE (meV/atom), force MAE (meV/Å) and the equivariance
    error, the mean relative change ‖F(Rx) − R F(x)‖/‖F(x)‖ of the forces under random
