@@ -82,9 +82,16 @@ class SystemReferences(nn.Module):
         self.charge_energy.copy_(charges)
         self.spin_energy.copy_(spins)
 
+    def values(self) -> tuple[dict[int, float], dict[int, float]]:
+        """Every reference, zeros included: ``({charge: eV}, {multiplicity: eV})`` over the
+        charges ≠ 0 and the multiplicities > 1 of the range (the states that have one)."""
+        charge = {q: float(self.charge_energy[q + self.max_charge])
+                  for q in range(-self.max_charge, self.max_charge + 1) if q}
+        spin = {s: float(self.spin_energy[s - 1]) for s in range(2, self.max_spin + 1)}
+        return charge, spin
+
     def as_dicts(self) -> tuple[dict[int, float], dict[int, float]]:
         """The non-zero references: ``({charge: eV}, {multiplicity: eV})``."""
-        charge = {q - self.max_charge: float(e) for q, e in enumerate(self.charge_energy)
-                  if float(e) != 0.0}
-        spin = {s + 1: float(e) for s, e in enumerate(self.spin_energy) if float(e) != 0.0}
-        return charge, spin
+        charge, spin = self.values()
+        return ({q: e for q, e in charge.items() if e != 0.0},
+                {s: e for s, e in spin.items() if e != 0.0})

@@ -179,11 +179,10 @@ def reference_columns(model: Potential) -> list[ReferenceColumn]:
     :class:`~mlpot.models.references.SystemReferences`) every non-zero charge and
     every multiplicity above 1 in its range (those absent from the data come out 0)."""
     columns = [ReferenceColumn("element", int(z)) for z in model.species_numbers]
-    refs = model.system_references
-    if refs is not None:
-        columns += [ReferenceColumn("charge", q)
-                    for q in range(-refs.max_charge, refs.max_charge + 1) if q]
-        columns += [ReferenceColumn("spin", s) for s in range(2, refs.max_spin + 1)]
+    if model.system_references is not None:
+        charge, spin = model.system_references.values()
+        columns += [ReferenceColumn("charge", q) for q in charge]
+        columns += [ReferenceColumn("spin", s) for s in spin]
     return columns
 
 

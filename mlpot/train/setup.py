@@ -153,13 +153,10 @@ def current_references(model: Potential) -> dict[ReferenceColumn, float]:
         ReferenceColumn("element", int(z)): float(e)
         for z, e in zip(model.species_numbers, model.e0, strict=True)
     }
-    refs = model.system_references
-    if refs is not None:
-        for q, e in enumerate(refs.charge_energy):
-            if q != refs.max_charge:
-                values[ReferenceColumn("charge", q - refs.max_charge)] = float(e)
-        for s, e in enumerate(refs.spin_energy[1:]):
-            values[ReferenceColumn("spin", s + 2)] = float(e)
+    if model.system_references is not None:
+        charge, spin = model.system_references.values()
+        values |= {ReferenceColumn("charge", q): e for q, e in charge.items()}
+        values |= {ReferenceColumn("spin", s): e for s, e in spin.items()}
     return values
 
 

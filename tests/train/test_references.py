@@ -116,12 +116,8 @@ def write_planted(path, rng: np.random.Generator, count: int) -> None:
 
 def build(tmp_path, data_path, **sections):
     cfg = parse_config(tiny_config(tmp_path / "run", data_path, **sections))
-    data = open_data(cfg, World(), cfg_cutoff(), torch.float64)
+    data = open_data(cfg, World(), float(TINY_MODEL["cutoff"]), torch.float64)
     return build_model(cfg, data, torch.float64, SilentLog())
-
-
-def cfg_cutoff() -> float:
-    return float(TINY_MODEL["cutoff"])
 
 
 def test_training_setup_fits_charge_and_spin_references_with_e0(tmp_path):
