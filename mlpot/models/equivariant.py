@@ -18,7 +18,7 @@ from mlpot.graph import AtomicGraph
 from mlpot.kernels.dispatch import requested_backend
 from mlpot.models.base import Potential, species_to_numbers
 from mlpot.models.equivariant_layers import EdgeFeatures, EquivariantLayer
-from mlpot.models.references import SystemReferences
+from mlpot.models.references import SystemReferences, check_charge_spin
 from mlpot.models.repulsion import ZBLRepulsion
 
 BACKENDS = ("grid", "cg")
@@ -204,14 +204,7 @@ class EquivariantPotential(Potential):
         """``[N, 1, C]`` initial scalar features from species, charge and spin."""
         c = self.config
         charge, spin = graph.charge, graph.spin
-        if bool((charge.abs() > c.max_charge).any() | (spin < 1).any()
-                | (spin > c.max_spin).any()):
-            b = int(((charge.abs() > c.max_charge) | (spin < 1) | (spin > c.max_spin))
-                    .nonzero()[0, 0])
-            raise ValueError(
-                f"system {b}: charge {int(charge[b])} / spin multiplicity {int(spin[b])} "
-                f"outside the model's range (|charge| <= {c.max_charge}, "
-                f"1 <= spin <= {c.max_spin})")
+        check_charge_spin(charge, spin, c.max_charge, c.max_spin)
         per_system = (self.charge_embedding[charge + c.max_charge]
                       + self.spin_embedding[spin - 1])
         return (self.species_embedding[species] + per_system[graph.system_index])[:, None]

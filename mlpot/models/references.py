@@ -30,6 +30,21 @@ import torch
 from torch import nn
 
 
+def check_charge_spin(charge: torch.Tensor, spin: torch.Tensor, max_charge: int,
+                      max_spin: int) -> None:
+    """Raise ``ValueError`` naming the first system whose total ``charge [B]`` (e) or
+    multiplicity ``spin [B]`` lies outside |charge| ≤ ``max_charge``,
+    1 ≤ spin ≤ ``max_spin`` (the range of a model's charge/spin embeddings and
+    references)."""
+    bad = (charge.abs() > max_charge) | (spin < 1) | (spin > max_spin)
+    if bool(bad.any()):
+        b = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"system {b}: charge {int(charge[b])} / spin multiplicity {int(spin[b])} outside "
+            f"the model's range (|charge| <= {max_charge}, 1 <= spin <= {max_spin})"
+        )
+
+
 class SystemReferences(nn.Module):
     """Reference energies e_Q of charges −Q_max…Q_max and e_S of multiplicities 1…S_max.
 
@@ -53,15 +68,9 @@ class SystemReferences(nn.Module):
 
     def forward(self, charge: torch.Tensor, spin: torch.Tensor) -> torch.Tensor:
         """``[B]`` energies (eV) of systems with total ``charge [B]`` and multiplicity
-        ``spin [B]``; out-of-range states raise ``ValueError`` naming the system."""
-        bad = (charge.abs() > self.max_charge) | (spin < 1) | (spin > self.max_spin)
-        if bool(bad.any()):
-            b = int(bad.nonzero()[0, 0])
-            raise ValueError(
-                f"system {b}: charge {int(charge[b])} / spin multiplicity {int(spin[b])} "
-                f"outside the reference range (|charge| <= {self.max_charge}, "
-                f"1 <= spin <= {self.max_spin})"
-            )
+        ``spin [B]``. The caller checks the range first (:func:`check_charge_spin`, which
+        the models run on their charge/spin embeddings); this runs no check of its own,
+        so an MD step does not wait on a second device→host sync."""
         return self.charge_energy[charge + self.max_charge] + self.spin_energy[spin - 1]
 
     def set(self, charge: dict[int, float], spin: dict[int, float]) -> None:

@@ -20,7 +20,7 @@ from torch import nn
 from mlpot.graph import AtomicGraph, system_sum
 from mlpot.models.base import Potential, species_to_numbers
 from mlpot.models.frames import principal_frames
-from mlpot.models.references import SystemReferences
+from mlpot.models.references import SystemReferences, check_charge_spin
 from mlpot.models.repulsion import ZBLRepulsion
 from mlpot.models.transip_layers import (
     DenseGeometry,
@@ -391,13 +391,7 @@ def _check_charge_spin(graph: AtomicGraph, max_charge: int, max_spin: int) -> No
     of metals usually carry no spin).
     """
     charge, spin = graph.charge, graph.spin
-    out_of_range = (charge.abs() > max_charge) | (spin < 1) | (spin > max_spin)
-    if bool(out_of_range.any()):
-        b = int(out_of_range.nonzero()[0, 0])
-        raise ValueError(
-            f"system {b}: charge {int(charge[b])} / spin multiplicity {int(spin[b])} outside "
-            f"the model's range (|charge| <= {max_charge}, 1 <= spin <= {max_spin})"
-        )
+    check_charge_spin(charge, spin, max_charge, max_spin)
     protons = system_sum(graph.atomic_numbers.to(charge.dtype), graph.system_index, len(charge))
     electrons = protons - charge
     unpaired = spin - 1

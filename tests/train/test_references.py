@@ -74,8 +74,16 @@ def test_out_of_range_states_are_rejected():
         model.system_references.set({3: 1.0}, {})
     with pytest.raises(ValueError, match="by definition"):
         model.system_references.set({0: 1.0}, {})
-    with pytest.raises(ValueError, match="system 0: charge 0 / spin multiplicity 4"):
-        model.system_references(torch.tensor([0]), torch.tensor([4]))
+    for model in (tiny_equivariant(max_charge=2, max_spin=3),
+                  tiny_transip(max_charge=2, max_spin=3)):
+        for charge, spin, system in ((0, 4, 1), (3, 1, 0), (-3, 1, 1)):
+            bad = [molecule(np.random.default_rng(0), 4, 0, 1),
+                   molecule(np.random.default_rng(1), 4, charge, spin)]
+            if system == 0:
+                bad.reverse()
+            with pytest.raises(ValueError, match=f"system {system}: charge {charge} / spin "
+                               f"multiplicity {spin} outside the model's range"):
+                model(AtomicGraph.from_atoms(bad, dtype=torch.float64))
 
 
 def test_solve_references_recovers_planted_values_and_holds_fixed_ones():
