@@ -78,7 +78,8 @@ class Potential(torch.nn.Module):
         system_references: per-system energies of the total charge and spin
             multiplicity (:class:`~mlpot.models.references.SystemReferences`), or None;
             subclasses whose inputs include charge and spin set it from a
-            ``system_references`` option.
+            ``system_references`` option, and check the range in ``atomic_energies``
+            (:func:`~mlpot.models.references.check_charge_spin`; the module trusts it).
     """
 
     config: Any  # a dataclass (saved in checkpoints); subclasses name its type
