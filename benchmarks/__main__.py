@@ -195,6 +195,8 @@ def transip_experiment(
     rotation_negatives: int = typer.Option(2, help="Wrong-rotation negatives per structure."),
     level: str = typer.Option("system", help="Contrastive level: system (pooled "
                               "embeddings) or atoms (atom tokens)."),
+    averaged_rotations: int = typer.Option(32, help="Rotations of the rotation-averaged "
+                                           "force MAE (0 skips it)."),
     speed_sizes: str = typer.Option("20,100,500", help="Speed-table sizes ('' skips it)."),
     threads: int = typer.Option(1, help="torch threads (per training)."),
     workers: int = typer.Option(1, help="Trainings at once, one process each "
@@ -224,6 +226,7 @@ def transip_experiment(
             equivariance={"weight": weight, "temperature": temperature,
                           "rotation_negatives": rotation_negatives, "variance_floor": 0.1,
                           "level": level},
+            averaged_rotations=averaged_rotations,
             speed_sizes=_int_tuple(speed_sizes, "--speed-sizes") if speed_sizes else (),
             threads=threads, report_on="valid" if pilot else "test", workers=workers)
         run(cfg)

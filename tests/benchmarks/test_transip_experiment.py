@@ -81,6 +81,10 @@ def test_experiment_end_to_end(tmp_path, capsys):
     rot = {r.variant: r.equivariance for r in rows if r.size == 12}
     assert rot["equivariant"] < 1e-8  # exact by construction
     assert rot["none"] > 1e-4  # learned, not built in
+    for r in rows:  # averaging over rotations changes nothing for the equivariant model
+        assert math.isfinite(r.forces_mae_averaged)
+        if r.variant == "equivariant":
+            assert r.forces_mae_averaged == pytest.approx(r.forces_mae, rel=1e-4)
     saved = json.loads((cfg.out / "results.json").read_text())
     assert len(saved["rows"]) == 8 and saved["parameters"]["transip"] > 0
     files = exp.label_files(cfg)
@@ -137,3 +141,54 @@ def test_random_orientation_turns_positions_and_forces_together():
     assert np.isclose(np.linalg.det(rot), 1.0) and not np.allclose(rot, np.eye(3))
     np.testing.assert_allclose(out.get_forces(), forces @ rot, atol=1e-10)  # ... of both
     assert out.get_potential_energy() == -3.5
+
+
+class _LabelPlus(torch.nn.Module):
+    """A fake potential whose forces are the (rotated) labels scaled by ``factor`` plus a
+    constant lab-frame vector ``offset``: equivariant when ``offset`` is zero."""
+
+    def __init__(self, factor: float, offset: tuple[float, float, float]) -> None:
+        super().__init__()
+        self.register_buffer("e0", torch.zeros(1, dtype=torch.float64))
+        self.factor, self.offset = factor, torch.tensor(offset, dtype=torch.float64)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float64
+
+    def forward(self, graph):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(forces=self.factor * graph.forces + self.offset)
+
+
+def _labelled_molecules():
+    import ase.build
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    rng = np.random.default_rng(1)
+    out = []
+    for name in ("CH3CH2OH", "H2O", "C6H6"):
+        atoms = ase.build.molecule(name)
+        atoms.calc = SinglePointCalculator(atoms, energy=-1.0,
+                                           forces=rng.normal(size=(len(atoms), 3)))
+        out.append(atoms)
+    return out
+
+
+def test_rotation_averaging_keeps_the_error_of_an_equivariant_model():
+    structures = _labelled_molecules()
+    plain = np.mean(np.concatenate([np.abs(0.1 * a.get_forces()).ravel() for a in structures]))
+    averaged = exp.rotation_averaged_force_mae(_LabelPlus(1.1, (0, 0, 0)), structures, 5)
+    assert averaged == pytest.approx(plain, rel=1e-12)
+
+
+def test_rotation_averaging_removes_the_orientation_dependent_error():
+    structures = _labelled_molecules()
+    model = _LabelPlus(1.0, (0.3, -0.2, 0.5))  # plain MAE: the offset, 1/3 eV/Å
+    one = exp.rotation_averaged_force_mae(model, structures, 1)
+    assert one == pytest.approx(1 / 3, rel=0.3)  # one random turn of the offset
+    many = exp.rotation_averaged_force_mae(model, structures, 400)
+    assert many < 0.05  # the mean of R^T c over rotations is zero
+    with pytest.raises(ValueError, match="rotations"):
+        exp.rotation_averaged_force_mae(model, structures, 0)
