@@ -128,13 +128,15 @@ def transip(
     dtype: str = typer.Option("float32", help="float32 or float64."),
     frame_averaging: bool = typer.Option(True, help="Also time TransIP with frame averaging."),
     neighbour_density: bool = typer.Option(True, help="TransIP with neighbour_density."),
+    neighbour_sum: bool = typer.Option(False, help="TransIP with neighbour_sum (a sum over "
+                                       "the neighbours in every block)."),
 ) -> None:
     """TransIPPotential vs EquivariantPotential: energy+forces time on molecules."""
     from benchmarks.transip_speed import run
 
     run(sizes=_int_tuple(sizes, "--sizes"), repeats=repeats, threads=threads, device=device,
         dtype=dtype, frame_averaging=frame_averaging,
-        transip={"neighbour_density": neighbour_density})
+        transip={"neighbour_density": neighbour_density, "neighbour_sum": neighbour_sum})
 
 
 @bench_app.command("transip-md")
@@ -185,6 +187,8 @@ def transip_experiment(
     transip_layers: int = typer.Option(3, help="TransIP blocks."),
     neighbour_density: bool = typer.Option(True, help="TransIP neighbour_density (the "
                                            "radial neighbour density in the input tokens)."),
+    neighbour_sum: bool = typer.Option(False, help="TransIP neighbour_sum (a sum over the "
+                                       "neighbours within the cutoff in every block)."),
     pair_repulsion: bool = typer.Option(False, help="Both architectures with the ZBL "
                                         "pair repulsion (pair_repulsion=True)."),
     equivariant_channels: int = typer.Option(48, help="EquivariantPotential channels."),
@@ -219,6 +223,7 @@ def transip_experiment(
             variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
             transip={"dim": transip_dim, "heads": 4, "num_layers": transip_layers,
                      "head_hidden": 64, "neighbour_density": neighbour_density,
+                     "neighbour_sum": neighbour_sum,
                      "pair_repulsion": pair_repulsion},
             equivariant={"channels": equivariant_channels, "lmax": equivariant_lmax,
                          "num_layers": 2, "avg_num_neighbors": "auto",

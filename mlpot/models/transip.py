@@ -26,6 +26,7 @@ from mlpot.models.transip_layers import (
     DenseGeometry,
     DistanceBias,
     NeighbourDensity,
+    NeighbourPairs,
     RotaryGeometry,
     SparseGeometry,
     TransformerBlock,
@@ -60,6 +61,8 @@ class TransIPPotentialConfig:
             states (:class:`~mlpot.models.references.SystemReferences`, fitted with E0
             by ``mlpot train``; default on, off in checkpoints written before the
             option existed).
+        neighbour_sum: add a sum over the neighbours within ``cutoff`` to every block
+            (:class:`~mlpot.models.transip_layers.NeighbourSum`, distances only).
     """
 
     species: tuple[int, ...]
@@ -78,6 +81,7 @@ class TransIPPotentialConfig:
     neighbour_density: bool = True
     pair_repulsion: bool = False
     system_references: bool = True
+    neighbour_sum: bool = False
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,7 @@ class TransIPPotential(Potential):
         neighbour_density: bool = True,
         pair_repulsion: bool = False,
         system_references: bool = True,
+        neighbour_sum: bool = False,
     ) -> None:
         super().__init__(species, cutoff)
         _validate(
@@ -235,6 +240,7 @@ class TransIPPotential(Potential):
             neighbour_density=bool(neighbour_density),
             pair_repulsion=bool(pair_repulsion),
             system_references=bool(system_references),
+            neighbour_sum=bool(neighbour_sum),
         )
         if pair_repulsion:
             self.repulsion = ZBLRepulsion(self.config.species, self.cutoff)
@@ -250,8 +256,13 @@ class TransIPPotential(Potential):
             if neighbour_density
             else None
         )
+        self.sum_basis = None
+        if neighbour_sum:  # only the basis of this DistanceBias is used
+            self.sum_basis = DistanceBias(1, 1, num_radial, self.cutoff)
+            self.sum_basis.weight.requires_grad_(False)
         self.blocks = nn.ModuleList(
-            TransformerBlock(dim, heads, ffn_multiplier, layer) for layer in range(num_layers)
+            TransformerBlock(dim, heads, ffn_multiplier, layer, num_radial if neighbour_sum else 0)
+            for layer in range(num_layers)
         )
         self.final_norm = nn.LayerNorm(dim)
         self.energy_head = nn.Sequential(
@@ -268,7 +279,7 @@ class TransIPPotential(Potential):
         energies = tokens.new_zeros(graph.num_atoms)
         if len(molecules):
             packing, features = self._molecule_features(
-                graph, tokens, molecules, self.config.frame_averaging
+                graph, tokens, molecules, self.config.frame_averaging, edge_vectors
             )
             frame_energies = self.energy_head(features).squeeze(-1)  # [B_m·G, n]
             per_frame = frame_energies.unflatten(0, (packing.num_systems, -1))
@@ -287,7 +298,7 @@ class TransIPPotential(Potential):
         species = self.species_index(graph)
         molecules, periodic = self._split(graph)
         vectors = None  # edge vectors: needed by periodic systems and the density
-        if len(periodic) or self.density is not None:
+        if len(periodic) or self.density is not None or self.sum_basis is not None:
             if graph.edge_index is None:
                 graph = with_neighbors(graph, self.cutoff)
             assert graph.edge_index is not None and graph.shifts is not None  # built above
@@ -296,7 +307,7 @@ class TransIPPotential(Potential):
         tokens = self._tokens(graph, species, vectors)
         features = tokens.new_zeros(tokens.shape)
         if len(molecules):
-            packing, packed = self._molecule_features(graph, tokens, molecules, False)
+            packing, packed = self._molecule_features(graph, tokens, molecules, False, vectors)
             features = features.index_copy(0, molecules, packing.unpad(packed))
         if len(periodic):
             assert vectors is not None  # built above
@@ -339,9 +350,15 @@ class TransIPPotential(Potential):
         return (~periodic_atom).nonzero().squeeze(1), periodic
 
     def _molecule_features(
-        self, graph: AtomicGraph, tokens: torch.Tensor, atoms: torch.Tensor, frame_average: bool
+        self,
+        graph: AtomicGraph,
+        tokens: torch.Tensor,
+        atoms: torch.Tensor,
+        frame_average: bool,
+        edge_vectors: torch.Tensor | None,
     ) -> tuple[_Packing, torch.Tensor]:
-        """Padded final features ``[B_m·G, n, d]`` (G = 4 frames or 1) of the molecules."""
+        """Padded final features ``[B_m·G, n, d]`` (G = 4 frames or 1) of the molecules
+        (``edge_vectors [E, 3]`` of the graph's pairs: needed with ``neighbour_sum``)."""
         packing = _Packing.build(atoms, graph.system_index)
         mask = packing.mask(tokens.device)
         positions = packing.pad(graph.positions[atoms])
@@ -355,10 +372,41 @@ class TransIPPotential(Potential):
             centred = torch.einsum("bni,bgij->bgnj", centred, rotations).flatten(0, 1)
             x = x.repeat_interleave(frames, dim=0)
             mask = mask.repeat_interleave(frames, dim=0)
-        geometry = DenseGeometry.build(centred, mask, self.rotary, self.distance_bias)
+        copies = x.shape[0] // packing.num_systems
+        pairs = self._molecule_pairs(graph, edge_vectors, packing, copies)
+        geometry = DenseGeometry.build(centred, mask, self.rotary, self.distance_bias, pairs)
         for block in self.blocks:
             x = block(x, geometry)
         return packing, self.final_norm(x)
+
+    def _molecule_pairs(
+        self,
+        graph: AtomicGraph,
+        edge_vectors: torch.Tensor | None,
+        packing: _Packing,
+        copies: int,
+    ) -> NeighbourPairs | None:
+        """The graph's pairs between molecule atoms in the padded layout of
+        ``copies`` copies per molecule (copy g of molecule b is row b·G + g); None
+        without ``neighbour_sum``."""
+        if self.sum_basis is None:
+            return None
+        if graph.edge_index is None or edge_vectors is None:
+            raise ValueError("neighbour_sum needs the graph's neighbour pairs")
+        slot = torch.full((graph.num_atoms,), -1, dtype=torch.int64, device=packing.atoms.device)
+        slot[packing.atoms] = packing.slots
+        i, j = graph.edge_index
+        keep = slot[i] >= 0  # pairs never join two systems
+        width = packing.width
+        centres, neighbours = slot[i[keep]], slot[j[keep]]
+        rows = (centres // width)[None] * copies + torch.arange(copies, device=slot.device)[:, None]
+        return NeighbourPairs.build(
+            (rows * width + (centres % width)[None]).flatten(),
+            (rows * width + (neighbours % width)[None]).flatten(),
+            edge_vectors[keep].norm(dim=1).repeat(copies),
+            self.sum_basis,
+            self.cutoff,
+        )
 
     def _periodic_features(
         self,
@@ -375,7 +423,13 @@ class TransIPPotential(Potential):
         keep = centre_local >= 0
         edges = torch.stack([centre_local[keep], local[graph.edge_index[1][keep]]])
         geometry = SparseGeometry.build(
-            len(atoms), edges, edge_vectors[keep], self.cutoff, self.rotary, self.distance_bias
+            len(atoms),
+            edges,
+            edge_vectors[keep],
+            self.cutoff,
+            self.rotary,
+            self.distance_bias,
+            self.sum_basis,
         )
         x = tokens[atoms]
         for block in self.blocks:

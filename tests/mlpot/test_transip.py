@@ -30,11 +30,17 @@ from mlpot.testing import (
 )
 
 SPECIES = ["H", "C", "N", "O"]
-#: The architectures every symmetry/smoothness test runs on: the plain transformer and
-#: the one whose tokens start with the radial neighbour density.
+#: The architectures every symmetry/smoothness test runs on: the plain transformer, the
+#: one whose tokens start with the radial neighbour density, and that one with a
+#: neighbour sum in every block.
 ARCHITECTURES = pytest.mark.parametrize(
-    "arch", [{"neighbour_density": False}, {"neighbour_density": True}],
-    ids=["plain", "density"]
+    "arch",
+    [
+        {"neighbour_density": False},
+        {"neighbour_density": True},
+        {"neighbour_density": True, "neighbour_sum": True},
+    ],
+    ids=["plain", "density", "sum"],
 )
 
 
@@ -585,3 +591,43 @@ def test_distance_bias_of_pairs_matches_its_definition():
     (grad,) = torch.autograd.grad((got * probe).sum(), distance)
     (ref,) = torch.autograd.grad((expected * probe).sum(), distance)
     torch.testing.assert_close(grad, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_neighbour_sum_matches_its_definition():
+    """Δh_i = W_out (1/10) Σ_{j≠i} (Σ_k φ_k(r_ij) c(r_ij) F_kd) (W_in x_j)_d by explicit
+    loops over all pairs, against the module on the pairs of a neighbour list with a skin
+    (pairs beyond r_c must add nothing). Mutants: x_i instead of x_j, the envelope
+    dropped → each fails."""
+    from mlpot.models.transip_layers import NeighbourPairs
+    from mlpot.neighbors import with_neighbors
+
+    torch.manual_seed(0)
+    model = small_model(neighbour_sum=True)  # r_c = 3 Å
+    block = model.blocks[1].neighbour_sum
+    atoms = molecule("CH3CH2OH")
+    r = torch.as_tensor(atoms.positions)
+    x = torch.randn(len(atoms), 16, dtype=torch.float64)
+    summed = torch.zeros_like(x)
+    for i in range(len(atoms)):
+        for j in range(len(atoms)):
+            d = (r[j] - r[i]).norm()
+            if i != j and d < 3.0:
+                t = float(d) / 3.0  # the C² smoothstep envelope, written out
+                phi = model.sum_basis.basis(d) * (1 - 10 * t**3 + 15 * t**4 - 6 * t**5)
+                summed[i] += (phi @ block.filters) * block.values(x[j])
+    expected = block.out(0.1 * summed)
+    graph = with_neighbors(
+        AtomicGraph.from_atoms(atoms, dtype=torch.float64, read_labels=False), 3.6
+    )
+    i, j = graph.edge_index
+    lengths = (graph.positions[j] - graph.positions[i]).norm(dim=1)
+    assert bool((lengths > 3.0).any()) and bool((lengths < 3.0).any())
+    pairs = NeighbourPairs.build(i, j, lengths, model.sum_basis, model.cutoff)
+    torch.testing.assert_close(block(x, pairs), expected, rtol=1e-12, atol=1e-12)
+    # and the branch is part of the model: without it the energy changes
+    graph = AtomicGraph.from_atoms(atoms, dtype=torch.float64, read_labels=False)
+    energy = model(graph).energy
+    with torch.no_grad():
+        block.out.weight.zero_()
+        block.out.bias.zero_()
+    assert not torch.allclose(model(graph).energy, energy, rtol=1e-6, atol=0)
