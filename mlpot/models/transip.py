@@ -151,7 +151,10 @@ class TransIPPotential(Potential):
     benchmarks transip-experiment``) it lowered the validation force MAE of the
     ``augment`` model from 542 to 370 meV/Å (1000 structures, 4000 steps of 16).
     Checkpoints written before the option existed load without it
-    (:attr:`legacy_config`).
+    (:attr:`legacy_config`). ``neighbour_sum=True`` (off by default) adds to every block
+    a sum over the neighbours within ``cutoff`` with learned radial filters
+    (:class:`~mlpot.models.transip_layers.NeighbourSum`: distances only, a SchNet-like
+    continuous-filter convolution beside the attention, whose softmax only averages).
 
     - Molecules (no periodic direction): full attention over all atoms of the molecule
       with ``scaled_dot_product_attention`` on a padded batch; padded keys are masked,
