@@ -300,7 +300,7 @@ class TransIPPotential(Potential):
             graph = graph.to(self.e0.device, self.dtype)
         species = self.species_index(graph)
         molecules, periodic = self._split(graph)
-        vectors = None  # edge vectors: needed by periodic systems and the density
+        vectors = None  # edge vectors: needed by periodic systems, the density and the sum
         if len(periodic) or self.density is not None or self.sum_basis is not None:
             if graph.edge_index is None:
                 graph = with_neighbors(graph, self.cutoff)
