@@ -408,7 +408,6 @@ class TransIPPotential(Potential):
             (rows * width + (neighbours % width)[None]).flatten(),
             edge_vectors[keep].norm(dim=1).repeat(copies),
             self.sum_basis,
-            self.cutoff,
         )
 
     def _periodic_features(

@@ -108,6 +108,7 @@ class DistanceBias(nn.Module):
     def __init__(self, layers: int, heads: int, count: int, r_max: float) -> None:
         super().__init__()
         self.register_buffer("centres", torch.linspace(0.0, r_max, count))
+        self.r_max = r_max
         self.half_width = 2.0 * r_max / max(count - 1, 1)
         self.weight = nn.Parameter(torch.randn(layers, heads, count) / math.sqrt(count))
 
@@ -116,6 +117,11 @@ class DistanceBias(nn.Module):
         shape = (-1,) + (1,) * distance.dim()
         x = (distance[None] - self.centres.view(shape)) / self.half_width
         return tnf.relu(1.0 - x * x) ** 3
+
+    def enveloped(self, distance: torch.Tensor) -> torch.Tensor:
+        """``[K, ...]`` basis values times the C² envelope of r_max (zero from r_max on):
+        the radial functions of a sum over the neighbours within r_max."""
+        return self.basis(distance) * polynomial_envelope(distance, self.r_max, p=3)
 
     def _all_layers(self, distance: torch.Tensor) -> torch.Tensor:
         """``[L, H, numel]`` biases of the flattened ``distance``."""
@@ -159,7 +165,6 @@ class NeighbourDensity(nn.Module):
         self, num_species: int, dim: int, count: int, cutoff: float, channels: int = 8
     ) -> None:
         super().__init__()
-        self.cutoff = cutoff
         self.radial = DistanceBias(1, 1, count, cutoff)  # only its basis is used
         self.radial.weight.requires_grad_(False)
         self.species_code = nn.Parameter(torch.randn(num_species, channels))
@@ -175,8 +180,7 @@ class NeighbourDensity(nn.Module):
         """``[T, dim]`` for the neighbour pairs ``edge_index [2, E]`` (i, j; no self pairs,
         pairs beyond the cutoff count zero) of lengths ``distance [E]`` (Å) and the
         species indices ``[T]`` of the tokens."""
-        envelope = polynomial_envelope(distance, self.cutoff, p=3)  # the C² smoothstep
-        phi = self.radial.basis(distance) * envelope  # [K, E]
+        phi = self.radial.enveloped(distance)  # [K, E]
         messages = phi.T[:, :, None] * self.species_code[species[edge_index[1]]][:, None, :]
         density = messages.new_zeros(num_tokens, *messages.shape[1:])
         density = density.index_add(0, edge_index[0], messages)
@@ -191,7 +195,7 @@ class NeighbourPairs:
         centres, neighbours: ``[E]`` indices of i and j into the tokens flattened over
             their leading axes (``[B·n]`` padded molecules, ``[T]`` periodic atoms).
         radial: ``[E, K]`` φ_k(r_ij) c(r_ij): the compact bumps of :class:`DistanceBias`
-            on [0, r_c] times the C² envelope of the cutoff.
+            on [0, r_c] times the C² envelope of the cutoff (:meth:`DistanceBias.enveloped`).
     """
 
     centres: torch.Tensor
@@ -201,11 +205,11 @@ class NeighbourPairs:
     @classmethod
     def build(
         cls, centres: torch.Tensor, neighbours: torch.Tensor, distance: torch.Tensor,
-        basis: DistanceBias, cutoff: float,
+        basis: DistanceBias,
     ) -> NeighbourPairs:
-        """From pair indices ``[E]`` and lengths ``distance [E]`` (Å, all > 0)."""
-        envelope = polynomial_envelope(distance, cutoff, p=3)
-        return cls(centres, neighbours, (basis.basis(distance) * envelope).T)
+        """From pair indices ``[E]`` and lengths ``distance [E]`` (Å, all > 0); ``basis``
+        spans [0, r_c]."""
+        return cls(centres, neighbours, basis.enveloped(distance).T)
 
 
 class NeighbourSum(nn.Module):
@@ -330,9 +334,7 @@ class SparseGeometry:
         pairs = None
         if sum_basis is not None:
             e = edge_index.shape[1]
-            pairs = NeighbourPairs.build(
-                edge_index[0], edge_index[1], distance[:e], sum_basis, cutoff
-            )
+            pairs = NeighbourPairs.build(edge_index[0], edge_index[1], distance[:e], sum_basis)
         return cls(
             centres,
             neighbours,

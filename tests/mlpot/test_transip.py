@@ -622,7 +622,7 @@ def test_neighbour_sum_matches_its_definition():
     i, j = graph.edge_index
     lengths = (graph.positions[j] - graph.positions[i]).norm(dim=1)
     assert bool((lengths > 3.0).any()) and bool((lengths < 3.0).any())
-    pairs = NeighbourPairs.build(i, j, lengths, model.sum_basis, model.cutoff)
+    pairs = NeighbourPairs.build(i, j, lengths, model.sum_basis)
     torch.testing.assert_close(block(x, pairs), expected, rtol=1e-12, atol=1e-12)
     # and the branch is part of the model: without it the energy changes
     graph = AtomicGraph.from_atoms(atoms, dtype=torch.float64, read_labels=False)
