@@ -53,6 +53,21 @@ MACE_WORKER = Path(__file__).with_name("mace_worker.py")
 REPO_ROOT = Path(__file__).resolve().parent.parent  # so `-m benchmarks.mlpot_worker` resolves
 
 
+def mlpot_worker_pythonpath() -> str:
+    """PYTHONPATH of the mlpot worker: the folder ``mlpot`` was imported from, then the
+    repository (for ``benchmarks``).
+
+    The repository's ``mlpot/`` folder is not the whole package (``kernels/``, ``md/`` and
+    ``datasets/`` are mapped into it at install), so with a regular (non-editable) install
+    the repository must not come first: its ``mlpot/`` would shadow the installed one.
+    The path is not resolved, so a tree of links to the sources stays that tree.
+    """
+    import mlpot
+
+    home = str(Path(mlpot.__file__).parent.parent)
+    return os.pathsep.join(dict.fromkeys([home, str(REPO_ROOT)]))
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Hyper-parameters shared by every framework.
@@ -219,7 +234,7 @@ def _spawn_factory(config: BenchConfig, mace_python: str | None, workdir: str
                           worker_env(config.threads, config.mace_pythonpath), cwd=workdir)
         return Worker(f"mlpot-{framework}",
                       [sys.executable, "-m", "benchmarks.mlpot_worker"],
-                      worker_env(config.threads, str(REPO_ROOT)))
+                      worker_env(config.threads, mlpot_worker_pythonpath()), cwd=workdir)
     return spawn
 
 

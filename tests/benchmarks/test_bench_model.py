@@ -245,3 +245,35 @@ def test_cli_rejects_bad_options_clearly():
     result = runner.invoke(bench_app, ["model", "--sizes", "4,x"])
     assert result.exit_code != 0
     assert "--sizes" in result.output
+
+
+def test_mlpot_worker_pythonpath_serves_an_installed_layout(tmp_path):
+    """With mlpot installed as a regular package (a tree of links here, and ``-S`` so no
+    editable import hook helps), the worker's PYTHONPATH gives the whole package
+    (``mlpot.kernels``, mapped in at install) and ``benchmarks``, not the repository's
+    partial ``mlpot/`` folder."""
+    import os
+    import site
+    import subprocess
+
+    from benchmarks.model_vs_mace import REPO_ROOT
+    from scripts.typecheck import build_link_tree
+
+    tree = tmp_path / "installed"
+    tree.mkdir()
+    build_link_tree(tree)
+    (tree / "benchmarks").symlink_to(REPO_ROOT / "benchmarks")
+    libraries = os.pathsep.join(site.getsitepackages())
+    worker = "import mlpot, mlpot.kernels.spline, benchmarks.mlpot_worker; print(mlpot.__file__)"
+    driver = (
+        "import os, subprocess, sys\n"
+        "from benchmarks.model_vs_mace import mlpot_worker_pythonpath\n"
+        f"path = os.pathsep.join([mlpot_worker_pythonpath(), {libraries!r}])\n"
+        f"sys.exit(subprocess.run([sys.executable, '-S', '-c', {worker!r}],\n"
+        "                         env=dict(os.environ, PYTHONPATH=path)).returncode)\n"
+    )
+    proc = subprocess.run([sys.executable, "-S", "-c", driver], cwd=tmp_path, text=True,
+                          capture_output=True, check=False,
+                          env=dict(os.environ, PYTHONPATH=f"{tree}{os.pathsep}{libraries}"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == str(tree / "mlpot" / "__init__.py")

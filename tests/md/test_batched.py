@@ -57,5 +57,9 @@ def test_batch_of_eight_equals_single_runs(name, device):
                     float((batch.cell[k] - single.cell[0]).abs().max()))
         start_atom += n
     print(f"{name} ({device}): max |batched - single| after 150 steps = {worst:.2e}")
-    assert worst == 0.0  # bit for bit
+    # Bit for bit on the CPU. On CUDA the force and energy sums use atomic adds, whose order
+    # differs between the batch and the single runs: on an H200 the runs differed by
+    # 1.8e-15 to 1.1e-14 after 150 steps, so allow 1e-12 there (giving the single runs
+    # the wrong seed makes it 0.7 to 1.8 on the CPU).
+    assert worst <= (0.0 if device == "cpu" else 1e-12)
     assert torch.isfinite(batch.positions).all()
