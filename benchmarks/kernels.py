@@ -203,7 +203,11 @@ def spline_table(config: KernelBenchConfig, triton_ok: bool) -> Table:
     return table
 
 
-def product_table(config: KernelBenchConfig, triton_ok: bool) -> Table:
+def product_table(
+    config: KernelBenchConfig, triton_ok: bool, progress: Callable[[str], None] = print
+) -> Table:
+    """The product table; ``progress`` is told each entry before it is measured (the
+    table itself prints only when complete)."""
     device, dtype = torch.device(config.device), getattr(torch, config.dtype)
     table = Table(
         title=f"channel-wise product x1 ⊗ x2 → l ≤ L, {config.channels} channels, "
@@ -229,6 +233,7 @@ def product_table(config: KernelBenchConfig, triton_ok: bool) -> Table:
                 if backend == "triton" and not triton_ok:
                     results[backend] = None
                     continue
+                progress(f"measuring product L={lmax}, {e:,} rows: {backend}")
                 results[backend] = _safe(
                     product_case(lmax, e, config.channels, device, dtype, backend),
                     device,
@@ -270,7 +275,7 @@ def run_kernels(config: KernelBenchConfig, console: Console | None = None) -> bo
     if not triton_ok:
         console.print(f"[bold]Triton columns not measured:[/bold] {reason}. GPU numbers pending.")
     console.print(spline_table(config, triton_ok))
-    console.print(product_table(config, triton_ok))
+    console.print(product_table(config, triton_ok, lambda line: console.print(line, style="dim")))
     return triton_ok
 
 

@@ -41,7 +41,7 @@ def main() -> None:
     ax.set_xscale("log")
     ax.set_xlabel("speed-up of mlpot (peer time / mlpot time, same run)")
     ax.bar_label(bars, [f"{x:.2g}×" for x in ratios], fontsize=7, padding=2)
-    ax.set_title("mlpot vs peers on CPU (GPU numbers pending)", fontsize=10)
+    ax.set_title("mlpot vs peers (machine in brackets; h200 = one GPU)", fontsize=10)
     fig.tight_layout()
     OUT.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(OUT, dpi=110, metadata={"Software": None})
