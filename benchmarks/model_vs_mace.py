@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+import mlpot
 from benchmarks.mace_env import ensure_mace_venv
 from benchmarks.model_cases import (
     Case,
@@ -62,8 +63,6 @@ def mlpot_worker_pythonpath() -> str:
     the repository must not come first: its ``mlpot/`` would shadow the installed one.
     The path is not resolved, so a tree of links to the sources stays that tree.
     """
-    import mlpot
-
     home = str(Path(mlpot.__file__).parent.parent)
     return os.pathsep.join(dict.fromkeys([home, str(REPO_ROOT)]))
 

@@ -27,7 +27,7 @@ def test_cpu_run_prints_tables_and_says_triton_is_gpu_only():
     )
     text = out.getvalue()
     assert not ok
-    assert "GPU numbers pending" in text
+    assert "this run has no GPU numbers" in text
     assert text.count("GPU only") == 2  # one spline row, one product row
     assert "e3nn CG" in text
 
