@@ -201,6 +201,9 @@ def transip_experiment(
                               "embeddings) or atoms (atom tokens)."),
     averaged_rotations: int = typer.Option(32, help="Rotations of the rotation-averaged "
                                            "force MAE (0 skips it)."),
+    train_error_structures: int = typer.Option(400, help="Training structures the "
+                                               "training-set force MAE is measured on "
+                                               "(0 skips it)."),
     speed_sizes: str = typer.Option("20,100,500", help="Speed-table sizes ('' skips it)."),
     threads: int = typer.Option(1, help="torch threads (per training)."),
     workers: int = typer.Option(1, help="Trainings at once, one process each "
@@ -231,7 +234,7 @@ def transip_experiment(
             equivariance={"weight": weight, "temperature": temperature,
                           "rotation_negatives": rotation_negatives, "variance_floor": 0.1,
                           "level": level},
-            averaged_rotations=averaged_rotations,
+            averaged_rotations=averaged_rotations, train_error_structures=train_error_structures,
             speed_sizes=_int_tuple(speed_sizes, "--speed-sizes") if speed_sizes else (),
             threads=threads, report_on="valid" if pilot else "test", workers=workers)
         run(cfg)

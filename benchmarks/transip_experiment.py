@@ -95,6 +95,9 @@ class ExperimentConfig:
             (``mode`` is set per variant).
         rotation_structures: test structures the equivariance error is measured on
             (4 random rotations each).
+        train_error_structures: training structures (a random subset drawn with ``seed``)
+            on which the training-set force MAE is measured; 0 skips it. Next to the test
+            error it tells underfitting (both high) from overfitting (a large gap).
         averaged_rotations: K of the rotation-averaged force MAE
             (:func:`rotation_averaged_force_mae`; 0 skips it).
         speed_sizes: molecule sizes of the speed table (empty: no table).
@@ -132,6 +135,7 @@ class ExperimentConfig:
     )
     rotation_structures: int = 16
     averaged_rotations: int = 32
+    train_error_structures: int = 400
     speed_sizes: tuple[int, ...] = (20, 100, 500)
     threads: int = 1
     report_on: str = "test"
@@ -167,6 +171,8 @@ class ResultRow:
         forces_mae_averaged: meV/Å, force MAE of the prediction averaged over
             ``averaged_rotations`` random orientations of each structure
             (:func:`rotation_averaged_force_mae`; NaN when skipped).
+        forces_mae_train: meV/Å, force MAE on ``train_error_structures`` random
+            structures of the training set, as stored (NaN when skipped).
         train_seconds: wall time of the training.
     """
 
@@ -178,6 +184,7 @@ class ResultRow:
     forces_mae: float
     equivariance: float
     forces_mae_averaged: float
+    forces_mae_train: float
     train_seconds: float
 
 
@@ -323,6 +330,14 @@ def rotation_averaged_force_mae(model: Potential, structures: Iterable[ase.Atoms
     return total / count
 
 
+def training_subset(path: Path, count: int, seed: int) -> list[ase.Atoms]:
+    """``count`` structures of the training file drawn at random without replacement
+    (all of them when it holds fewer; none when ``count`` is 0)."""
+    structures = list(read(path)) if count > 0 else []
+    picks = np.random.default_rng(seed).permutation(len(structures))[:count]
+    return [structures[i] for i in sorted(picks)]
+
+
 def train_and_test(cfg: ExperimentConfig, variant: str, size: int, files: LabelFiles,
                    test: list[ase.Atoms]) -> ResultRow:
     """Train one variant at one size and measure it on the test set."""
@@ -336,6 +351,8 @@ def train_and_test(cfg: ExperimentConfig, variant: str, size: int, files: LabelF
     report = evaluate(model, test, rotation_structures=cfg.rotation_structures, seed=cfg.seed)
     averaged = (rotation_averaged_force_mae(model, test, cfg.averaged_rotations, cfg.seed)
                 if cfg.averaged_rotations else float("nan"))
+    seen = training_subset(files.train[size], cfg.train_error_structures, cfg.seed)
+    on_train = evaluate(model, seen, rotation_structures=0).overall.forces_mae if seen else math.nan
     return ResultRow(
         variant=variant,
         size=size,
@@ -345,6 +362,7 @@ def train_and_test(cfg: ExperimentConfig, variant: str, size: int, files: LabelF
         forces_mae=1e3 * report.overall.forces_mae,
         equivariance=report.equivariance.forces_mean,
         forces_mae_averaged=1e3 * averaged,
+        forces_mae_train=1e3 * on_train,
         train_seconds=seconds,
     )
 
@@ -376,11 +394,12 @@ def parameter_counts(cfg: ExperimentConfig) -> dict[str, int]:
 
 def print_table(rows: list[ResultRow]) -> None:
     print(f"{'variant':>12} {'train':>6} {'params':>8} {'steps':>6} {'E MAE meV/at':>13} "
-          f"{'F MAE meV/A':>12} {'rot.-avg. F':>12} {'rot. err F':>11} {'train s':>8}")
+          f"{'F MAE meV/A':>12} {'rot.-avg. F':>12} {'F on train':>11} {'rot. err F':>11} "
+          f"{'train s':>8}")
     for r in rows:
         print(f"{r.variant:>12} {r.size:>6} {r.parameters:>8} {r.steps:>6} "
               f"{r.energy_mae:>13.2f} {r.forces_mae:>12.1f} {r.forces_mae_averaged:>12.1f} "
-              f"{r.equivariance:>11.2e} {r.train_seconds:>8.0f}")
+              f"{r.forces_mae_train:>11.1f} {r.equivariance:>11.2e} {r.train_seconds:>8.0f}")
 
 
 def print_targets(rows: list[ResultRow]) -> None:

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from benchmarks import transip_experiment as exp
+from mlpot.checkpoint import load_model
 from mlpot.datasets import OMol25Reader, read
+from mlpot.train.evaluate import evaluate
 
 pytest.importorskip("tblite")
 
@@ -53,6 +55,18 @@ def test_labels_are_cached_nested_and_disjoint_from_validation(tmp_path, monkeyp
     assert np.array_equal(next(iter(read(again.test))).positions, test[0].positions)
 
 
+def test_training_subset_draws_distinct_training_structures(tmp_path):
+    cfg = _tiny(tmp_path)
+    path = exp.label_files(cfg).train[12]
+    everything = [a.positions.tobytes() for a in read(path)]
+    five = [a.positions.tobytes() for a in exp.training_subset(path, 5, seed=3)]
+    assert len(set(five)) == 5 and set(five) <= set(everything)
+    assert five == [a.positions.tobytes() for a in exp.training_subset(path, 5, seed=3)]
+    assert five != [a.positions.tobytes() for a in exp.training_subset(path, 5, seed=4)]
+    assert len(exp.training_subset(path, 100, seed=3)) == len(everything)  # capped
+    assert exp.training_subset(path, 0, seed=3) == []
+
+
 def test_every_variant_gets_the_same_budget_and_data(tmp_path):
     cfg = _tiny(tmp_path)
     files = exp.label_files(cfg)
@@ -85,12 +99,22 @@ def test_experiment_end_to_end(tmp_path, capsys):
         assert math.isfinite(r.forces_mae_averaged)
         if r.variant == "equivariant":
             assert r.forces_mae_averaged == pytest.approx(r.forces_mae, rel=1e-4)
+    # the training-set error is the best model's error on the drawn training subset
+    files = exp.label_files(cfg)
+    seen = exp.training_subset(files.train[12], cfg.train_error_structures, cfg.seed)
+    for r in rows:
+        if r.size == 12 and r.variant in ("augment", "equivariant"):
+            model = load_model(cfg.out / f"{r.variant}-12" / "best.pt")
+            expected = evaluate(model, seen, rotation_structures=0).overall.forces_mae
+            assert r.forces_mae_train == pytest.approx(1e3 * expected, rel=1e-9)
+            assert r.forces_mae_train != pytest.approx(r.forces_mae, rel=1e-6)
     saved = json.loads((cfg.out / "results.json").read_text())
     assert len(saved["rows"]) == 8 and saved["parameters"]["transip"] > 0
     files = exp.label_files(cfg)
     assert saved["labels"]["test"] == exp.label_fingerprint(read(files.test))
     assert saved["labels"]["train"] == exp.label_fingerprint(read(files.train[12]))
     assert saved["versions"]["torch"] == torch.__version__
+    assert all(math.isfinite(row["forces_mae_train"]) for row in saved["rows"])
     assert (cfg.out / "results.csv").read_text().count("\n") == 9
     out = capsys.readouterr().out
     assert "contrastive vs augment" in out and "equivariant force MAE" in out
