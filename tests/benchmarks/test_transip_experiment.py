@@ -110,7 +110,6 @@ def test_experiment_end_to_end(tmp_path, capsys):
             assert r.forces_mae_train != pytest.approx(r.forces_mae, rel=1e-6)
     saved = json.loads((cfg.out / "results.json").read_text())
     assert len(saved["rows"]) == 8 and saved["parameters"]["transip"] > 0
-    files = exp.label_files(cfg)
     assert saved["labels"]["test"] == exp.label_fingerprint(read(files.test))
     assert saved["labels"]["train"] == exp.label_fingerprint(read(files.train[12]))
     assert saved["versions"]["torch"] == torch.__version__
