@@ -205,7 +205,7 @@ def spline_table(config: KernelBenchConfig, triton_ok: bool) -> Table:
 
 
 def product_table(
-    config: KernelBenchConfig, triton_ok: bool, progress: Callable[[str], None] = print
+    config: KernelBenchConfig, triton_ok: bool, progress: Callable[[str], None]
 ) -> Table:
     """The product table; ``progress`` is told each entry before it is measured (the
     table itself prints only when complete)."""

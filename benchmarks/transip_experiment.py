@@ -339,8 +339,9 @@ def training_subset(path: Path, count: int, seed: int) -> list[ase.Atoms]:
 
 
 def train_and_test(cfg: ExperimentConfig, variant: str, size: int, files: LabelFiles,
-                   test: list[ase.Atoms]) -> ResultRow:
-    """Train one variant at one size and measure it on the test set."""
+                   test: list[ase.Atoms], seen: list[ase.Atoms]) -> ResultRow:
+    """Train one variant at one size and measure it on the test set, and on ``seen``
+    (structures of its training set; empty: the training-set error is NaN)."""
     run_dir = cfg.out / f"{variant}-{size}"
     config = parse_config(training_config(cfg, variant, size, files, run_dir),
                           f"{variant}-{size}")
@@ -351,7 +352,6 @@ def train_and_test(cfg: ExperimentConfig, variant: str, size: int, files: LabelF
     report = evaluate(model, test, rotation_structures=cfg.rotation_structures, seed=cfg.seed)
     averaged = (rotation_averaged_force_mae(model, test, cfg.averaged_rotations, cfg.seed)
                 if cfg.averaged_rotations else float("nan"))
-    seen = training_subset(files.train[size], cfg.train_error_structures, cfg.seed)
     on_train = evaluate(model, seen, rotation_structures=0).overall.forces_mae if seen else math.nan
     return ResultRow(
         variant=variant,
@@ -372,13 +372,16 @@ def _train_grid(cfg: ExperimentConfig, files: LabelFiles,
     """Every (size, variant) cell in grid order, ``cfg.workers`` trainings at a time
     (separate processes, started with ``spawn`` so no torch state is forked)."""
     cells = [(variant, size) for size in cfg.sizes for variant in cfg.variants]
+    seen = {size: training_subset(files.train[size], cfg.train_error_structures, cfg.seed)
+            for size in cfg.sizes}  # drawn once per size, shared by its variants
     if cfg.workers <= 1:
         for variant, size in cells:
-            yield train_and_test(cfg, variant, size, files, report_set)
+            yield train_and_test(cfg, variant, size, files, report_set, seen[size])
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(cfg.workers, mp_context=context) as pool:
-        futures = [pool.submit(train_and_test, cfg, variant, size, files, report_set)
+        futures = [pool.submit(train_and_test, cfg, variant, size, files, report_set,
+                               seen[size])
                    for variant, size in cells]
         for future in futures:
             yield future.result()
