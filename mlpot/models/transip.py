@@ -63,10 +63,6 @@ class TransIPPotentialConfig:
             option existed).
         neighbour_sum: add a sum over the neighbours within ``cutoff`` to every block
             (:class:`~mlpot.models.transip_layers.NeighbourSum`, distances only).
-        neighbour_directions: channels of a direction-resolved sum over the neighbours
-            in every block (:class:`~mlpot.models.transip_layers.NeighbourDirections`,
-            spherical harmonics of degree ≤ 2 of the pair directions mixed by a plain
-            linear layer: not equivariant); 0 (the default) for none.
     """
 
     species: tuple[int, ...]
@@ -86,7 +82,6 @@ class TransIPPotentialConfig:
     pair_repulsion: bool = False
     system_references: bool = True
     neighbour_sum: bool = False
-    neighbour_directions: int = 0
 
 
 @dataclass(frozen=True)
@@ -160,14 +155,6 @@ class TransIPPotential(Potential):
     a sum over the neighbours within ``cutoff`` with learned radial filters
     (:class:`~mlpot.models.transip_layers.NeighbourSum`: distances only, a SchNet-like
     continuous-filter convolution beside the attention, whose softmax only averages).
-    ``neighbour_directions=C`` (0, off, by default) adds to every block the neighbour
-    sum resolved by direction: C channels of the atomic basis Σ_j R_c(r_ij) Y_lm(r̂_ij)
-    x_j (l ≤ 2), flattened and mixed by a plain linear layer
-    (:class:`~mlpot.models.transip_layers.NeighbourDirections`). It hands every block
-    the local bond directions, from which the feed-forward builds bond angles; it is
-    not equivariant (the mixing sees the lm components as plain numbers), so rotation
-    symmetry is still learned. With frame averaging the pair directions are turned into
-    each frame like the positions, so the averaged model stays exactly invariant.
 
     - Molecules (no periodic direction): full attention over all atoms of the molecule
       with ``scaled_dot_product_attention`` on a padded batch; padded keys are masked,
@@ -225,7 +212,6 @@ class TransIPPotential(Potential):
         pair_repulsion: bool = False,
         system_references: bool = True,
         neighbour_sum: bool = False,
-        neighbour_directions: int = 0,
     ) -> None:
         super().__init__(species, cutoff)
         _validate(
@@ -239,7 +225,6 @@ class TransIPPotential(Potential):
             max_wavelength,
             max_charge,
             max_spin,
-            neighbour_directions,
         )
         self.config = TransIPPotentialConfig(
             species=tuple(species_to_numbers(species)),
@@ -259,7 +244,6 @@ class TransIPPotential(Potential):
             pair_repulsion=bool(pair_repulsion),
             system_references=bool(system_references),
             neighbour_sum=bool(neighbour_sum),
-            neighbour_directions=int(neighbour_directions),
         )
         if pair_repulsion:
             self.repulsion = ZBLRepulsion(self.config.species, self.cutoff)
@@ -276,13 +260,11 @@ class TransIPPotential(Potential):
             else None
         )
         self.sum_basis = None
-        if neighbour_sum or neighbour_directions:  # only the basis of this DistanceBias is used
+        if neighbour_sum:  # only the basis of this DistanceBias is used
             self.sum_basis = DistanceBias(1, 1, num_radial, self.cutoff)
             self.sum_basis.weight.requires_grad_(False)
         self.blocks = nn.ModuleList(
-            TransformerBlock(
-                dim, heads, ffn_multiplier, layer, num_radial, neighbour_sum, neighbour_directions
-            )
+            TransformerBlock(dim, heads, ffn_multiplier, layer, num_radial if neighbour_sum else 0)
             for layer in range(num_layers)
         )
         self.final_norm = nn.LayerNorm(dim)
@@ -387,14 +369,14 @@ class TransIPPotential(Potential):
         centred = positions - positions.sum(1, keepdim=True) / count[..., None]
         centred = centred * mask[..., None]
         x = packing.pad(tokens[atoms])
-        rotations = None
         if frame_average:
             rotations = principal_frames(centred, mask).rotations  # [B, G, 3, 3]
             frames = rotations.shape[1]
             centred = torch.einsum("bni,bgij->bgnj", centred, rotations).flatten(0, 1)
             x = x.repeat_interleave(frames, dim=0)
             mask = mask.repeat_interleave(frames, dim=0)
-        pairs = self._molecule_pairs(graph, edge_vectors, packing, rotations)
+        copies = x.shape[0] // packing.num_systems
+        pairs = self._molecule_pairs(graph, edge_vectors, packing, copies)
         geometry = DenseGeometry.build(centred, mask, self.rotary, self.distance_bias, pairs)
         for block in self.blocks:
             x = block(x, geometry)
@@ -405,12 +387,11 @@ class TransIPPotential(Potential):
         graph: AtomicGraph,
         edge_vectors: torch.Tensor | None,
         packing: _Packing,
-        rotations: torch.Tensor | None,
+        copies: int,
     ) -> NeighbourPairs | None:
-        """The graph's pairs between molecule atoms in the padded layout: one copy per
-        molecule, or with the frames ``rotations [B, G, 3, 3]`` G copies (copy g of
-        molecule b is row b·G + g, its pair vectors turned into frame g like the
-        positions); None without ``neighbour_sum`` and ``neighbour_directions``."""
+        """The graph's pairs between molecule atoms in the padded layout of
+        ``copies`` copies per molecule (copy g of molecule b is row b·G + g); None
+        without ``neighbour_sum``."""
         if self.sum_basis is None:
             return None
         if graph.edge_index is None or edge_vectors is None:
@@ -421,18 +402,12 @@ class TransIPPotential(Potential):
         keep = slot[i] >= 0  # pairs never join two systems
         width = packing.width
         centres, neighbours = slot[i[keep]], slot[j[keep]]
-        molecule = centres // width
-        vectors = edge_vectors[keep][None]  # [G, E, 3]
-        if rotations is not None:
-            vectors = torch.einsum("ei,egij->gej", vectors[0], rotations[molecule])
-        copies = vectors.shape[0]
-        rows = molecule[None] * copies + torch.arange(copies, device=slot.device)[:, None]
+        rows = (centres // width)[None] * copies + torch.arange(copies, device=slot.device)[:, None]
         return NeighbourPairs.build(
             (rows * width + (centres % width)[None]).flatten(),
             (rows * width + (neighbours % width)[None]).flatten(),
-            vectors.flatten(0, 1),
+            edge_vectors[keep].norm(dim=1).repeat(copies),
             self.sum_basis,
-            self.config.neighbour_directions > 0,
         )
 
     def _periodic_features(
@@ -457,7 +432,6 @@ class TransIPPotential(Potential):
             self.rotary,
             self.distance_bias,
             self.sum_basis,
-            self.config.neighbour_directions > 0,
         )
         x = tokens[atoms]
         for block in self.blocks:
@@ -499,7 +473,6 @@ def _validate(
     max_wavelength: float,
     max_charge: int,
     max_spin: int,
-    neighbour_directions: int,
 ) -> None:
     for name, value, low in (
         ("dim", dim, 2),
@@ -510,7 +483,6 @@ def _validate(
         ("head_hidden", head_hidden, 1),
         ("max_charge", max_charge, 0),
         ("max_spin", max_spin, 1),
-        ("neighbour_directions", neighbour_directions, 0),
     ):
         if int(value) != value or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")

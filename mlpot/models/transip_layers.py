@@ -37,7 +37,6 @@ import torch
 import torch.nn.functional as tnf
 from torch import nn
 
-from mlpot.kernels.s2grid import spherical_harmonics
 from mlpot.kernels.spline import polynomial_envelope
 
 
@@ -197,30 +196,20 @@ class NeighbourPairs:
             their leading axes (``[B·n]`` padded molecules, ``[T]`` periodic atoms).
         radial: ``[E, K]`` φ_k(r_ij) c(r_ij): the compact bumps of :class:`DistanceBias`
             on [0, r_c] times the C² envelope of the cutoff (:meth:`DistanceBias.enveloped`).
-        harmonics: ``[E, 9]`` real spherical harmonics Y_lm(r̂_ij) of degrees 0–2 (e3nn,
-            component normalisation) of the pair directions, for
-            :class:`NeighbourDirections`; None when no block needs them.
     """
 
     centres: torch.Tensor
     neighbours: torch.Tensor
     radial: torch.Tensor
-    harmonics: torch.Tensor | None = None
 
     @classmethod
     def build(
-        cls, centres: torch.Tensor, neighbours: torch.Tensor, vectors: torch.Tensor,
-        basis: DistanceBias, directions: bool = False,
+        cls, centres: torch.Tensor, neighbours: torch.Tensor, distance: torch.Tensor,
+        basis: DistanceBias,
     ) -> NeighbourPairs:
-        """From pair indices ``[E]`` and vectors r_j − r_i ``[E, 3]`` (Å, all non-zero);
-        ``basis`` spans [0, r_c]; ``directions``: also the harmonics of the directions."""
-        radial = basis.enveloped(vectors.norm(dim=-1)).T
-        harmonics = spherical_harmonics(DIRECTION_LMAX, vectors) if directions else None
-        return cls(centres, neighbours, radial, harmonics)
-
-
-#: Highest degree of the pair-direction harmonics of :class:`NeighbourDirections`.
-DIRECTION_LMAX = 2
+        """From pair indices ``[E]`` and lengths ``distance [E]`` (Å, all > 0); ``basis``
+        spans [0, r_c]."""
+        return cls(centres, neighbours, basis.enveloped(distance).T)
 
 
 class NeighbourSum(nn.Module):
@@ -251,43 +240,6 @@ class NeighbourSum(nn.Module):
         messages = (pairs.radial @ self.filters) * self.values(flat)[pairs.neighbours]
         summed = torch.zeros_like(flat).index_add(0, pairs.centres, messages)
         return self.out(0.1 * summed).view_as(x)
-
-
-class NeighbourDirections(nn.Module):
-    """A block's sum over the neighbours resolved by direction, mixed by a plain linear
-    layer (NOT equivariant: the model still has to learn rotational symmetry):
-
-        A_imc = (1/10) Σ_{j≠i} (Σ_k φ_k(r_ij) c(r_ij) F_kc) Y_m(r̂_ij) (W_in x_j)_c
-        Δh_i  = W_out vec_mc(A_imc)
-
-    with Y_m the 9 real spherical harmonics of degrees 0–2 of the pair direction, φ_k
-    and c as in :class:`NeighbourSum`, and ``channels`` C value channels (a bottleneck:
-    W_in is d×C, W_out is 9C×d). A_i is the atomic basis of ACE/MACE (the density of
-    neighbours projected on Y_lm, per radial channel); the feed-forward after the block
-    forms products of it, i.e. bond-angle (three-body) terms, which attention reaches
-    only through rotary phases of one pair at a time. The same features enter
-    rotation-invariant models through equivariant contractions and non-equivariant
-    ones (Orb-style edge features) through MLPs; here W_out is an unconstrained matrix,
-    so how the directions are combined is learned from data. Cost O(pairs · 9 · C) per
-    block.
-    """
-
-    def __init__(self, dim: int, count: int, channels: int) -> None:
-        super().__init__()
-        self.values = nn.Linear(dim, channels, bias=False)
-        self.filters = nn.Parameter(torch.randn(count, channels) / math.sqrt(count))
-        self.out = nn.Linear((DIRECTION_LMAX + 1) ** 2 * channels, dim)
-
-    def forward(self, x: torch.Tensor, pairs: NeighbourPairs) -> torch.Tensor:
-        """``x [..., d]`` (the normalised tokens) → Δh ``[..., d]``."""
-        if pairs.harmonics is None:
-            raise ValueError("NeighbourDirections needs pairs built with directions=True")
-        flat = x.reshape(-1, x.shape[-1])
-        radial = (pairs.radial @ self.filters) * self.values(flat)[pairs.neighbours]  # [E, C]
-        messages = pairs.harmonics[:, :, None] * radial[:, None, :]  # [E, 9, C]
-        summed = messages.new_zeros(len(flat), *messages.shape[1:])
-        summed = summed.index_add(0, pairs.centres, messages)
-        return self.out(0.1 * summed.flatten(1)).view_as(x)
 
 
 @dataclass(frozen=True)
@@ -367,11 +319,10 @@ class SparseGeometry:
         rotary: RotaryGeometry,
         distance_bias: DistanceBias,
         sum_basis: DistanceBias | None = None,
-        directions: bool = False,
     ) -> SparseGeometry:
         """From pairs ``edge_index [2, E]`` with vectors ``[E, 3]`` (Å, r_j − r_i + shift);
         self pairs are added here. With ``sum_basis``, also the :class:`NeighbourPairs`
-        (its radial basis; with ``directions`` also their harmonics) of the pairs."""
+        (its radial basis) of the pairs."""
         self_index = torch.arange(num_tokens, device=edge_index.device)
         centres = torch.cat([edge_index[0], self_index])
         neighbours = torch.cat([edge_index[1], self_index])
@@ -383,9 +334,7 @@ class SparseGeometry:
         pairs = None
         if sum_basis is not None:
             e = edge_index.shape[1]
-            pairs = NeighbourPairs.build(
-                edge_index[0], edge_index[1], vectors[:e], sum_basis, directions
-            )
+            pairs = NeighbourPairs.build(edge_index[0], edge_index[1], distance[:e], sum_basis)
         return cls(
             centres,
             neighbours,
@@ -422,31 +371,17 @@ class TransformerBlock(nn.Module):
 
     ``layer`` is the block's index: its distance bias is slice ``layer`` of the
     geometry's (all layers' biases are computed together, see :class:`DistanceBias`).
-    With ``neighbour_sum``, a :class:`NeighbourSum` on the same normalised input is
-    added with the attention output; with ``direction_channels`` (0: none), a
-    :class:`NeighbourDirections` of that many channels likewise. Both use the
-    ``num_radial`` radial functions of the geometry's :class:`NeighbourPairs`.
+    With ``neighbour_sum`` radial functions (0: none), a :class:`NeighbourSum` on the
+    same normalised input is added with the attention output.
     """
 
     def __init__(
-        self,
-        dim: int,
-        heads: int,
-        ffn_multiplier: int,
-        layer: int,
-        num_radial: int = 0,
-        neighbour_sum: bool = False,
-        direction_channels: int = 0,
+        self, dim: int, heads: int, ffn_multiplier: int, layer: int, neighbour_sum: int = 0
     ) -> None:
         super().__init__()
         self.heads = heads
         self.layer = layer
-        self.neighbour_sum = NeighbourSum(dim, num_radial) if neighbour_sum else None
-        self.directions = (
-            NeighbourDirections(dim, num_radial, direction_channels)
-            if direction_channels
-            else None
-        )
+        self.neighbour_sum = NeighbourSum(dim, neighbour_sum) if neighbour_sum else None
         self.attn_norm = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.attn_out = nn.Linear(dim, dim)
@@ -464,9 +399,5 @@ class TransformerBlock(nn.Module):
             if geometry.pairs is None:
                 raise ValueError("a block with a neighbour sum needs the geometry's pairs")
             update = update + self.neighbour_sum(normed, geometry.pairs)
-        if self.directions is not None:
-            if geometry.pairs is None:
-                raise ValueError("a block with neighbour directions needs the geometry's pairs")
-            update = update + self.directions(normed, geometry.pairs)
         x = x + update
         return x + self.ffn(self.ffn_norm(x))

@@ -31,17 +31,16 @@ from mlpot.testing import (
 
 SPECIES = ["H", "C", "N", "O"]
 #: The architectures every symmetry/smoothness test runs on: the plain transformer, the
-#: one whose tokens start with the radial neighbour density, that one with a
-#: neighbour sum in every block, and that one with a direction-resolved neighbour sum.
+#: one whose tokens start with the radial neighbour density, and that one with a
+#: neighbour sum in every block.
 ARCHITECTURES = pytest.mark.parametrize(
     "arch",
     [
         {"neighbour_density": False},
         {"neighbour_density": True},
         {"neighbour_density": True, "neighbour_sum": True},
-        {"neighbour_density": True, "neighbour_directions": 4},
     ],
-    ids=["plain", "density", "sum", "directions"],
+    ids=["plain", "density", "sum"],
 )
 
 
@@ -204,14 +203,11 @@ def test_force_loss_gradient_matches_finite_differences():
 
 # ------------------------------------------------------------ frame averaging
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("directions", [0, 4], ids=["attention", "directions"])
-def test_frame_averaging_exactly_invariant(seed, directions):
+def test_frame_averaging_exactly_invariant(seed):
     """Energy invariant to 1e-10, forces equivariant to 1e-8 (rotation + translation +
-    permutation), also with the direction-resolved neighbour sum (its pair vectors must
-    be turned into each frame). Mutants: only the identity frame (no sign average) →
-    1e-2 errors; det(V) not fixed (improper frames for some inputs) → fails for some
-    rotations; pair vectors not turned into the frames → the directions model fails."""
-    model = small_model(frame_averaging=True, neighbour_directions=directions)
+    permutation). Mutants: only the identity frame (no sign average) → 1e-2 errors;
+    det(V) not fixed (improper frames for some inputs) → fails for some rotations."""
+    model = small_model(frame_averaging=True)
     e_err, f_err = assert_equivariant(model, molecule("CH3CH2OH", seed), seed=seed, rtol=1e-8)
     assert e_err < 1e-10
     assert f_err < 1e-8
@@ -626,58 +622,8 @@ def test_neighbour_sum_matches_its_definition():
     i, j = graph.edge_index
     lengths = (graph.positions[j] - graph.positions[i]).norm(dim=1)
     assert bool((lengths > 3.0).any()) and bool((lengths < 3.0).any())
-    vectors = graph.positions[j] - graph.positions[i]
-    pairs = NeighbourPairs.build(i, j, vectors, model.sum_basis)
+    pairs = NeighbourPairs.build(i, j, lengths, model.sum_basis)
     torch.testing.assert_close(block(x, pairs), expected, rtol=1e-12, atol=1e-12)
-    # and the branch is part of the model: without it the energy changes
-    graph = AtomicGraph.from_atoms(atoms, dtype=torch.float64, read_labels=False)
-    energy = model(graph).energy
-    with torch.no_grad():
-        block.out.weight.zero_()
-        block.out.bias.zero_()
-    assert not torch.allclose(model(graph).energy, energy, rtol=1e-6, atol=0)
-
-
-def test_neighbour_directions_match_their_definition():
-    """Δh_i = W_out vec_mc((1/10) Σ_{j≠i} (Σ_k φ_k c F_kc) Y_m(r̂_ij) (W_in x_j)_c) by
-    explicit loops over all pairs (Y_0 = 1, Y_1 = √3 r̂ up to the order of its
-    components), against the module on the pairs of a neighbour list with a skin.
-    Mutants: r̂_ji instead of r̂_ij, x_i instead of x_j → each fails."""
-    from mlpot.kernels.s2grid import spherical_harmonics
-    from mlpot.models.transip_layers import NeighbourPairs
-    from mlpot.neighbors import with_neighbors
-
-    torch.manual_seed(0)
-    model = small_model(neighbour_directions=3)  # r_c = 3 Å
-    block = model.blocks[0].directions
-    atoms = molecule("CH3CH2OH")
-    r = torch.as_tensor(atoms.positions)
-    x = torch.randn(len(atoms), 16, dtype=torch.float64)
-    summed = torch.zeros(len(atoms), 9, 3, dtype=torch.float64)
-    for i in range(len(atoms)):
-        for j in range(len(atoms)):
-            vector = r[j] - r[i]
-            d = vector.norm()
-            if i != j and d < 3.0:
-                t = float(d) / 3.0
-                phi = model.sum_basis.basis(d) * (1 - 10 * t**3 + 15 * t**4 - 6 * t**5)
-                y = spherical_harmonics(2, vector)
-                torch.testing.assert_close(y[0], torch.tensor(1.0, dtype=y.dtype))
-                torch.testing.assert_close(
-                    y[1:4].abs().sort().values, (3**0.5 * vector / d).abs().sort().values
-                )
-                summed[i] += y[:, None] * ((phi @ block.filters) * block.values(x[j]))[None]
-    expected = block.out(0.1 * summed.flatten(1))
-    graph = with_neighbors(
-        AtomicGraph.from_atoms(atoms, dtype=torch.float64, read_labels=False), 3.6
-    )
-    i, j = graph.edge_index
-    vectors = graph.positions[j] - graph.positions[i]
-    assert bool((vectors.norm(dim=1) > 3.0).any())
-    pairs = NeighbourPairs.build(i, j, vectors, model.sum_basis, directions=True)
-    torch.testing.assert_close(block(x, pairs), expected, rtol=1e-12, atol=1e-12)
-    with pytest.raises(ValueError, match="directions=True"):
-        block(x, NeighbourPairs.build(i, j, vectors, model.sum_basis))
     # and the branch is part of the model: without it the energy changes
     graph = AtomicGraph.from_atoms(atoms, dtype=torch.float64, read_labels=False)
     energy = model(graph).energy
