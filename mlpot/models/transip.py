@@ -40,9 +40,8 @@ class TransIPPotentialConfig:
 
     Attributes:
         species: atomic numbers the model accepts.
-        cutoff: r_c, Å: attention range in periodic systems, and in molecules with
-            ``local_attention`` (smooth envelope), and the range of the radial basis of
-            the distance bias.
+        cutoff: r_c, Å: attention range in periodic systems (smooth envelope) and the
+            range of the radial basis of the distance bias.
         dim: token width d.
         heads: attention heads H (d/H must be even: rotary pairs).
         num_layers: transformer blocks.
@@ -64,9 +63,6 @@ class TransIPPotentialConfig:
             option existed).
         neighbour_sum: add a sum over the neighbours within ``cutoff`` to every block
             (:class:`~mlpot.models.transip_layers.NeighbourSum`, distances only).
-        local_attention: molecules too attend only to the neighbours within ``cutoff``
-            (the neighbour attention of periodic systems) instead of to every atom of the
-            molecule (default off: full attention).
     """
 
     species: tuple[int, ...]
@@ -86,7 +82,6 @@ class TransIPPotentialConfig:
     pair_repulsion: bool = False
     system_references: bool = True
     neighbour_sum: bool = False
-    local_attention: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,10 +160,6 @@ class TransIPPotential(Potential):
       with ``scaled_dot_product_attention`` on a padded batch; padded keys are masked,
       so a batch of mixed sizes equals one-by-one evaluation. Coordinates are centred
       per molecule; rotary phases use the centred positions. Cost O(n²) per molecule.
-      With ``local_attention=True`` molecules take the neighbour attention of periodic
-      systems instead (next item): each atom attends to the atoms within ``cutoff``,
-      so the energy is a sum of local terms (receptive field num_layers·r_c), as in
-      message-passing potentials, and the cost is O(n · neighbours).
     - Periodic systems (any periodic direction): attention over the neighbour pairs
       within ``cutoff`` from the graph's ``edge_index``/``shifts`` (every image within
       r_c, which is the minimum image when r_c is below half the cell width), with the
@@ -179,8 +170,7 @@ class TransIPPotential(Potential):
 
     ``frame_averaging=True`` (molecules only; a periodic system raises ``ValueError``):
     the energy is averaged over the 4 proper PCA frames (:mod:`mlpot.models.frames`),
-    exactly SO(3)-invariant with equivariant forces (with ``local_attention`` the pair
-    vectors of each copy are turned into its frame). Cost: 4 evaluations (a batch of 4
+    exactly SO(3)-invariant with equivariant forces. Cost: 4 evaluations (a batch of 4
     rotated copies); measured on one CPU thread, float32, energy+forces: 1.6× the
     plain model's time at 20 atoms, 2.2× at 100, 5.9× at 500 (the four copies' n² pair
     tensors no longer fit in cache), see ``python -m benchmarks transip``.
@@ -222,7 +212,6 @@ class TransIPPotential(Potential):
         pair_repulsion: bool = False,
         system_references: bool = True,
         neighbour_sum: bool = False,
-        local_attention: bool = False,
     ) -> None:
         super().__init__(species, cutoff)
         _validate(
@@ -255,7 +244,6 @@ class TransIPPotential(Potential):
             pair_repulsion=bool(pair_repulsion),
             system_references=bool(system_references),
             neighbour_sum=bool(neighbour_sum),
-            local_attention=bool(local_attention),
         )
         if pair_repulsion:
             self.repulsion = ZBLRepulsion(self.config.species, self.cutoff)
@@ -290,20 +278,18 @@ class TransIPPotential(Potential):
     ) -> torch.Tensor:
         """Per-atom energies ``[N]`` (eV, before scale/shift and E0)."""
         tokens = self._tokens(graph, species, edge_vectors)
-        dense, local = self._split(graph)
+        molecules, periodic = self._split(graph)
         energies = tokens.new_zeros(graph.num_atoms)
-        frame_average = self.config.frame_averaging
-        if len(dense):
+        if len(molecules):
             packing, features = self._molecule_features(
-                graph, tokens, dense, frame_average, edge_vectors
+                graph, tokens, molecules, self.config.frame_averaging, edge_vectors
             )
             frame_energies = self.energy_head(features).squeeze(-1)  # [B_m·G, n]
             per_frame = frame_energies.unflatten(0, (packing.num_systems, -1))
-            energies = energies.index_copy(0, dense, packing.unpad(per_frame.mean(1)))
-        if len(local):
-            features = self._local_features(graph, tokens, local, edge_vectors, frame_average)
-            per_frame = self.energy_head(features).squeeze(-1).unflatten(0, (-1, len(local)))
-            energies = energies.index_copy(0, local, per_frame.mean(0))
+            energies = energies.index_copy(0, molecules, packing.unpad(per_frame.mean(1)))
+        if len(periodic):
+            features = self._periodic_features(graph, tokens, periodic, edge_vectors)
+            energies = energies.index_copy(0, periodic, self.energy_head(features).squeeze(-1))
         return energies
 
     def embed(self, graph: AtomicGraph) -> TransIPEmbedding:
@@ -313,9 +299,9 @@ class TransIPPotential(Potential):
         if graph.dtype != self.dtype or graph.device != self.e0.device:
             graph = graph.to(self.e0.device, self.dtype)
         species = self.species_index(graph)
-        dense, local = self._split(graph)
-        vectors = None  # edge vectors: needed by neighbour attention, the density and the sum
-        if len(local) or self.density is not None or self.sum_basis is not None:
+        molecules, periodic = self._split(graph)
+        vectors = None  # edge vectors: needed by periodic systems, the density and the sum
+        if len(periodic) or self.density is not None or self.sum_basis is not None:
             if graph.edge_index is None:
                 graph = with_neighbors(graph, self.cutoff)
             assert graph.edge_index is not None and graph.shifts is not None  # built above
@@ -323,13 +309,13 @@ class TransIPPotential(Potential):
             vectors = graph.positions[j] - graph.positions[i] + graph.shifts
         tokens = self._tokens(graph, species, vectors)
         features = tokens.new_zeros(tokens.shape)
-        if len(dense):
-            packing, packed = self._molecule_features(graph, tokens, dense, False, vectors)
-            features = features.index_copy(0, dense, packing.unpad(packed))
-        if len(local):
+        if len(molecules):
+            packing, packed = self._molecule_features(graph, tokens, molecules, False, vectors)
+            features = features.index_copy(0, molecules, packing.unpad(packed))
+        if len(periodic):
             assert vectors is not None  # built above
             features = features.index_copy(
-                0, local, self._local_features(graph, tokens, local, vectors, False)
+                0, periodic, self._periodic_features(graph, tokens, periodic, vectors)
             )
         counts = graph.atoms_per_system.clamp_min(1).to(features.dtype)
         pooled = system_sum(features, graph.system_index, graph.num_systems) / counts[:, None]
@@ -354,32 +340,17 @@ class TransIPPotential(Potential):
         return tokens + self.density(graph.num_atoms, graph.edge_index, distance, species)
 
     def _split(self, graph: AtomicGraph) -> tuple[torch.Tensor, torch.Tensor]:
-        """Flat indices of the atoms under full attention (molecules) and under
-        neighbour attention (periodic systems; every atom with ``local_attention``)."""
-        local_atom = graph.pbc.any(dim=1)[graph.system_index]
-        if self.config.frame_averaging and bool(local_atom.any()):
-            b = int(graph.system_index[local_atom.nonzero()[0, 0]])
+        """Flat indices of the atoms of molecules and of periodic systems."""
+        periodic_atom = graph.pbc.any(dim=1)[graph.system_index]
+        periodic = periodic_atom.nonzero().squeeze(1)
+        if len(periodic) and self.config.frame_averaging:
+            b = int(graph.system_index[periodic[0]])
             raise ValueError(
                 f"system {b} is periodic (pbc={graph.pbc[b].tolist()}): frame_averaging is "
                 "defined for molecules only (PCA frames of a periodic cell depend on how "
                 "atoms are wrapped); use a model with frame_averaging=False"
             )
-        if self.config.local_attention:
-            local_atom = torch.ones_like(local_atom)
-        return (~local_atom).nonzero().squeeze(1), local_atom.nonzero().squeeze(1)
-
-    @staticmethod
-    def _centred(
-        graph: AtomicGraph, atoms: torch.Tensor
-    ) -> tuple[_Packing, torch.Tensor, torch.Tensor]:
-        """The molecules of ``atoms`` packed: their packing, real-atom mask ``[B_m, n]``
-        and positions minus each molecule's centroid ``[B_m, n, 3]`` (Å, padding 0)."""
-        packing = _Packing.build(atoms, graph.system_index)
-        mask = packing.mask(graph.positions.device)
-        positions = packing.pad(graph.positions[atoms])
-        count = mask.sum(1, keepdim=True).to(positions.dtype)
-        centred = positions - positions.sum(1, keepdim=True) / count[..., None]
-        return packing, mask, centred * mask[..., None]
+        return (~periodic_atom).nonzero().squeeze(1), periodic
 
     def _molecule_features(
         self,
@@ -391,7 +362,12 @@ class TransIPPotential(Potential):
     ) -> tuple[_Packing, torch.Tensor]:
         """Padded final features ``[B_m·G, n, d]`` (G = 4 frames or 1) of the molecules
         (``edge_vectors [E, 3]`` of the graph's pairs: needed with ``neighbour_sum``)."""
-        packing, mask, centred = self._centred(graph, atoms)
+        packing = _Packing.build(atoms, graph.system_index)
+        mask = packing.mask(tokens.device)
+        positions = packing.pad(graph.positions[atoms])
+        count = mask.sum(1, keepdim=True).to(positions.dtype)
+        centred = positions - positions.sum(1, keepdim=True) / count[..., None]
+        centred = centred * mask[..., None]
         x = packing.pad(tokens[atoms])
         if frame_average:
             rotations = principal_frames(centred, mask).rotations  # [B, G, 3, 3]
@@ -434,43 +410,30 @@ class TransIPPotential(Potential):
             self.sum_basis,
         )
 
-    def _local_features(
+    def _periodic_features(
         self,
         graph: AtomicGraph,
         tokens: torch.Tensor,
         atoms: torch.Tensor,
         edge_vectors: torch.Tensor,
-        frame_average: bool,
     ) -> torch.Tensor:
-        """Final features ``[G·P, d]`` of the P ``atoms`` under neighbour attention.
-
-        G = 1, or with ``frame_average`` (molecules only) G = 4 copies, copy g (rows
-        g·P to (g+1)·P) seeing the pair vectors turned into PCA frame g of its molecule.
-        """
+        """Final features ``[P, d]`` of the atoms of periodic systems (neighbour attention)."""
         local = torch.full((graph.num_atoms,), -1, dtype=torch.int64, device=atoms.device)
         local[atoms] = torch.arange(len(atoms), device=atoms.device)
         assert graph.edge_index is not None  # the caller built the neighbour list
         centre_local = local[graph.edge_index[0]]
         keep = centre_local >= 0
         edges = torch.stack([centre_local[keep], local[graph.edge_index[1][keep]]])
-        vectors = edge_vectors[keep][None]  # [G, E, 3]
-        if frame_average:
-            packing, mask, centred = self._centred(graph, atoms)
-            rotations = principal_frames(centred, mask).rotations  # [B_m, G, 3, 3]
-            of_atom = rotations[packing.slots // packing.width]  # [P, G, 3, 3]
-            vectors = torch.einsum("ei,egij->gej", vectors[0], of_atom[edges[0]])
-        copies = vectors.shape[0]
-        offsets = len(atoms) * torch.arange(copies, device=atoms.device)
         geometry = SparseGeometry.build(
-            copies * len(atoms),
-            (edges[:, None, :] + offsets[None, :, None]).flatten(1),
-            vectors.flatten(0, 1),
+            len(atoms),
+            edges,
+            edge_vectors[keep],
             self.cutoff,
             self.rotary,
             self.distance_bias,
             self.sum_basis,
         )
-        x = tokens[atoms].repeat(copies, 1)
+        x = tokens[atoms]
         for block in self.blocks:
             x = block(x, geometry)
         return self.final_norm(x)

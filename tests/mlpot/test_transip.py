@@ -31,17 +31,16 @@ from mlpot.testing import (
 
 SPECIES = ["H", "C", "N", "O"]
 #: The architectures every symmetry/smoothness test runs on: the plain transformer, the
-#: one whose tokens start with the radial neighbour density, that one with a
-#: neighbour sum in every block, and that one with local attention in molecules.
+#: one whose tokens start with the radial neighbour density, and that one with a
+#: neighbour sum in every block.
 ARCHITECTURES = pytest.mark.parametrize(
     "arch",
     [
         {"neighbour_density": False},
         {"neighbour_density": True},
         {"neighbour_density": True, "neighbour_sum": True},
-        {"neighbour_density": True, "local_attention": True},
     ],
-    ids=["plain", "density", "sum", "local"],
+    ids=["plain", "density", "sum"],
 )
 
 
@@ -632,22 +631,3 @@ def test_neighbour_sum_matches_its_definition():
         block.out.weight.zero_()
         block.out.bias.zero_()
     assert not torch.allclose(model(graph).energy, energy, rtol=1e-6, atol=0)
-
-
-def test_local_attention_makes_molecules_local():
-    """With ``local_attention`` a molecule's atoms see only what lies within
-    num_layers·r_c: a second molecule 20 Å away (r_c = 3 Å, 2 blocks) in the same system
-    leaves the forces on the first unchanged (1e-12) and adds its own energy. Mutant:
-    ``local_attention`` ignored (full attention) → the forces change."""
-    model = small_model(local_attention=True)
-    first, second = molecule("CH3CH2OH"), molecule("NH3")
-    second.positions += [20.0, 0.0, 0.0]
-    alone = [predict(model, m) for m in (first, second)]
-    together = predict(model, first + second)
-    n = len(first)
-    torch.testing.assert_close(together.forces[:n], alone[0].forces, rtol=0, atol=1e-12)
-    torch.testing.assert_close(together.forces[n:], alone[1].forces, rtol=0, atol=1e-12)
-    torch.testing.assert_close(together.energy, alone[0].energy + alone[1].energy)
-    full = small_model()
-    far = predict(full, first + second).forces[:n]
-    assert not torch.allclose(far, predict(full, first).forces, rtol=0, atol=1e-6)
