@@ -59,7 +59,7 @@ import torch
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from mlpot.checkpoint import load_model
-from mlpot.datasets import read
+from mlpot.datasets import open_reader, read
 from mlpot.datasets.omol25_writer import write_aselmdb
 from mlpot.graph import AtomicGraph, collate
 from mlpot.models import EquivariantPotential, Potential, TransIPPotential
@@ -332,10 +332,13 @@ def rotation_averaged_force_mae(model: Potential, structures: Iterable[ase.Atoms
 
 def training_subset(path: Path, count: int, seed: int) -> list[ase.Atoms]:
     """``count`` structures of the training file drawn at random without replacement
-    (all of them when it holds fewer; none when ``count`` is 0)."""
-    structures = list(read(path)) if count > 0 else []
-    picks = np.random.default_rng(seed).permutation(len(structures))[:count]
-    return [structures[i] for i in sorted(picks)]
+    (all of them when it holds fewer; none when ``count`` is 0). Only the drawn records
+    are read (random access)."""
+    if count <= 0:
+        return []
+    reader = open_reader(path)
+    picks = np.random.default_rng(seed).permutation(len(reader))[:count]
+    return [reader[int(i)] for i in sorted(picks)]
 
 
 def train_and_test(cfg: ExperimentConfig, variant: str, size: int, files: LabelFiles,
