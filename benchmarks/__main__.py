@@ -63,6 +63,15 @@ def _int_tuple(text: str, option: str) -> tuple[int, ...]:
             from err
 
 
+def _float_pair(text: str, option: str) -> tuple[float, float]:
+    try:
+        low, high = (float(x) for x in text.split(","))
+    except ValueError as err:
+        raise typer.BadParameter(f"{option} takes two comma-separated numbers, got {text!r}") \
+            from err
+    return low, high
+
+
 @bench_app.command("model")
 def model(
     device: str = typer.Option("cpu", help="cpu or cuda."),
@@ -189,6 +198,9 @@ def transip_experiment(
                                            "radial neighbour density in the input tokens)."),
     neighbour_sum: bool = typer.Option(False, help="TransIP neighbour_sum (a sum over the "
                                        "neighbours within the cutoff in every block)."),
+    wavelengths: str = typer.Option("1,20", help="TransIP rotary wavelengths MIN,MAX (Å)."),
+    learned_rotary: bool = typer.Option(False, help="TransIP learned_rotary (trained rotary "
+                                        "wave vectors)."),
     pair_repulsion: bool = typer.Option(False, help="Both architectures with the ZBL "
                                         "pair repulsion (pair_repulsion=True)."),
     equivariant_channels: int = typer.Option(48, help="EquivariantPotential channels."),
@@ -219,6 +231,7 @@ def transip_experiment(
     from benchmarks.transip_experiment import ExperimentConfig, run
 
     try:
+        shortest, longest = _float_pair(wavelengths, "--wavelengths")
         cfg = ExperimentConfig(
             cache=Path(cache) if cache else Path(out) / "labels", out=Path(out),
             sizes=_int_tuple(sizes, "--sizes"), valid=valid, test=test, steps=steps,
@@ -227,7 +240,8 @@ def transip_experiment(
             transip={"dim": transip_dim, "heads": 4, "num_layers": transip_layers,
                      "head_hidden": 64, "neighbour_density": neighbour_density,
                      "neighbour_sum": neighbour_sum,
-                     "pair_repulsion": pair_repulsion},
+                     "min_wavelength": shortest, "max_wavelength": longest,
+                     "learned_rotary": learned_rotary, "pair_repulsion": pair_repulsion},
             equivariant={"channels": equivariant_channels, "lmax": equivariant_lmax,
                          "num_layers": 2, "avg_num_neighbors": "auto",
                          "pair_repulsion": pair_repulsion},

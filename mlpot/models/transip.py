@@ -63,6 +63,8 @@ class TransIPPotentialConfig:
             option existed).
         neighbour_sum: add a sum over the neighbours within ``cutoff`` to every block
             (:class:`~mlpot.models.transip_layers.NeighbourSum`, distances only).
+        learned_rotary: train the rotary wave vectors (directions and frequencies)
+            instead of keeping them fixed.
     """
 
     species: tuple[int, ...]
@@ -82,6 +84,7 @@ class TransIPPotentialConfig:
     pair_repulsion: bool = False
     system_references: bool = True
     neighbour_sum: bool = False
+    learned_rotary: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,11 @@ class TransIPPotential(Potential):
     a sum over the neighbours within ``cutoff`` with learned radial filters
     (:class:`~mlpot.models.transip_layers.NeighbourSum`: distances only, a SchNet-like
     continuous-filter convolution beside the attention, whose softmax only averages).
+    ``learned_rotary=True`` (off by default) trains the rotary wave vectors k = ω u
+    (directions and frequencies) from their fixed initial values; it adds 3·d/2
+    parameters and no cost. On the 10000-structure xTB cell (augment, 12000 steps,
+    ``dim`` 64) it lowered the test force MAE from 152.8 to 144.3 meV/Å; with
+    ``neighbour_sum`` (``dim`` 56) and wavelengths 2–40 Å, from 133.0 to 127.9.
 
     - Molecules (no periodic direction): full attention over all atoms of the molecule
       with ``scaled_dot_product_attention`` on a padded batch; padded keys are masked,
@@ -212,6 +220,7 @@ class TransIPPotential(Potential):
         pair_repulsion: bool = False,
         system_references: bool = True,
         neighbour_sum: bool = False,
+        learned_rotary: bool = False,
     ) -> None:
         super().__init__(species, cutoff)
         _validate(
@@ -244,6 +253,7 @@ class TransIPPotential(Potential):
             pair_repulsion=bool(pair_repulsion),
             system_references=bool(system_references),
             neighbour_sum=bool(neighbour_sum),
+            learned_rotary=bool(learned_rotary),
         )
         if pair_repulsion:
             self.repulsion = ZBLRepulsion(self.config.species, self.cutoff)
@@ -252,7 +262,9 @@ class TransIPPotential(Potential):
         self.species_embedding = nn.Parameter(torch.randn(len(self.config.species), dim))
         self.charge_embedding = nn.Parameter(0.5 * torch.randn(2 * max_charge + 1, dim))
         self.spin_embedding = nn.Parameter(0.5 * torch.randn(max_spin, dim))
-        self.rotary = RotaryGeometry(heads, dim // heads // 2, min_wavelength, max_wavelength)
+        self.rotary = RotaryGeometry(
+            heads, dim // heads // 2, min_wavelength, max_wavelength, learned_rotary
+        )
         self.distance_bias = DistanceBias(num_layers, heads, num_radial, self.cutoff)
         self.density = (
             NeighbourDensity(len(self.config.species), dim, num_radial, self.cutoff)

@@ -57,18 +57,26 @@ def safe_norm(vectors: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
 
 
 class RotaryGeometry(nn.Module):
-    """Fixed directions ``u [H, P, 3]`` and angular frequencies ``ω [H, P]`` (rad/Å).
+    """Directions ``u [H, P, 3]`` and angular frequencies ``ω [H, P]`` (rad/Å).
 
     Directions: H·P golden-spiral points, dealt round-robin to the heads so every head
     sees the whole sphere. Frequencies: wavelengths 2π/ω spaced geometrically from
-    ``max_wavelength`` down to ``min_wavelength`` over the P pairs of a head.
+    ``max_wavelength`` down to ``min_wavelength`` over the P pairs of a head. Fixed by
+    default; with ``learned=True`` the wave vectors k = ω u ``[H, P, 3]`` start there
+    and are trained (directions and frequencies, like learned 2-D RoPE in vision
+    transformers).
     """
 
     directions: torch.Tensor
     frequencies: torch.Tensor
 
     def __init__(
-        self, heads: int, pairs: int, min_wavelength: float, max_wavelength: float
+        self,
+        heads: int,
+        pairs: int,
+        min_wavelength: float,
+        max_wavelength: float,
+        learned: bool = False,
     ) -> None:
         super().__init__()
         directions = fibonacci_sphere(heads * pairs).view(pairs, heads, 3).transpose(0, 1)
@@ -78,10 +86,17 @@ class RotaryGeometry(nn.Module):
         self.register_buffer(
             "frequencies", (2 * math.pi / wavelengths).expand(heads, pairs).contiguous().float()
         )
+        self.wavevectors = (
+            nn.Parameter(self.directions * self.frequencies[..., None]) if learned else None
+        )
 
     def phases(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos θ, sin θ ``[..., H, P]`` of θ = ω (u · r) for ``vectors [..., 3]`` (Å)."""
-        theta = torch.einsum("...c,hpc->...hp", vectors, self.directions) * self.frequencies
+        """cos θ, sin θ ``[..., H, P]`` of θ = k · r for ``vectors [..., 3]`` (Å)."""
+        if self.wavevectors is None:
+            k = self.directions * self.frequencies[..., None]
+        else:
+            k = self.wavevectors
+        theta = torch.einsum("...c,hpc->...hp", vectors, k.to(vectors.dtype))
         return torch.cos(theta), torch.sin(theta)
 
 

@@ -245,6 +245,9 @@ def test_cli_rejects_bad_options_clearly():
     result = runner.invoke(bench_app, ["model", "--sizes", "4,x"])
     assert result.exit_code != 0
     assert "--sizes" in result.output
+    result = runner.invoke(bench_app, ["transip-experiment", "--wavelengths", "20"])
+    assert result.exit_code != 0
+    assert "--wavelengths" in result.output
 
 
 def test_mlpot_worker_pythonpath_serves_an_installed_layout(tmp_path):

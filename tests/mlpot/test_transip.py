@@ -31,16 +31,17 @@ from mlpot.testing import (
 
 SPECIES = ["H", "C", "N", "O"]
 #: The architectures every symmetry/smoothness test runs on: the plain transformer, the
-#: one whose tokens start with the radial neighbour density, and that one with a
-#: neighbour sum in every block.
+#: one whose tokens start with the radial neighbour density, that one with a neighbour
+#: sum in every block, and that one with learned rotary wave vectors.
 ARCHITECTURES = pytest.mark.parametrize(
     "arch",
     [
         {"neighbour_density": False},
         {"neighbour_density": True},
         {"neighbour_density": True, "neighbour_sum": True},
+        {"neighbour_density": True, "learned_rotary": True},
     ],
-    ids=["plain", "density", "sum"],
+    ids=["plain", "density", "sum", "learned"],
 )
 
 
@@ -454,6 +455,34 @@ def test_checkpoint_from_before_the_density_loads_without_it(tmp_path):
     assert not loaded.config.neighbour_density
     assert torch.equal(predict(model, molecule("CH3CH2OH")).energy,
                        predict(loaded, molecule("CH3CH2OH")).energy)
+
+
+def test_learned_rotary_wave_vectors_are_trained_and_saved(tmp_path):
+    """``learned_rotary``: the wave vectors start at the fixed ones (same energies), get
+    gradients, change the energies when they change, and survive a checkpoint.
+    Mutant: ``phases`` ignoring the learned wave vectors → the perturbed model's
+    energies equal the initial ones and the test fails."""
+    torch.manual_seed(0)
+    fixed = small_model()
+    assert "rotary.wavevectors" not in dict(fixed.named_parameters())
+    learned = small_model(learned_rotary=True)
+    learned.load_state_dict(fixed.state_dict(), strict=False)  # all but the wave vectors
+    mol = molecule("CH3CH2OH")
+    start = predict(learned, mol)
+    # equal up to the float32 rounding of the product k = ω u
+    assert torch.allclose(start.energy, predict(fixed, mol).energy, rtol=1e-6, atol=0)
+    waves = learned.rotary.wavevectors
+    graph = AtomicGraph.from_atoms(mol, dtype=torch.float64, read_labels=False)
+    force_loss = learned(graph, training=True).forces.square().sum()
+    (grad,) = torch.autograd.grad(force_loss, waves)
+    assert float(grad.abs().max()) > 1e-6
+    with torch.no_grad():
+        waves.add_(0.3 * torch.randn_like(waves))
+    moved = predict(learned, mol)
+    assert float((moved.energy - start.energy).abs().max()) > 1e-6
+    loaded = load_model(save_model(learned, tmp_path / "learned.pt"))
+    assert loaded.config.learned_rotary
+    assert torch.equal(predict(loaded, mol).energy, moved.energy)
 
 
 def test_calculator_and_md_angular_momentum():
