@@ -92,11 +92,10 @@ class RotaryGeometry(nn.Module):
 
     def phases(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """cos θ, sin θ ``[..., H, P]`` of θ = k · r for ``vectors [..., 3]`` (Å)."""
-        if self.wavevectors is None:
-            k = self.directions * self.frequencies[..., None]
+        if self.wavevectors is None:  # fixed: ω (u · r), as before the option existed
+            theta = torch.einsum("...c,hpc->...hp", vectors, self.directions) * self.frequencies
         else:
-            k = self.wavevectors
-        theta = torch.einsum("...c,hpc->...hp", vectors, k.to(vectors.dtype))
+            theta = torch.einsum("...c,hpc->...hp", vectors, self.wavevectors)
         return torch.cos(theta), torch.sin(theta)
 
 
