@@ -192,14 +192,14 @@ def transip_experiment(
                                    "(default: --seed), for the spread between trainings."),
     variants: str = typer.Option(",".join(("contrastive", "augment", "none", "equivariant")),
                                  help="Variants to train."),
-    transip_dim: int = typer.Option(64, help="TransIP token width."),
+    transip_dim: int = typer.Option(56, help="TransIP token width."),
     transip_layers: int = typer.Option(3, help="TransIP blocks."),
     neighbour_density: bool = typer.Option(True, help="TransIP neighbour_density (the "
                                            "radial neighbour density in the input tokens)."),
-    neighbour_sum: bool = typer.Option(False, help="TransIP neighbour_sum (a sum over the "
+    neighbour_sum: bool = typer.Option(True, help="TransIP neighbour_sum (a sum over the "
                                        "neighbours within the cutoff in every block)."),
-    wavelengths: str = typer.Option("1,20", help="TransIP rotary wavelengths MIN,MAX (Å)."),
-    learned_rotary: bool = typer.Option(False, help="TransIP learned_rotary (trained rotary "
+    wavelengths: str = typer.Option("2,40", help="TransIP rotary wavelengths MIN,MAX (Å)."),
+    learned_rotary: bool = typer.Option(True, help="TransIP learned_rotary (trained rotary "
                                         "wave vectors)."),
     pair_repulsion: bool = typer.Option(False, help="Both architectures with the ZBL "
                                         "pair repulsion (pair_repulsion=True)."),

@@ -24,7 +24,8 @@ def _tiny(tmp_path, **changes) -> exp.ExperimentConfig:
         cache=tmp_path / "labels", out=tmp_path / "out", sizes=(6, 12), valid=4, test=6,
         steps=3, batch_size=4, lr=1e-3, warmup=0,
         transip={"dim": 16, "heads": 2, "num_layers": 1, "head_hidden": 8,
-                 "neighbour_density": True},
+                 "neighbour_density": True, "neighbour_sum": True, "min_wavelength": 2.0,
+                 "max_wavelength": 40.0, "learned_rotary": True},  # the default's options
         equivariant={"channels": 4, "lmax": 1, "num_layers": 1, "avg_num_neighbors": 4.0},
         rotation_structures=2, speed_sizes=())
     return exp.ExperimentConfig(**{**cfg.__dict__, **changes})
