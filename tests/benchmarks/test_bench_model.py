@@ -280,3 +280,24 @@ def test_mlpot_worker_pythonpath_serves_an_installed_layout(tmp_path):
                           env=dict(os.environ, PYTHONPATH=f"{tree}{os.pathsep}{libraries}"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == str(tree / "mlpot" / "__init__.py")
+
+
+def test_transip_experiment_cli_defaults_match_the_config_defaults(monkeypatch):
+    """The command's option defaults and ``ExperimentConfig``'s field defaults are written
+    in two places (the CLI imports the experiment lazily); they must describe the same
+    TransIP and equivariant models."""
+    from typer.testing import CliRunner
+
+    import benchmarks.transip_experiment as exp
+    from benchmarks.__main__ import bench_app
+
+    seen = []
+    monkeypatch.setattr(exp, "run", seen.append)
+    result = CliRunner().invoke(bench_app, ["transip-experiment"])
+    assert result.exit_code == 0, result.output
+    (cfg,) = seen
+    defaults = exp.ExperimentConfig()
+    assert {k: cfg.transip[k] for k in defaults.transip} == defaults.transip
+    assert {k: cfg.equivariant[k] for k in defaults.equivariant} == defaults.equivariant
+    assert (cfg.sizes, cfg.steps, cfg.lr, cfg.batch_size) == (
+        defaults.sizes, defaults.steps, defaults.lr, defaults.batch_size)
