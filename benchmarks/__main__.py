@@ -211,6 +211,11 @@ def transip_experiment(
     rotation_negatives: int = typer.Option(2, help="Wrong-rotation negatives per structure."),
     level: str = typer.Option("system", help="Contrastive level: system (pooled "
                               "embeddings) or atoms (atom tokens)."),
+    contrastive_augment: bool = typer.Option(True, help="The contrastive variant's "
+                                             "energy/force loss sees rotated batches "
+                                             "(--no-contrastive-augment: the batches as "
+                                             "given; symmetry from the contrastive term "
+                                             "alone)."),
     averaged_rotations: int = typer.Option(32, help="Rotations of the rotation-averaged "
                                            "force MAE (0 skips it)."),
     train_error_structures: int = typer.Option(400, help="Training structures the "
@@ -247,7 +252,7 @@ def transip_experiment(
                          "pair_repulsion": pair_repulsion},
             equivariance={"weight": weight, "temperature": temperature,
                           "rotation_negatives": rotation_negatives, "variance_floor": 0.1,
-                          "level": level},
+                          "level": level, "augment": contrastive_augment},
             averaged_rotations=averaged_rotations, train_error_structures=train_error_structures,
             speed_sizes=_int_tuple(speed_sizes, "--speed-sizes") if speed_sizes else (),
             threads=threads, report_on="valid" if pilot else "test", workers=workers)

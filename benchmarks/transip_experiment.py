@@ -100,7 +100,8 @@ class ExperimentConfig:
         transip: TransIPPotential hyper-parameters.
         equivariant: EquivariantPotential hyper-parameters.
         equivariance: the ``equivariance:`` settings of the contrastive variant
-            (``mode`` is set per variant).
+            (``mode`` is set per variant; ``augment: False`` applies to ``contrastive``
+            only: its energy/force loss then sees unrotated batches).
         rotation_structures: test structures the equivariance error is measured on
             (4 random rotations each).
         train_error_structures: training structures (a random subset drawn with ``seed``)
@@ -141,7 +142,7 @@ class ExperimentConfig:
     )
     equivariance: dict = field(
         default_factory=lambda: {"weight": 0.03, "temperature": 0.1, "rotation_negatives": 2,
-                                 "variance_floor": 0.1}
+                                 "variance_floor": 0.1, "augment": True}
     )
     rotation_structures: int = 16
     averaged_rotations: int = 32
@@ -291,6 +292,9 @@ def training_config(cfg: ExperimentConfig, variant: str, size: int, files: Label
     per_epoch = math.ceil(size / cfg.batch_size)
     epochs = math.ceil(cfg.steps / per_epoch)
     transip = variant != "equivariant"
+    equivariance = {**cfg.equivariance, "mode": variant if transip else "none"}
+    if equivariance["mode"] != "contrastive":  # ``augment: false`` is contrastive's option
+        equivariance.pop("augment", None)
     return {
         "run_dir": str(run_dir),
         "data": {"train": [str(files.train[size])], "valid": [str(files.valid)],
@@ -306,8 +310,7 @@ def training_config(cfg: ExperimentConfig, variant: str, size: int, files: Label
                   "valid_every": max(1, epochs // 5)},
         "checkpoint": {"every_epochs": epochs, "keep_last": 1},
         "log": {"progress": False, "tensorboard": False},
-        "equivariance": {**cfg.equivariance,
-                         "mode": variant if transip else "none"},
+        "equivariance": equivariance,
     }
 
 

@@ -258,6 +258,9 @@ class EquivarianceConfig(_Section):
         level: ``system`` (InfoNCE on pooled embeddings, other structures as
             negatives) or ``atoms`` (on atom tokens, other atoms as negatives).
         max_anchors: ``atoms`` level: atoms per batch used as anchors (random subset).
+        augment: ``contrastive`` only: the energy/force loss sees the rotated batch
+            (True, the default) or the batch as given (False: symmetry is taught by the
+            contrastive term alone, to measure what the term does by itself).
     """
 
     mode: EquivarianceMode = "none"
@@ -269,6 +272,7 @@ class EquivarianceConfig(_Section):
     hidden: int | None = Field(None, ge=1)
     level: ContrastiveLevel = "system"
     max_anchors: int = Field(512, ge=2)
+    augment: bool = True
 
 
 class TrainingConfig(_Section):
@@ -302,6 +306,12 @@ class TrainingConfig(_Section):
         when it is loaded (:func:`require_embed`)."""
         if self.equivariance.mode == "contrastive" and self.model.from_ is None:
             require_embed(MODEL_CLASSES[self.model.kind], self.model.kind)
+        if not self.equivariance.augment and self.equivariance.mode != "contrastive":
+            raise ConfigError(
+                f"equivariance.augment: false is only for mode contrastive (the "
+                f"contrastive term without rotated batches); mode is "
+                f"{self.equivariance.mode}, use none instead"
+            )
 
 
 def require_embed(model: Any, name: str) -> None:

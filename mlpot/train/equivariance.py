@@ -5,7 +5,9 @@
   (positions, cell, force and stress labels) before the energy/force loss.
 - ``contrastive``: ``augment`` plus λ × the contrastive embedding loss of
   :func:`mlpot.models.transip_equivariance.contrastive_loss`, scored by a learned
-  :class:`~mlpot.models.transip_equivariance.RotationConditionedTransform`.
+  :class:`~mlpot.models.transip_equivariance.RotationConditionedTransform`; with
+  ``augment: false`` the energy/force loss sees the batch as given, so the contrastive
+  term is the only source of rotational symmetry.
 
 The rotations of step s on rank r come from a generator seeded by (seed, s, r), so a
 resumed run draws the same rotations as the uninterrupted one. The transform is
@@ -44,6 +46,7 @@ class EquivarianceTraining:
         self, cfg: EquivarianceConfig, model: torch.nn.Module, seed: int, rank: int = 0
     ) -> None:
         self.mode, self.weight, self.seed, self.rank = cfg.mode, cfg.weight, seed, rank
+        self.rotate_batches = cfg.mode != "none" and cfg.augment
         self.transform: RotationConditionedTransform | None = None
         if cfg.mode == "contrastive":
             require_embed(model, type(model).__name__)
@@ -70,8 +73,9 @@ class EquivarianceTraining:
         return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
     def batch(self, graph: AtomicGraph, generator: torch.Generator) -> AtomicGraph:
-        """The batch the energy/force loss sees (rotated unless ``none``)."""
-        return graph if self.mode == "none" else augment(graph, generator)
+        """The batch the energy/force loss sees (rotated unless ``none`` or
+        ``contrastive`` with ``augment: false``)."""
+        return augment(graph, generator) if self.rotate_batches else graph
 
     def contrastive_terms(
         self, model: torch.nn.Module, graph: AtomicGraph, generator: torch.Generator

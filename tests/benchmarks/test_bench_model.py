@@ -299,5 +299,6 @@ def test_transip_experiment_cli_defaults_match_the_config_defaults(monkeypatch):
     defaults = exp.ExperimentConfig()
     assert {k: cfg.transip[k] for k in defaults.transip} == defaults.transip
     assert {k: cfg.equivariant[k] for k in defaults.equivariant} == defaults.equivariant
+    assert {k: cfg.equivariance[k] for k in defaults.equivariance} == defaults.equivariance
     assert (cfg.sizes, cfg.steps, cfg.lr, cfg.batch_size) == (
         defaults.sizes, defaults.steps, defaults.lr, defaults.batch_size)

@@ -79,6 +79,8 @@ def test_config_errors_name_the_key(tmp_path, molecules):
         parse_config(_config(tmp_path, molecules, "contrastive", equivariance={"max_anchors": 1}))
     with pytest.raises(ConfigError, match=r"equivariance\.tau: unknown key"):
         parse_config(_config(tmp_path, molecules, "contrastive", equivariance={"tau": 1.0}))
+    with pytest.raises(ConfigError, match=r"equivariance\.augment: false is only for mode"):
+        parse_config(_config(tmp_path, molecules, "augment", equivariance={"augment": False}))
     with pytest.raises(ConfigError, match="contrastive needs a model with embeddings"):
         parse_config(_config(tmp_path, molecules, "contrastive", kind="LennardJones"))
     parse_config(_config(tmp_path, molecules, "augment", kind="LennardJones"))  # fine
@@ -155,6 +157,28 @@ def test_contrastive_trains_the_transform(tmp_path, molecules, level):
     assert max(float((a - b).abs().max()) for a, b in zip(after, before, strict=True)) > 1e-4
     # the deployed model carries no transform
     assert not any("net." in k for k in run._deployed().state_dict())
+
+
+def test_contrastive_without_augmentation_keeps_the_batch(tmp_path, molecules):
+    """``augment: false``: the energy/force loss sees the batch as given (its part of the
+    loss equals mode ``none``'s on the same batch and weights), the contrastive term is
+    still added. Mutant: ``augment`` ignored (batch rotated) → the energy/force part
+    equals ``augment``'s instead, the first assertion fails."""
+    raw = _config(tmp_path / "c", molecules, "contrastive", equivariance={"augment": False})
+    run = PotentialRun(parse_config(raw), World(), _device("cpu"), False)
+    graph = _first_batch(run)
+    assert run.equivariance.batch(graph, run.equivariance.generator(0)) is graph
+    terms = run._step(graph)
+    contrastive = float(terms[4])
+    assert contrastive > 0.5  # InfoNCE over 3 candidates per structure, log 3 ≈ 1.1
+    reference = {}
+    for mode in ("none", "augment"):
+        r = PotentialRun(parse_config(_config(tmp_path / mode, molecules, mode)), World(),
+                         _device("cpu"), False)
+        reference[mode] = float(r._step(graph)[0])
+    energy_forces = float(terms[0]) - contrastive  # weight 1.0
+    assert energy_forces == pytest.approx(reference["none"], rel=1e-10)
+    assert abs(energy_forces - reference["augment"]) > 1e-6 * reference["none"]
 
 
 def test_contrastive_resume_is_exact(tmp_path, molecules):
