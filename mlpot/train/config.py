@@ -308,8 +308,8 @@ class TrainingConfig(_Section):
             require_embed(MODEL_CLASSES[self.model.kind], self.model.kind)
         if not self.equivariance.augment and self.equivariance.mode != "contrastive":
             raise ConfigError(
-                f"equivariance.augment: false is only for mode contrastive (the "
-                f"contrastive term without rotated batches); mode is "
+                "equivariance.augment: false is only for mode contrastive (the "
+                "contrastive term without rotated batches); mode is "
                 f"{self.equivariance.mode}, use none instead"
             )
 

@@ -45,7 +45,7 @@ class EquivarianceTraining:
     def __init__(
         self, cfg: EquivarianceConfig, model: torch.nn.Module, seed: int, rank: int = 0
     ) -> None:
-        self.mode, self.weight, self.seed, self.rank = cfg.mode, cfg.weight, seed, rank
+        self.weight, self.seed, self.rank = cfg.weight, seed, rank
         self.rotate_batches = cfg.mode != "none" and cfg.augment
         self.transform: RotationConditionedTransform | None = None
         if cfg.mode == "contrastive":
