@@ -139,13 +139,16 @@ def transip(
     neighbour_density: bool = typer.Option(True, help="TransIP with neighbour_density."),
     neighbour_sum: bool = typer.Option(False, help="TransIP with neighbour_sum (a sum over "
                                        "the neighbours in every block)."),
+    angular_density: bool = typer.Option(False, help="TransIP with angular_density (the "
+                                         "bond-angle power spectrum in the input tokens)."),
 ) -> None:
     """TransIPPotential vs EquivariantPotential: energy+forces time on molecules."""
     from benchmarks.transip_speed import run
 
     run(sizes=_int_tuple(sizes, "--sizes"), repeats=repeats, threads=threads, device=device,
         dtype=dtype, frame_averaging=frame_averaging,
-        transip={"neighbour_density": neighbour_density, "neighbour_sum": neighbour_sum})
+        transip={"neighbour_density": neighbour_density, "neighbour_sum": neighbour_sum,
+                 "angular_density": angular_density})
 
 
 @bench_app.command("transip-md")
@@ -201,6 +204,8 @@ def transip_experiment(
     wavelengths: str = typer.Option("2,40", help="TransIP rotary wavelengths MIN,MAX (Å)."),
     learned_rotary: bool = typer.Option(True, help="TransIP learned_rotary (trained rotary "
                                         "wave vectors)."),
+    angular_density: bool = typer.Option(False, help="TransIP angular_density (the "
+                                         "bond-angle power spectrum in the input tokens)."),
     pair_repulsion: bool = typer.Option(False, help="Both architectures with the ZBL "
                                         "pair repulsion (pair_repulsion=True)."),
     equivariant_channels: int = typer.Option(48, help="EquivariantPotential channels."),
@@ -246,7 +251,8 @@ def transip_experiment(
                      "head_hidden": 64, "neighbour_density": neighbour_density,
                      "neighbour_sum": neighbour_sum,
                      "min_wavelength": shortest, "max_wavelength": longest,
-                     "learned_rotary": learned_rotary, "pair_repulsion": pair_repulsion},
+                     "learned_rotary": learned_rotary, "angular_density": angular_density,
+                     "pair_repulsion": pair_repulsion},
             equivariant={"channels": equivariant_channels, "lmax": equivariant_lmax,
                          "num_layers": 2, "avg_num_neighbors": "auto",
                          "pair_repulsion": pair_repulsion},

@@ -23,6 +23,7 @@ from mlpot.models.frames import principal_frames
 from mlpot.models.references import SystemReferences, check_charge_spin
 from mlpot.models.repulsion import ZBLRepulsion
 from mlpot.models.transip_layers import (
+    AngularDensity,
     DenseGeometry,
     DistanceBias,
     NeighbourDensity,
@@ -65,6 +66,9 @@ class TransIPPotentialConfig:
             (:class:`~mlpot.models.transip_layers.NeighbourSum`, distances only).
         learned_rotary: train the rotary wave vectors (directions and frequencies)
             instead of keeping them fixed.
+        angular_density: add the power spectrum of the neighbour density
+            (:class:`~mlpot.models.transip_layers.AngularDensity`: rotation-invariant
+            bond-angle features) to the input tokens.
     """
 
     species: tuple[int, ...]
@@ -85,6 +89,7 @@ class TransIPPotentialConfig:
     system_references: bool = True
     neighbour_sum: bool = False
     learned_rotary: bool = False
+    angular_density: bool = False
 
 
 @dataclass(frozen=True)
@@ -221,6 +226,7 @@ class TransIPPotential(Potential):
         system_references: bool = True,
         neighbour_sum: bool = False,
         learned_rotary: bool = False,
+        angular_density: bool = False,
     ) -> None:
         super().__init__(species, cutoff)
         _validate(
@@ -254,6 +260,7 @@ class TransIPPotential(Potential):
             system_references=bool(system_references),
             neighbour_sum=bool(neighbour_sum),
             learned_rotary=bool(learned_rotary),
+            angular_density=bool(angular_density),
         )
         if pair_repulsion:
             self.repulsion = ZBLRepulsion(self.config.species, self.cutoff)
@@ -269,6 +276,11 @@ class TransIPPotential(Potential):
         self.density = (
             NeighbourDensity(len(self.config.species), dim, num_radial, self.cutoff)
             if neighbour_density
+            else None
+        )
+        self.angular = (
+            AngularDensity(len(self.config.species), dim, num_radial, self.cutoff)
+            if angular_density
             else None
         )
         self.sum_basis = None
@@ -313,7 +325,7 @@ class TransIPPotential(Potential):
         species = self.species_index(graph)
         molecules, periodic = self._split(graph)
         vectors = None  # edge vectors: needed by periodic systems, the density and the sum
-        if len(periodic) or self.density is not None or self.sum_basis is not None:
+        if len(periodic) or self._needs_pairs:
             if graph.edge_index is None:
                 graph = with_neighbors(graph, self.cutoff)
             assert graph.edge_index is not None and graph.shifts is not None  # built above
@@ -345,11 +357,21 @@ class TransIPPotential(Potential):
             self.charge_embedding[graph.charge + c.max_charge] + self.spin_embedding[graph.spin - 1]
         )
         tokens = self.species_embedding[species] + per_system[graph.system_index]
-        if self.density is None:
+        if self.density is None and self.angular is None:
             return tokens
         assert graph.edge_index is not None and edge_vectors is not None  # callers build them
-        distance = edge_vectors.norm(dim=1)  # neighbour pairs: never a self pair
-        return tokens + self.density(graph.num_atoms, graph.edge_index, distance, species)
+        if self.density is not None:
+            distance = edge_vectors.norm(dim=1)  # neighbour pairs: never a self pair
+            tokens = tokens + self.density(graph.num_atoms, graph.edge_index, distance, species)
+        if self.angular is not None:
+            tokens = tokens + self.angular(graph.num_atoms, graph.edge_index, edge_vectors, species)
+        return tokens
+
+    @property
+    def _needs_pairs(self) -> bool:
+        """Whether molecules need the graph's neighbour pairs too (input densities or
+        the neighbour sum)."""
+        return self.density is not None or self.angular is not None or self.sum_basis is not None
 
     def _split(self, graph: AtomicGraph) -> tuple[torch.Tensor, torch.Tensor]:
         """Flat indices of the atoms of molecules and of periodic systems."""

@@ -32,7 +32,8 @@ from mlpot.testing import (
 SPECIES = ["H", "C", "N", "O"]
 #: The architectures every symmetry/smoothness test runs on: the plain transformer, the
 #: one whose tokens start with the radial neighbour density, that one with a neighbour
-#: sum in every block, and that one with learned rotary wave vectors.
+#: sum in every block, that one with learned rotary wave vectors, and that one with the
+#: angular density (bond-angle power spectrum) in its tokens.
 ARCHITECTURES = pytest.mark.parametrize(
     "arch",
     [
@@ -40,8 +41,9 @@ ARCHITECTURES = pytest.mark.parametrize(
         {"neighbour_density": True},
         {"neighbour_density": True, "neighbour_sum": True},
         {"neighbour_density": True, "learned_rotary": True},
+        {"neighbour_density": True, "angular_density": True},
     ],
-    ids=["plain", "density", "sum", "learned"],
+    ids=["plain", "density", "sum", "learned", "angular"],
 )
 
 
@@ -593,6 +595,64 @@ def test_neighbour_density_matches_its_definition():
     assert bool((lengths > 2.0).any()) and bool((lengths < 2.0).any())
     got = density(len(atoms), graph.edge_index, lengths, z)
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_angular_density_matches_its_definition():
+    """p_i,nn'l = Σ_m A_i,nlm A_i,n'lm written through the addition theorem:
+    Σ_{j,k≠i} R_n(r_ij, Z_j) R_n'(r_ik, Z_k) (2l+1) P_l(r̂_ij · r̂_ik) (e3nn's component
+    normalisation), with R_n = Σ_kc W_nkc φ_k(r) c(r) a_c(Z), by explicit loops over all
+    pairs, against the module on a neighbour list with a skin (pairs beyond r_c add
+    nothing); the features are rotation invariant (1e-12). Mutants: a(Z_i) instead of
+    a(Z_j), the envelope dropped, the l-blocks shifted by one → each fails."""
+    from numpy.polynomial import legendre
+
+    from mlpot.models.transip_layers import AngularDensity
+    from mlpot.neighbors import with_neighbors
+
+    torch.manual_seed(0)
+    lmax, radial = 3, 3
+    angular = AngularDensity(
+        num_species=4, dim=6, count=5, cutoff=2.0, lmax=lmax, radial=radial, channels=2
+    ).double()
+    atoms = molecule("CH3CH2OH")
+    z = torch.as_tensor([SPECIES.index(s) for s in atoms.get_chemical_symbols()])
+    r = torch.as_tensor(atoms.positions)
+    upper = torch.triu_indices(radial, radial)
+    expected = []
+    for i in range(len(atoms)):
+        vectors, functions = [], []
+        for j in range(len(atoms)):
+            d = (r[j] - r[i]).norm()
+            if i != j and d < 2.0:
+                x = float(d) / 2.0  # the C² smoothstep envelope, written out
+                phi = angular.basis.basis(d) * (1 - 10 * x**3 + 15 * x**4 - 6 * x**5)
+                code = angular.species_code[z[j]]
+                functions.append(angular.radial((phi[:, None] * code[None, :]).flatten()))
+                vectors.append((r[j] - r[i]) / d)
+        rows = []
+        for l in range(lmax + 1):
+            p = torch.zeros(radial, radial, dtype=torch.float64)
+            for a, fa in zip(vectors, functions, strict=True):
+                for b, fb in zip(vectors, functions, strict=True):
+                    coefficients = [0.0] * l + [1.0]
+                    legendre_l = legendre.legval(float(a @ b), coefficients)
+                    p = p + (2 * l + 1) * legendre_l * fa[:, None] * fb[None, :]
+            rows.append(p[upper[0], upper[1]])
+        expected.append(torch.cat(rows))
+    expected = angular.out(torch.stack(expected))
+    graph = with_neighbors(
+        AtomicGraph.from_atoms(atoms, dtype=torch.float64, read_labels=False), 2.5
+    )
+    i, j = graph.edge_index
+    vectors = graph.positions[j] - graph.positions[i]
+    lengths = vectors.norm(dim=1)
+    assert bool((lengths > 2.0).any()) and bool((lengths < 2.0).any())
+    got = angular(len(atoms), graph.edge_index, vectors, z)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+    turned = vectors @ torch.as_tensor(random_rotation(np.random.default_rng(2))).T
+    torch.testing.assert_close(
+        angular(len(atoms), graph.edge_index, turned, z), got, rtol=1e-12, atol=1e-12
+    )
 
 
 def test_distance_bias_of_pairs_matches_its_definition():
