@@ -168,6 +168,14 @@ class TransIPPotential(Potential):
     parameters and no cost. On the 10000-structure xTB cell (augment, 12000 steps,
     ``dim`` 64) it lowered the test force MAE from 152.8 to 144.3 meV/Å; with
     ``neighbour_sum`` (``dim`` 56) and wavelengths 2–40 Å, from 133.0 to 127.9.
+    ``angular_density=True`` (off by default) adds to the input tokens the power
+    spectrum of the neighbour density (:class:`~mlpot.models.transip_layers.AngularDensity`:
+    learned radial/species channels expanded in spherical harmonics up to l = 3 and
+    contracted to rotation invariants, i.e. the bond angles around each atom). Like the
+    radial density it is invariant by construction and adds no hidden equivariance: the
+    attention still sees directions and has to learn the symmetry. On the same cell
+    (augment, 12000 steps, with the three options above) it lowered the test force MAE
+    from 127.9 / 131.3 to 98.5 / 100.8 meV/Å (training seeds 0 / 1).
 
     - Molecules (no periodic direction): full attention over all atoms of the molecule
       with ``scaled_dot_product_attention`` on a padded batch; padded keys are masked,

@@ -1,6 +1,8 @@
 """Building blocks of :class:`~mlpot.models.transip.TransIPPotential`.
 
-Geometry enters the transformer only through attention, in two relative forms:
+Directions enter the transformer only through attention, in two relative forms
+(the optional token inputs and neighbour sums further down see distances and
+rotation-invariant angle products only):
 
 - **3-D rotary embeddings** (RoPE, Su et al. 2021, extended to 3-D): the head
   dimension is split into P = d_head/2 pairs; pair p of head h is turned by the angle
@@ -37,6 +39,7 @@ import torch
 import torch.nn.functional as tnf
 from torch import nn
 
+from mlpot.kernels.neighbors import contract_density, neighbor_slots
 from mlpot.kernels.s2grid import spherical_harmonics
 from mlpot.kernels.spline import polynomial_envelope
 
@@ -196,9 +199,14 @@ class NeighbourDensity(nn.Module):
         pairs beyond the cutoff count zero) of lengths ``distance [E]`` (Å) and the
         species indices ``[T]`` of the tokens."""
         phi = self.radial.enveloped(distance)  # [K, E]
-        messages = phi.T[:, :, None] * self.species_code[species[edge_index[1]]][:, None, :]
-        density = messages.new_zeros(num_tokens, *messages.shape[1:])
-        density = density.index_add(0, edge_index[0], messages)
+        # Σ_j φ_k a_c(Z_j) = Σ_s a_c(s) Σ_{j of species s} φ_k: bin the [E, K] basis by
+        # (i, species of j) first, then mix the species codes in ([T, S, K] ⊗ [S, C]),
+        # instead of forming the [E, K, C] products of every pair
+        num_species = self.species_code.shape[0]
+        bins = edge_index[0] * num_species + species[edge_index[1]]
+        binned = phi.new_zeros(num_tokens * num_species, phi.shape[0]).index_add(0, bins, phi.T)
+        density = torch.einsum("tsk,sc->tkc", binned.view(num_tokens, num_species, -1),
+                               self.species_code)
         return self.out(density.flatten(-2))
 
 
@@ -219,7 +227,8 @@ class AngularDensity(nn.Module):
     direction and no hidden equivariance; they hand every token the bond angles around
     it (Σ_m Y_lm(r̂_ij) Y_lm(r̂_ik) = (2l+1) P_l(cos θ_jik) by the addition theorem),
     which attention otherwise has to assemble from rotary phases. At initialisation
-    p is 0.05–0.5 on small organic molecules. Cost O(pairs within r_c · radial · (lmax+1)²) per evaluation.
+    p is 0.05–0.5 on small organic molecules. Cost O(pairs within r_c · (K·S + (lmax+1)²)
+    · radial) per evaluation (S species), no per-pair outer products.
     """
 
     def __init__(
@@ -253,12 +262,19 @@ class AngularDensity(nn.Module):
         pairs beyond the cutoff count zero) with vectors ``vectors [E, 3]`` (Å,
         r_j − r_i + shift) and the species indices ``[T]`` of the tokens."""
         phi = self.basis.enveloped(vectors.norm(dim=1))  # [K, E]
-        code = self.species_code[species[edge_index[1]]]  # [E, C]
-        radial = self.radial((phi.T[:, :, None] * code[:, None, :]).flatten(1))  # [E, N]
+        # R_n(r, s) = Σ_k φ_k(r) G_skn with G_skn = Σ_c W_nkc a_c(s): one [E, K] @ [K, S·N]
+        # product, then each pair's species, instead of the [E, K, C] products of every pair
+        count, num_species = phi.shape[0], self.species_code.shape[0]
+        weight = self.radial.weight.view(-1, count, self.species_code.shape[1])  # [N, K, C]
+        table = torch.einsum("nkc,sc->ksn", weight, self.species_code)
+        per_species = (phi.T @ table.reshape(count, -1)).view(phi.shape[1], num_species, -1)
+        neighbour = species[edge_index[1]]
+        radial = per_species[torch.arange(len(neighbour), device=neighbour.device), neighbour]
         sh = spherical_harmonics(self.lmax, vectors)  # [E, (lmax+1)²]
-        messages = radial[:, :, None] * sh[:, None, :]
-        density = messages.new_zeros(num_tokens, *messages.shape[1:])
-        density = density.index_add(0, edge_index[0], messages)  # [T, N, M]
+        # Σ_j R_n Y_m per centre as a batched product over the padded neighbour slots
+        # (no [E, N, M] tensor of per-pair products)
+        slots = neighbor_slots(edge_index, num_tokens)
+        density = contract_density(slots.pad(radial), slots.pad(sh))  # [T, N, M]
         spectrum = [
             torch.einsum("tnm,tom->tno", block, block).flatten(1)[:, self.upper]
             for block in (density[:, :, l * l:(l + 1) ** 2] for l in range(self.lmax + 1))
