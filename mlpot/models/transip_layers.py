@@ -267,7 +267,7 @@ class AngularDensity(nn.Module):
         count, num_species = phi.shape[0], self.species_code.shape[0]
         weight = self.radial.weight.view(-1, count, self.species_code.shape[1])  # [N, K, C]
         table = torch.einsum("nkc,sc->ksn", weight, self.species_code)
-        per_species = (phi.T @ table.reshape(count, -1)).view(phi.shape[1], num_species, -1)
+        per_species = (phi.T @ table.reshape(count, -1)).unflatten(1, (num_species, -1))
         neighbour = species[edge_index[1]]
         radial = per_species[torch.arange(len(neighbour), device=neighbour.device), neighbour]
         sh = spherical_harmonics(self.lmax, vectors)  # [E, (lmax+1)²]

@@ -270,6 +270,12 @@ def test_mixed_size_batch_equals_one_by_one(arch):
         )
         < 1e-10
     )
+    # atoms without a single neighbour within the cutoff (empty pair lists): alone, in
+    # a batch of such atoms, and beside molecules with pairs
+    lone = ase.Atoms("C", positions=[[0.0, 0.0, 0.0]])
+    far = ase.Atoms("CO", positions=[[0.0, 0.0, 0.0], [8.0, 0.0, 0.0]])
+    for batch in ([lone], [lone, far], [lone, structures[0], far]):
+        assert assert_batched_equals_single(small_model(**arch), batch, rtol=1e-10) < 1e-10
 
 
 @ARCHITECTURES
