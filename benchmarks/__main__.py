@@ -204,7 +204,7 @@ def transip_experiment(
     wavelengths: str = typer.Option("2,40", help="TransIP rotary wavelengths MIN,MAX (Å)."),
     learned_rotary: bool = typer.Option(True, help="TransIP learned_rotary (trained rotary "
                                         "wave vectors)."),
-    angular_density: bool = typer.Option(False, help="TransIP angular_density (the "
+    angular_density: bool = typer.Option(True, help="TransIP angular_density (the "
                                          "bond-angle power spectrum in the input tokens)."),
     pair_repulsion: bool = typer.Option(False, help="Both architectures with the ZBL "
                                         "pair repulsion (pair_repulsion=True)."),

@@ -37,12 +37,13 @@ ASE release relaxes and samples other geometries, and so may another CPU with th
 releases (rounding differences grow along the MD runs), so numbers are comparable only
 between runs whose fingerprints agree.
 
-TransIP's configuration: ``dim`` 56, 4 heads, 3 blocks, the neighbour density, a sum over
-the neighbours in every block (``neighbour_sum``), rotary wavelengths 2–40 Å and learned
-wave vectors (``learned_rotary``); 112k parameters against the equivariant model's 95k.
-These options became the experiment's default after the 300/1000/3000 grid with them
-(README, "TransIP"); the class defaults of :class:`~mlpot.models.TransIPPotential` are
-unchanged.
+TransIP's configuration: ``dim`` 56, 4 heads, 3 blocks, the neighbour density and its
+bond-angle power spectrum in the input tokens (``angular_density``), a sum over the
+neighbours in every block (``neighbour_sum``), rotary wavelengths 2–40 Å and learned wave
+vectors (``learned_rotary``); 122k parameters against the equivariant model's 95k
+(``--transip-dim 48``: 93k). These options became the experiment's default after the
+grids with them (README, "TransIP"); the class defaults of
+:class:`~mlpot.models.TransIPPotential` are unchanged.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ class ExperimentConfig:
         default_factory=lambda: {"dim": 56, "heads": 4, "num_layers": 3, "head_hidden": 64,
                                  "neighbour_density": True, "neighbour_sum": True,
                                  "min_wavelength": 2.0, "max_wavelength": 40.0,
-                                 "learned_rotary": True}
+                                 "learned_rotary": True, "angular_density": True}
     )
     equivariant: dict = field(
         default_factory=lambda: {"channels": 48, "lmax": 2, "num_layers": 2,

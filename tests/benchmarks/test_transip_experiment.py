@@ -25,7 +25,8 @@ def _tiny(tmp_path, **changes) -> exp.ExperimentConfig:
         steps=3, batch_size=4, lr=1e-3, warmup=0,
         transip={"dim": 16, "heads": 2, "num_layers": 1, "head_hidden": 8,
                  "neighbour_density": True, "neighbour_sum": True, "min_wavelength": 2.0,
-                 "max_wavelength": 40.0, "learned_rotary": True},  # the default's options
+                 "max_wavelength": 40.0, "learned_rotary": True,
+                 "angular_density": True},  # the default's options
         equivariant={"channels": 4, "lmax": 1, "num_layers": 1, "avg_num_neighbors": 4.0},
         rotation_structures=2, speed_sizes=())
     return exp.ExperimentConfig(**{**cfg.__dict__, **changes})
