@@ -231,6 +231,8 @@ class AngularDensity(nn.Module):
     · radial) per evaluation (S species), no per-pair outer products.
     """
 
+    upper: torch.Tensor  # flat indices of the pairs n ≤ n' in a radial × radial block
+
     def __init__(
         self,
         num_species: int,
