@@ -137,12 +137,13 @@ def transip(
     dtype: str = typer.Option("float32", help="float32 or float64."),
     frame_averaging: bool = typer.Option(True, help="Also time TransIP with frame averaging."),
     neighbour_density: bool = typer.Option(True, help="TransIP with neighbour_density."),
-    neighbour_sum: bool = typer.Option(False, help="TransIP with neighbour_sum (a sum over "
+    neighbour_sum: bool = typer.Option(True, help="TransIP with neighbour_sum (a sum over "
                                        "the neighbours in every block)."),
-    angular_density: bool = typer.Option(False, help="TransIP with angular_density (the "
+    angular_density: bool = typer.Option(True, help="TransIP with angular_density (the "
                                          "bond-angle power spectrum in the input tokens)."),
 ) -> None:
-    """TransIPPotential vs EquivariantPotential: energy+forces time on molecules."""
+    """TransIPPotential vs EquivariantPotential: energy+forces time on molecules (both at
+    their class defaults unless an option says otherwise)."""
     from benchmarks.transip_speed import run
 
     run(sizes=_int_tuple(sizes, "--sizes"), repeats=repeats, threads=threads, device=device,

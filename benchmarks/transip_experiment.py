@@ -42,8 +42,8 @@ bond-angle power spectrum in the input tokens (``angular_density``), a sum over 
 neighbours in every block (``neighbour_sum``), rotary wavelengths 2–40 Å and learned wave
 vectors (``learned_rotary``); 122k parameters against the equivariant model's 95k
 (``--transip-dim 48``: 93k). These options became the experiment's default after the
-grids with them (README, "TransIP"); the class defaults of
-:class:`~mlpot.models.TransIPPotential` are unchanged.
+grids with them (README, "TransIP"), and since 2026-12-02 they are the class defaults of
+:class:`~mlpot.models.TransIPPotential` too (at ``dim`` 64).
 """
 
 from __future__ import annotations

@@ -30,10 +30,13 @@ from mlpot.testing import (
 )
 
 SPECIES = ["H", "C", "N", "O"]
+#: The class defaults of the token/block options (``small_model`` turns them off).
+DEFAULT_OPTIONS = {"neighbour_density": True, "neighbour_sum": True, "learned_rotary": True,
+                   "angular_density": True}
 #: The architectures every symmetry/smoothness test runs on: the plain transformer, the
 #: one whose tokens start with the radial neighbour density, that one with a neighbour
-#: sum in every block, that one with learned rotary wave vectors, and that one with the
-#: angular density (bond-angle power spectrum) in its tokens.
+#: sum in every block, that one with learned rotary wave vectors, and the class default
+#: (all of these plus the angular density, the bond-angle power spectrum, in its tokens).
 ARCHITECTURES = pytest.mark.parametrize(
     "arch",
     [
@@ -41,13 +44,15 @@ ARCHITECTURES = pytest.mark.parametrize(
         {"neighbour_density": True},
         {"neighbour_density": True, "neighbour_sum": True},
         {"neighbour_density": True, "learned_rotary": True},
-        {"neighbour_density": True, "angular_density": True},
+        DEFAULT_OPTIONS,
     ],
-    ids=["plain", "density", "sum", "learned", "angular"],
+    ids=["plain", "density", "sum", "learned", "default"],
 )
 
 
 def small_model(**kwargs) -> TransIPPotential:
+    """A small float64 model; only the options named in ``kwargs`` are on (the radial
+    density aside), so each test states what it runs on."""
     size = {
         "dim": 16,
         "heads": 2,
@@ -55,6 +60,9 @@ def small_model(**kwargs) -> TransIPPotential:
         "num_radial": 8,
         "head_hidden": 16,
         "cutoff": 3.0,
+        "neighbour_sum": False,
+        "learned_rotary": False,
+        "angular_density": False,
     }
     return TransIPPotential(SPECIES, **{**size, **kwargs}).double()
 
@@ -449,18 +457,20 @@ def test_checkpoint_round_trip(tmp_path, arch):
     assert torch.equal(a.forces, b.forces)
 
 
-def test_checkpoint_from_before_the_density_loads_without_it(tmp_path):
-    """A checkpoint written before ``neighbour_density`` existed (its config lacks the
-    key) rebuilds the plain architecture with the same energies, although new models
-    have the density by default."""
-    assert small_model().config.neighbour_density
-    model = small_model(neighbour_density=False)
+@pytest.mark.parametrize("option", sorted(DEFAULT_OPTIONS))
+def test_checkpoint_from_before_an_option_loads_without_it(tmp_path, option):
+    """A checkpoint written before an option existed (its config lacks the key)
+    rebuilds the architecture without it, with the same energies, although new models
+    have it by default. Mutant: dropping the key from ``legacy_config`` → the model is
+    rebuilt with the option on and its weights do not load."""
+    assert getattr(TransIPPotential(SPECIES, dim=16, heads=2, num_layers=1).config, option)
+    model = small_model(**{option: False})
     path = save_model(model, tmp_path / "transip.pt")
     payload = torch.load(path, weights_only=True)
-    del payload["config"]["neighbour_density"]
+    del payload["config"][option]
     torch.save(payload, path)
     loaded = load_model(path)
-    assert not loaded.config.neighbour_density
+    assert not getattr(loaded.config, option)
     assert torch.equal(predict(model, molecule("CH3CH2OH")).energy,
                        predict(loaded, molecule("CH3CH2OH")).energy)
 
