@@ -194,9 +194,10 @@ class TransIPPotential(Potential):
     ``frame_averaging=True`` (molecules only; a periodic system raises ``ValueError``):
     the energy is averaged over the 4 proper PCA frames (:mod:`mlpot.models.frames`),
     exactly SO(3)-invariant with equivariant forces. Cost: 4 evaluations (a batch of 4
-    rotated copies); measured on one CPU thread, float32, energy+forces: 1.6× the
-    plain model's time at 20 atoms, 2.2× at 100, 5.9× at 500 (the four copies' n² pair
-    tensors no longer fit in cache), see ``python -m benchmarks transip``.
+    rotated copies); measured on one CPU thread, float32, energy+forces, default
+    sizes: 1.6× the plain model's time at 20 atoms, 2.5× at 100, 4.1× at 500 (the four
+    copies' n² pair tensors no longer fit in cache), see ``python -m benchmarks
+    transip``.
     It is not smooth where the covariance spectrum is degenerate (see the frames
     module: finite there, invariant only for linear molecules and single atoms).
 
