@@ -30,7 +30,8 @@ from mlpot.testing import (
 )
 
 SPECIES = ["H", "C", "N", "O"]
-#: The class defaults of the token/block options (``small_model`` turns them off).
+#: The class defaults of the token/block options (``small_model`` turns all but the
+#: radial density off).
 DEFAULT_OPTIONS = {"neighbour_density": True, "neighbour_sum": True, "learned_rotary": True,
                    "angular_density": True}
 #: The architectures every symmetry/smoothness test runs on: the plain transformer, the
